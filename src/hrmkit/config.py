@@ -1,0 +1,166 @@
+"""The run configuration: dataclasses whose field docs double as ``--help``.
+
+A run is ``RunConfig(model, data, train)``. Presets live in ``configs/*.yaml``; any field can be
+overridden from the command line as ``train.lr=3e-4`` or ``--train.lr 3e-4``. Unknown keys and
+bad values are reported together (see ``config_base.build_config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .config_base import ConfigError, build_config, deep_merge, load_yaml, field_doc
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the recursive core and its ACT wrapper (names follow the reference)."""
+
+    variant: Literal["hrm", "trm"] = field_doc("trm", "hrm: separate H and L modules; trm: one shared net")
+    hidden_size: int = field_doc(128, "width of every token state")
+    num_heads: int = field_doc(2, "attention heads (ignored with mlp_t)")
+    expansion: float = field_doc(4.0, "SwiGLU expansion factor")
+    H_layers: int = field_doc(2, "blocks in the H (slow, planning) module; unused by trm")
+    L_layers: int = field_doc(2, "blocks in the L (fast) module; trm's single net")
+    H_cycles: int = field_doc(2, "hrm: H updates per segment; trm: recursions T per segment")
+    L_cycles: int = field_doc(3, "L updates per H update (hrm) or latent updates n per recursion (trm)")
+    halt_max_steps: int = field_doc(8, "maximum ACT segments per example; evaluation runs all of them")
+    halt_exploration_prob: float = field_doc(0.1, "probability of forcing a random minimum number of segments")
+    no_ACT_continue: bool | None = field_doc(None, "true: halt when q_halt > 0 without a continue target (trm default); false: hrm-style Q-learning; null: the variant's default")
+    pos_encodings: Literal["rope", "learned", "none"] = field_doc("rope", "position encoding")
+    rope_theta: float = field_doc(10000.0, "RoPE base")
+    mlp_t: bool = field_doc(False, "token-mixing MLP instead of attention (trm Sudoku variant)")
+    puzzle_emb_ndim: int = field_doc(0, "width of the per-puzzle embedding; 0 disables it")
+    puzzle_emb_len: int = field_doc(0, "prefix positions for the puzzle embedding; 0 = ceil(ndim / hidden)")
+    rms_norm_eps: float = field_doc(1e-5, "RMSNorm epsilon")
+    loss: Literal["stablemax_cross_entropy", "softmax_cross_entropy"] = field_doc("stablemax_cross_entropy", "token loss (stablemax in float64, as the reference)")
+    vocab_size: int = field_doc(0, "token vocabulary; 0 = read from the dataset")
+    seq_len: int = field_doc(0, "tokens per example; 0 = read from the dataset")
+    num_puzzle_identifiers: int = field_doc(0, "rows of the puzzle-embedding table; 0 = read from the dataset")
+
+    @property
+    def halts_on_q_halt_alone(self) -> bool:
+        return self.variant == "trm" if self.no_ACT_continue is None else self.no_ACT_continue
+
+    @property
+    def prefix_len(self) -> int:
+        """Positions prepended for the puzzle embedding (none without one: the reference TRM would
+        still drop ``puzzle_emb_len`` real positions from its logits there)."""
+        if self.puzzle_emb_ndim == 0:
+            return 0
+        if self.puzzle_emb_len > 0 and self.variant == "trm":
+            return self.puzzle_emb_len
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name in ("hidden_size", "num_heads", "L_layers", "H_cycles", "L_cycles", "halt_max_steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.variant == "hrm" and self.H_layers < 1:
+            problems.append("H_layers must be >= 1 for hrm")
+        if not self.mlp_t and self.num_heads > 0 and self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        if not 0.0 <= self.halt_exploration_prob <= 1.0:
+            problems.append("halt_exploration_prob must be in [0, 1]")
+        if self.puzzle_emb_ndim < 0 or self.puzzle_emb_len < 0:
+            problems.append("puzzle_emb_ndim and puzzle_emb_len must be >= 0")
+        return problems
+
+
+@dataclass
+class DataConfig:
+    """Where the dataset lives."""
+
+    path: str = field_doc("", "dataset folder in the reference puzzle format (train/ and test/ inside)")
+    train_split: str = field_doc("train", "split used for training")
+    eval_split: str = field_doc("test", "split used for evaluation")
+
+
+@dataclass
+class TrainConfig:
+    """The one training loop: optimisation, precision, schedule, checkpoints and logging."""
+
+    steps: int = field_doc(1000, "optimizer steps to train for")
+    global_batch_size: int = field_doc(64, "examples per optimizer step, summed over processes and accumulation")
+    grad_accum_steps: int = field_doc(1, "micro-batches per optimizer step")
+    optimizer: str = field_doc("adamw", "adamw, adam_atan2, or any pytorch-optimizer name")
+    optimizer_kwargs: dict[str, Any] = field_doc({}, "extra keyword arguments for the optimizer")
+    lr: float = field_doc(1e-3, "peak learning rate")
+    lr_min_ratio: float = field_doc(1.0, "final lr as a fraction of the peak (cosine floor); 1.0 = constant")
+    lr_warmup_steps: int = field_doc(50, "linear warmup, in optimizer steps")
+    lr_schedule: str = field_doc("cosine", "cosine, linear, constant, or a pytorch-optimizer scheduler name")
+    lr_schedule_kwargs: dict[str, Any] = field_doc({}, "extra keyword arguments for a pytorch-optimizer scheduler")
+    weight_decay: float = field_doc(0.1, "decoupled weight decay")
+    beta1: float = field_doc(0.9, "Adam beta1")
+    beta2: float = field_doc(0.95, "Adam beta2")
+    puzzle_emb_lr: float = field_doc(1e-2, "SignSGD learning rate of the sparse puzzle embeddings")
+    puzzle_emb_weight_decay: float = field_doc(0.1, "weight decay of the puzzle embeddings")
+    grad_clip: float = field_doc(0.0, "clip the global grad norm to this; 0 disables")
+    precision: Literal["fp32", "bf16", "fp16"] = field_doc("fp32", "autocast precision; fp32 is the CPU default")
+    device: str = field_doc("auto", "auto, cpu, cuda, cuda:N or mps")
+    threads: int = field_doc(0, "CPU threads for torch; 0 = torch's default")
+    compile: bool = field_doc(False, "wrap the model in torch.compile")
+    ema: bool = field_doc(False, "keep an exponential moving average of the weights and evaluate it")
+    ema_rate: float = field_doc(0.999, "EMA decay per optimizer step")
+    seed: int = field_doc(0, "seed for weights, sampling and exploration")
+    eval_interval: int = field_doc(0, "evaluate every N optimizer steps (0 = only at the end)")
+    eval_batch_size: int = field_doc(0, "evaluation batch size; 0 = global_batch_size")
+    eval_max_examples: int = field_doc(0, "evaluate at most this many examples during training; 0 = all")
+    checkpoint_interval: int = field_doc(0, "save a resumable checkpoint every N optimizer steps (0 = only at eval and end)")
+    checkpoint_limit: int = field_doc(3, "keep at most this many step checkpoints; 0 keeps all")
+    log_steps: int = field_doc(10, "write a metrics line every N optimizer steps")
+    progress: bool = field_doc(True, "show a progress bar")
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.steps < 1:
+            problems.append("steps must be >= 1")
+        if self.global_batch_size < 1 or self.grad_accum_steps < 1:
+            problems.append("global_batch_size and grad_accum_steps must be >= 1")
+        elif self.global_batch_size % self.grad_accum_steps:
+            problems.append(f"global_batch_size {self.global_batch_size} must be divisible by grad_accum_steps {self.grad_accum_steps}")
+        if self.lr <= 0:
+            problems.append("lr must be > 0")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            problems.append("lr_min_ratio must be in [0, 1]")
+        if not 0.0 < self.ema_rate < 1.0:
+            problems.append("ema_rate must be in (0, 1)")
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            problems.append(f"device must be auto, cpu, cuda[:N] or mps, got '{self.device}'")
+        return problems
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
+
+    run_name: str = field_doc("", "folder name under runs_dir; empty = derived from the config name")
+    runs_dir: str = field_doc("runs", "parent folder of run folders")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    """A YAML path, or the name of a shipped preset (``hrm_v1`` → ``configs/hrm_v1.yaml``)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    preset = PRESETS_DIR / f"{path.stem}.yaml"
+    if preset.exists():
+        return preset
+    available = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    raise ConfigError([f"no config file or preset named '{name_or_path}' (presets: {available})"])
+
+
+def load_run_config(config: str | None, overrides: dict | None = None) -> RunConfig:
+    data = load_yaml(resolve_preset(config)) if config else {}
+    cfg = build_config(RunConfig, deep_merge(data, overrides or {}))
+    if not cfg.run_name:
+        cfg.run_name = Path(config).stem if config else "run"
+    return cfg

@@ -1,0 +1,135 @@
+"""The recursive reasoning core: HRM (two modules) and TRM (one net), one segment per call.
+
+Symbols follow the papers. x: input embedding; HRM: z_H (slow, planning) and z_L (fast);
+TRM: y (the answer, stored in ``z_H``) and z (the latent, stored in ``z_L``).
+
+A segment is split in two so callers can reuse work: ``recurse_without_grad`` runs every update
+but the last ones (no graph: the 1-step gradient), ``recurse_with_grad`` runs the updates that
+backpropagate. Both variants keep the reference's parameter names (``H_level``, ``L_level``,
+``embed_tokens``, ``lm_head``, ``q_head``, ``puzzle_emb``, ``H_init``, ``L_init``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .layers import Block, CastedEmbedding, CastedLinear, ReasoningModule, RotaryEmbedding, trunc_normal_init_
+from .puzzle_emb import CastedSparseEmbedding
+
+
+@dataclass
+class CoreCarry:
+    z_H: torch.Tensor  # [batch, prefix + seq, hidden]
+    z_L: torch.Tensor  # [batch, prefix + seq, hidden]
+
+
+class RecursiveCore(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.vocab_size < 1 or config.seq_len < 1:
+            raise ValueError("model.vocab_size and model.seq_len must be set (they come from the dataset)")
+        if config.puzzle_emb_ndim > 0 and config.num_puzzle_identifiers < 1:
+            raise ValueError("model.num_puzzle_identifiers must be set when puzzle_emb_ndim > 0")
+        self.config = config
+        hidden = config.hidden_size
+        self.prefix_len = config.prefix_len
+        self.total_len = config.seq_len + self.prefix_len
+        self.embed_scale = math.sqrt(hidden)
+        # Embeddings are scaled by sqrt(hidden) after lookup, so their init std is 1/sqrt(hidden).
+        self.embed_tokens = CastedEmbedding(config.vocab_size, hidden, 1.0 / self.embed_scale, torch.float32)
+        self.lm_head = CastedLinear(hidden, config.vocab_size, bias=False)
+        self.q_head = CastedLinear(hidden, 2, bias=True)
+        if config.puzzle_emb_ndim > 0:
+            self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, 0.0, torch.float32)
+        if config.pos_encodings == "rope" and not config.mlp_t:
+            self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta)
+        elif config.pos_encodings == "learned":
+            self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
+
+        def module(num_layers: int) -> ReasoningModule:
+            return ReasoningModule([
+                Block(hidden, config.num_heads, config.expansion, config.rms_norm_eps, config.mlp_t, self.total_len)
+                for _ in range(num_layers)])
+
+        if config.variant == "hrm":
+            self.H_level = module(config.H_layers)
+        self.L_level = module(config.L_layers)
+        self.register_buffer("H_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
+        self.register_buffer("L_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
+        with torch.no_grad():
+            # Start by predicting "continue" strongly, so early training does not halt at random.
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+
+    # -- carry ---------------------------------------------------------------------------------
+    def empty_carry(self, batch_size: int) -> CoreCarry:
+        shape = (batch_size, self.total_len, self.config.hidden_size)
+        return CoreCarry(self.H_init.float().expand(shape).clone(), self.L_init.float().expand(shape).clone())
+
+    def reset_carry(self, reset: torch.Tensor, carry: CoreCarry) -> CoreCarry:
+        """Rows flagged in ``reset`` start again from the fixed initial states."""
+        flag = reset.view(-1, 1, 1)
+        return CoreCarry(torch.where(flag, self.H_init.float(), carry.z_H), torch.where(flag, self.L_init.float(), carry.z_L))
+
+    # -- one segment -----------------------------------------------------------------------------
+    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+        embedding = self.embed_tokens(inputs.long())  # [batch, seq, hidden]
+        if hasattr(self, "puzzle_emb"):
+            puzzle = self.puzzle_emb(puzzle_identifiers)  # [batch, ndim], zero-padded to whole positions
+            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))
+            embedding = torch.cat((puzzle.view(-1, self.prefix_len, self.config.hidden_size), embedding), dim=-2)
+        if hasattr(self, "embed_pos"):
+            # Scale by 1/sqrt(2) so the sum of two unit-variance embeddings keeps unit variance.
+            embedding = 0.707106781 * (embedding + self.embed_pos.embedding_weight)
+        return self.embed_scale * embedding
+
+    def _cos_sin(self):
+        return self.rotary_emb() if hasattr(self, "rotary_emb") else None
+
+    @torch.no_grad()
+    def recurse_without_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
+        """Every update of a segment except those ``recurse_with_grad`` runs (no graph is kept)."""
+        cfg, cos_sin = self.config, self._cos_sin()
+        if cfg.variant == "hrm":
+            for h_step in range(cfg.H_cycles):
+                last_h = h_step == cfg.H_cycles - 1
+                for l_step in range(cfg.L_cycles - 1 if last_h else cfg.L_cycles):
+                    z_L = self.L_level(z_L, z_H + x, cos_sin)
+                if not last_h:
+                    z_H = self.H_level(z_H, z_L, cos_sin)
+        else:
+            for _ in range(cfg.H_cycles - 1):
+                for _ in range(cfg.L_cycles):
+                    z_L = self.L_level(z_L, z_H + x, cos_sin)  # latent update: z <- net(z + y + x)
+                z_H = self.L_level(z_H, z_L, cos_sin)  # answer update: y <- net(y + z)
+        return z_H, z_L
+
+    def recurse_with_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
+        """HRM: the last L and the last H update (1-step gradient). TRM: the whole last recursion."""
+        cfg, cos_sin = self.config, self._cos_sin()
+        if cfg.variant == "hrm":
+            z_L = self.L_level(z_L, z_H + x, cos_sin)
+            return self.H_level(z_H, z_L, cos_sin), z_L
+        for _ in range(cfg.L_cycles):
+            z_L = self.L_level(z_L, z_H + x, cos_sin)
+        return self.L_level(z_H, z_L, cos_sin), z_L
+
+    def q_logits(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.q_head(z_H[:, 0]).float()  # the Q head reads position 0
+        return q[..., 0], q[..., 1]
+
+    def token_logits(self, z_H: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(z_H)[:, self.prefix_len:]  # drop the puzzle-embedding prefix
+
+    def forward(self, carry: CoreCarry, batch: dict):
+        """One full segment, as the reference's inner model: (new carry, logits, (q_halt, q_continue))."""
+        x = self.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
+        z_H, z_L = self.recurse_without_grad(carry.z_H, carry.z_L, x)
+        z_H, z_L = self.recurse_with_grad(z_H, z_L, x)
+        return CoreCarry(z_H.detach(), z_L.detach()), self.token_logits(z_H), self.q_logits(z_H)

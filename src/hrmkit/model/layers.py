@@ -1,0 +1,170 @@
+"""Building blocks shared by HRM and TRM, with the reference's parameter names.
+
+Parameter names (``qkv_proj``, ``gate_up_proj``, ``embedding_weight`` ...) match the reference
+implementation so that its checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2.0, upper: float = 2.0) -> torch.Tensor:
+    """Truncated normal whose *resulting* standard deviation is ``std`` (JAX-style LeCun init).
+
+    torch's ``trunc_normal_`` takes the std of the untruncated normal; truncation at ±2σ shrinks
+    it by ~12 %, so the reference (and we) scale the pre-truncation std back up.
+    """
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        sqrt2 = math.sqrt(2.0)
+        cdf_lower, cdf_upper = math.erf(lower / sqrt2), math.erf(upper / sqrt2)
+        mass = (cdf_upper - cdf_lower) / 2
+        density = (2 * math.pi) ** -0.5
+        pdf_lower, pdf_upper = density * math.exp(-0.5 * lower**2), density * math.exp(-0.5 * upper**2)
+        truncated_var = 1 - (upper * pdf_upper - lower * pdf_lower) / mass - ((pdf_upper - pdf_lower) / mass) ** 2
+        scaled_std = std / math.sqrt(truncated_var)
+        tensor.uniform_(cdf_lower, cdf_upper).erfinv_().mul_(sqrt2 * scaled_std)
+        return tensor.clip_(lower * scaled_std, upper * scaled_std)
+
+
+def rms_norm(hidden: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm without a learnable scale, computed in float32 for stability."""
+    dtype = hidden.dtype
+    hidden = hidden.float()
+    hidden = hidden * torch.rsqrt(hidden.square().mean(-1, keepdim=True) + eps)
+    return hidden.to(dtype)
+
+
+def find_multiple(value: int, multiple: int) -> int:
+    return -(value // -multiple) * multiple
+
+
+class CastedLinear(nn.Module):
+    """Linear layer with fp32 master weights cast to the activation dtype (LeCun-normal init)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(trunc_normal_init_(torch.empty(out_features, in_features), std=in_features**-0.5))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class CastedEmbedding(nn.Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float, cast_to: torch.dtype):
+        super().__init__()
+        self.cast_to = cast_to
+        self.embedding_weight = nn.Parameter(trunc_normal_init_(torch.empty(num_embeddings, embedding_dim), std=init_std))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.embedding_weight.to(self.cast_to))
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for RoPE; not persistent, so checkpoints never carry them (as the reference)."""
+
+    def __init__(self, head_dim: int, max_positions: int, base: float):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), inv_freq)
+        angles = torch.cat((angles, angles), dim=-1)  # [positions, head_dim]
+        self.register_buffer("cos_cached", angles.cos(), persistent=False)
+        self.register_buffer("sin_cached", angles.sin(), persistent=False)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos_cached, self.sin_cached
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: [batch, heads, seq, head_dim]; cos/sin: [seq, head_dim]
+    dtype = x.dtype
+    x = x.float()
+    return (x * cos + _rotate_half(x) * sin).to(dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head attention through torch SDPA (any device, no flash-attn)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, causal: bool = False):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.causal = causal
+        self.qkv_proj = CastedLinear(hidden_size, 3 * hidden_size, bias=False)
+        self.o_proj = CastedLinear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        batch, seq, _ = hidden.shape
+        qkv = self.qkv_proj(hidden).view(batch, seq, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, seq, head_dim]
+        if cos_sin is not None:
+            cos, sin = cos_sin
+            query, key = apply_rotary(query, cos[:seq], sin[:seq]), apply_rotary(key, cos[:seq], sin[:seq])
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=self.causal)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1))
+
+
+class SwiGLU(nn.Module):
+    """SwiGLU FFN; inner width is round(expansion * hidden * 2/3) rounded up to a multiple of 256."""
+
+    def __init__(self, hidden_size: int, expansion: float):
+        super().__init__()
+        inter = find_multiple(round(expansion * hidden_size * 2 / 3), 256)
+        self.gate_up_proj = CastedLinear(hidden_size, inter * 2, bias=False)
+        self.down_proj = CastedLinear(inter, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    """Post-norm transformer block. With ``mlp_t`` a token-mixing SwiGLU over the sequence axis
+    replaces attention (TRM's variant for small fixed grids such as Sudoku)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, expansion: float, norm_eps: float,
+                 mlp_t: bool = False, total_seq_len: int = 0):
+        super().__init__()
+        self.norm_eps = norm_eps
+        if mlp_t:
+            self.mlp_t = SwiGLU(total_seq_len, expansion)
+        else:
+            self.self_attn = Attention(hidden_size, num_heads)
+        self.mlp = SwiGLU(hidden_size, expansion)
+
+    def forward(self, hidden: torch.Tensor, cos_sin=None) -> torch.Tensor:
+        if hasattr(self, "mlp_t"):
+            mixed = hidden.transpose(1, 2)  # [batch, hidden, seq]: mix across positions
+            hidden = rms_norm(mixed + self.mlp_t(mixed), self.norm_eps).transpose(1, 2)
+        else:
+            hidden = rms_norm(hidden + self.self_attn(hidden, cos_sin), self.norm_eps)
+        return rms_norm(hidden + self.mlp(hidden), self.norm_eps)
+
+
+class ReasoningModule(nn.Module):
+    """A stack of blocks whose input is the state plus the injected signal (injection by addition)."""
+
+    def __init__(self, layers: list[Block]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, cos_sin=None) -> torch.Tensor:
+        hidden = hidden + injection
+        for layer in self.layers:
+            hidden = layer(hidden, cos_sin)
+        return hidden

@@ -1,0 +1,216 @@
+"""The recursive core and ACT: parameter counts, gradient paths, halting, Q targets, losses."""
+
+import math
+
+import pytest
+import torch
+
+from hrmkit.config import ModelConfig, load_run_config
+from hrmkit.model.act import ACTModel
+from hrmkit.model.core import CoreCarry
+from hrmkit.model.losses import IGNORE_LABEL_ID, act_loss, log_stablemax, stablemax_cross_entropy
+
+
+def tiny(variant="hrm", **overrides) -> ModelConfig:
+    values = dict(variant=variant, hidden_size=32, num_heads=2, H_layers=1, L_layers=1, H_cycles=2, L_cycles=2,
+                  halt_max_steps=4, vocab_size=7, seq_len=9, num_puzzle_identifiers=3, halt_exploration_prob=0.0)
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def batch_for(cfg: ModelConfig, size=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return {"inputs": torch.randint(0, cfg.vocab_size, (size, cfg.seq_len), generator=gen, dtype=torch.int32),
+            "labels": torch.randint(0, cfg.vocab_size, (size, cfg.seq_len), generator=gen),
+            "puzzle_identifiers": torch.randint(0, max(cfg.num_puzzle_identifiers, 1), (size,), generator=gen, dtype=torch.int32)}
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("preset,expected", [("hrm_v1", 27_275_266), ("trm_sudoku_mlp", 5_028_866), ("trm_sudoku_att", 6_828_034)])
+def test_preset_parameter_counts_match_the_reference(preset, expected):
+    cfg = load_run_config(preset)
+    assert count_params(ACTModel(cfg.model)) == expected
+
+
+def test_quickstart_model_has_the_reference_tiny_parameter_count():
+    cfg = load_run_config("quickstart_sudoku4").model
+    cfg.vocab_size, cfg.seq_len = 6, 16
+    assert count_params(ACTModel(cfg)) == 419_586
+
+
+def test_puzzle_embedding_is_a_buffer_and_prefix_positions_are_dropped_from_logits():
+    cfg = tiny("hrm", puzzle_emb_ndim=40)  # ceil(40 / 32) = 2 prefix positions
+    model = ACTModel(cfg)
+    assert "inner.puzzle_emb.weights" in dict(model.named_buffers())
+    assert "inner.puzzle_emb.weights" not in dict(model.named_parameters())
+    batch = batch_for(cfg)
+    carry, out = model(carry=model.initial_carry(batch), batch=batch)
+    assert carry.inner_carry.z_H.shape == (4, cfg.seq_len + 2, cfg.hidden_size)
+    assert out["logits"].shape == (4, cfg.seq_len, cfg.vocab_size)
+    assert out["q_halt_logits"].shape == out["q_continue_logits"].shape == (4,)
+
+
+@pytest.mark.parametrize("variant", ["hrm", "trm"])
+def test_zero_puzzle_embedding_works_for_both_variants(variant):
+    cfg = tiny(variant, puzzle_emb_ndim=0, puzzle_emb_len=16)
+    model = ACTModel(cfg)
+    batch = batch_for(cfg)
+    _, out = model(carry=model.initial_carry(batch), batch=batch)
+    assert out["logits"].shape == (4, cfg.seq_len, cfg.vocab_size)
+
+
+def _count_module_calls_with_grad(model, cycles_cfg):
+    calls = {"H": 0, "L": 0}
+
+    def hook(name):
+        def record(module, inputs, output):
+            if output.requires_grad:
+                calls[name] += 1
+        return record
+
+    if hasattr(model.inner, "H_level"):
+        model.inner.H_level.register_forward_hook(hook("H"))
+    model.inner.L_level.register_forward_hook(hook("L"))
+    batch = batch_for(cycles_cfg)
+    model.train()
+    model(carry=model.initial_carry(batch), batch=batch)
+    return calls
+
+
+@pytest.mark.parametrize("h_cycles,l_cycles", [(1, 1), (2, 2), (4, 3)])
+def test_hrm_one_step_gradient_only_last_L_and_H_updates_carry_gradient(h_cycles, l_cycles):
+    cfg = tiny("hrm", H_cycles=h_cycles, L_cycles=l_cycles)
+    calls = _count_module_calls_with_grad(ACTModel(cfg), cfg)
+    assert calls == {"H": 1, "L": 1}  # the graph does not grow with the number of cycles
+
+
+@pytest.mark.parametrize("h_cycles,l_cycles", [(1, 2), (3, 6)])
+def test_trm_backpropagates_through_the_last_recursion_only(h_cycles, l_cycles):
+    cfg = tiny("trm", H_cycles=h_cycles, L_cycles=l_cycles)
+    calls = _count_module_calls_with_grad(ACTModel(cfg), cfg)
+    assert calls == {"H": 0, "L": l_cycles + 1}  # n latent updates + one answer update
+
+
+def test_carry_is_detached_and_reset_rows_start_from_init_states():
+    cfg = tiny("hrm")
+    model = ACTModel(cfg)
+    batch = batch_for(cfg)
+    carry, _ = model(carry=model.initial_carry(batch), batch=batch)
+    assert not carry.inner_carry.z_H.requires_grad and not carry.inner_carry.z_L.requires_grad
+    reset = torch.tensor([True, False, True, False])
+    fresh = model.inner.reset_carry(reset, carry.inner_carry)
+    assert torch.equal(fresh.z_H[0], model.inner.H_init.expand_as(fresh.z_H[0]))
+    assert torch.equal(fresh.z_L[2], model.inner.L_init.expand_as(fresh.z_L[2]))
+    assert torch.equal(fresh.z_H[1], carry.inner_carry.z_H[1])
+
+
+def test_halted_rows_take_new_data_and_restart_their_step_count():
+    cfg = tiny("trm", halt_max_steps=2)
+    model = ACTModel(cfg).train()
+    first, second = batch_for(cfg, seed=1), batch_for(cfg, seed=2)
+    carry = model.initial_carry(first)
+    carry, _ = model(carry=carry, batch=first)
+    assert torch.equal(carry.current_data["inputs"], first["inputs"])
+    carry.halted = torch.tensor([True, False, True, False])
+    carry, _ = model(carry=carry, batch=second)
+    assert torch.equal(carry.current_data["inputs"][0], second["inputs"][0])
+    assert torch.equal(carry.current_data["inputs"][1], first["inputs"][1])
+    assert carry.steps.tolist() == [1, 2, 1, 2]
+    assert carry.halted[1] and carry.halted[3]  # halt_max_steps reached
+
+
+def test_evaluation_never_halts_before_the_last_segment():
+    cfg = tiny("hrm", halt_max_steps=3)
+    model = ACTModel(cfg).eval()
+    with torch.no_grad():
+        model.inner.q_head.bias.copy_(torch.tensor([10.0, -10.0]))  # the Q head begs to halt
+    batch = batch_for(cfg)
+    carry = model.initial_carry(batch)
+    halted = []
+    for _ in range(3):
+        carry, _ = model(carry=carry, batch=batch)
+        halted.append(bool(carry.halted.all()))
+    assert halted == [False, False, True]
+
+
+def test_training_halts_when_q_halt_wins_and_trm_halts_on_q_halt_alone():
+    for variant, bias, expect in [("hrm", [1.0, 2.0], False), ("hrm", [2.0, 1.0], True),
+                                  ("trm", [1.0, 2.0], True), ("trm", [-1.0, -2.0], False)]:
+        cfg = tiny(variant, halt_max_steps=8)
+        model = ACTModel(cfg).train()
+        with torch.no_grad():
+            model.inner.q_head.weight.zero_()
+            model.inner.q_head.bias.copy_(torch.tensor(bias))
+        batch = batch_for(cfg)
+        carry, _ = model(carry=model.initial_carry(batch), batch=batch)
+        assert bool(carry.halted.all()) is expect, (variant, bias)
+
+
+def test_q_continue_target_comes_from_the_next_segment():
+    cfg = tiny("hrm", halt_max_steps=4)
+    model = ACTModel(cfg).train()
+    with torch.no_grad():
+        model.inner.q_head.weight.normal_(0, 0.3)
+    batch = batch_for(cfg)
+    carry0 = model.initial_carry(batch)
+    carry, out = model(carry=carry0, batch=batch)
+    with torch.no_grad():
+        _, _, (next_halt, next_continue) = model.inner(carry.inner_carry, carry.current_data)
+    expected = torch.sigmoid(torch.maximum(next_halt, next_continue))
+    torch.testing.assert_close(out["target_q_continue"], expected)
+
+
+def test_reusing_the_target_forward_gives_the_same_training_trajectory():
+    cfg = tiny("hrm", halt_max_steps=3, halt_exploration_prob=0.5)
+
+    def trajectory(reuse: bool):
+        torch.manual_seed(0)
+        model = ACTModel(cfg).train()
+        batch = batch_for(cfg, size=6)
+        carry = model.initial_carry(batch)
+        losses = []
+        for step in range(6):
+            if not reuse:
+                carry.prefetched = None
+            carry, out = model(carry=carry, batch=batch_for(cfg, size=6, seed=step))
+            loss, _ = act_loss(out, carry.current_data["labels"], carry.halted, carry.steps, cfg.loss)
+            losses.append(loss.item())
+        return losses
+
+    assert trajectory(True) == pytest.approx(trajectory(False), rel=1e-5)
+
+
+def test_stablemax_matches_its_definition_and_ignores_masked_labels():
+    logits = torch.tensor([[[-1.0, 0.0, 2.0]]])
+    s = torch.tensor([1 / 2, 1.0, 3.0], dtype=torch.float64)
+    expected = torch.log(s / s.sum())
+    torch.testing.assert_close(log_stablemax(logits.double())[0, 0], expected)
+    labels = torch.tensor([[2]])
+    assert stablemax_cross_entropy(logits, labels).item() == pytest.approx(-math.log(3.0 / 4.5))
+    assert stablemax_cross_entropy(logits, torch.tensor([[IGNORE_LABEL_ID]])).item() == 0.0
+    assert stablemax_cross_entropy(logits, labels).dtype == torch.float64
+
+
+def test_act_loss_counts_only_halted_rows_with_labels():
+    logits = torch.zeros(3, 2, 4)
+    logits[..., 1] = 5.0
+    labels = torch.tensor([[1, 1], [1, 0], [IGNORE_LABEL_ID, IGNORE_LABEL_ID]])
+    outputs = {"logits": logits, "q_halt_logits": torch.zeros(3), "q_continue_logits": torch.zeros(3)}
+    halted = torch.tensor([True, True, True])
+    _, metrics = act_loss(outputs, labels, halted, torch.tensor([2, 3, 4]), "softmax_cross_entropy")
+    assert metrics["count"].item() == 2  # the row with no labels is left out
+    assert metrics["exact_accuracy"].item() == 1
+    assert metrics["accuracy"].item() == pytest.approx(1.5)
+    assert metrics["steps"].item() == 5
+
+
+def test_core_forward_matches_the_reference_call_shape():
+    cfg = tiny("trm")
+    model = ACTModel(cfg)
+    batch = batch_for(cfg)
+    carry = model.inner.empty_carry(4)
+    new_carry, logits, (q_halt, q_continue) = model.inner(carry, batch)
+    assert isinstance(new_carry, CoreCarry) and logits.shape == (4, 9, 7) and q_halt.shape == (4,)
