@@ -48,7 +48,7 @@ class ACTModel(nn.Module):
         batch_size = batch["inputs"].shape[0]
         device = batch["inputs"].device
         return ACTCarry(
-            inner_carry=self.inner.empty_carry(batch_size),
+            inner_carry=self.inner.empty_carry(batch_size, batch["inputs"].shape[1]),
             steps=torch.zeros(batch_size, dtype=torch.int32, device=device),
             halted=torch.ones(batch_size, dtype=torch.bool, device=device),  # every row takes data at once
             current_data={k: torch.zeros_like(v) for k, v in batch.items()},

@@ -68,8 +68,9 @@ class RecursiveCore(nn.Module):
             self.q_head.bias.fill_(-5.0)
 
     # -- carry ---------------------------------------------------------------------------------
-    def empty_carry(self, batch_size: int) -> CoreCarry:
-        shape = (batch_size, self.total_len, self.config.hidden_size)
+    def empty_carry(self, batch_size: int, seq_len: int | None = None) -> CoreCarry:
+        """Initial states for ``seq_len`` tokens (default: the configured length) plus the prefix."""
+        shape = (batch_size, (seq_len or self.config.seq_len) + self.prefix_len, self.config.hidden_size)
         return CoreCarry(self.H_init.float().expand(shape).clone(), self.L_init.float().expand(shape).clone())
 
     def reset_carry(self, reset: torch.Tensor, carry: CoreCarry) -> CoreCarry:

@@ -1,0 +1,94 @@
+"""Load a trained model from an hrmkit weights file or a reference HRM/TRM checkpoint, as is.
+
+A reference checkpoint (``step_<N>``, no extension) is a bare state dict with ``model.inner.``
+keys (``_orig_mod.`` first when trained under torch.compile) and an ``all_config.yaml`` beside it
+that names the architecture. Vocabulary, sequence length and puzzle-identifier count are not in
+that file (the reference reads them from the dataset), so they come from the dataset when one is
+given, else from the weights' shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig, RunConfig
+from .config_base import build_config
+from .model.act import ACTModel
+from .train import checkpoint as ckpt
+
+# Reference ``arch`` keys that mean the same thing in ModelConfig.
+_SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_layers", "H_cycles", "L_cycles",
+                     "halt_max_steps", "halt_exploration_prob", "pos_encodings", "rope_theta", "mlp_t",
+                     "puzzle_emb_ndim", "puzzle_emb_len", "rms_norm_eps", "no_ACT_continue")
+
+
+def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device: str | torch.device = "cpu"):
+    """Returns ``(model, run_config)`` with the model in eval mode on ``device``."""
+    path = Path(path)
+    state = ckpt.load_checkpoint_file(path)
+    if isinstance(state, dict) and state.get("format") == "hrmkit" or "model" in state and "config" in state:
+        cfg = build_config(RunConfig, state["config"])
+        weights = state["model"]
+    elif ckpt.is_reference_checkpoint(path):
+        weights = ckpt.normalize_reference_keys(state)
+        cfg = RunConfig(model=reference_model_config(path, weights, dataset))
+    else:
+        raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
+    if dataset:
+        cfg.data.path = str(dataset)
+    model = ACTModel(cfg.model)
+    _load_weights(model, weights, path)
+    return model.to(device).eval(), cfg
+
+
+def _load_weights(model: ACTModel, weights: dict, path: Path) -> None:
+    weights = {k.removeprefix("inner."): v for k, v in weights.items()}
+    try:
+        missing, unexpected = model.inner.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        first = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error).splitlines()[0])
+        raise ckpt.CheckpointError(f"{path}: weights do not fit the architecture ({first})") from None
+    # RoPE tables are rebuilt, never stored (the reference does not save them either).
+    missing = [k for k in missing if "rotary_emb" not in k]
+    if missing or unexpected:
+        raise ckpt.CheckpointError(
+            f"{path}: weights do not fit the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def reference_model_config(path: Path, weights: dict, dataset: str | Path | None) -> ModelConfig:
+    ref = ckpt.load_reference_config(path)
+    arch = ref.get("arch", ref)
+    values = {k: arch[k] for k in _SHARED_ARCH_KEYS if k in arch}
+    values["variant"] = "trm" if "trm" in str(arch.get("name", "")).lower() or "H_level.layers.0.mlp.down_proj.weight" not in weights else "hrm"
+    loss = arch.get("loss", {})
+    if isinstance(loss, dict) and loss.get("loss_type") in ("stablemax_cross_entropy", "softmax_cross_entropy"):
+        values["loss"] = loss["loss_type"]
+    values.update(_data_shapes(ref, weights, dataset, values))
+    return build_config(ModelConfig, values)
+
+
+def _data_shapes(ref: dict, weights: dict, dataset, arch: dict) -> dict:
+    """vocab_size / seq_len / num_puzzle_identifiers from the dataset, else from the weights."""
+    meta_path = None
+    for root in (dataset, ref.get("data_path"), *(ref.get("data_paths") or [])):
+        if root and (Path(root) / "train" / "dataset.json").exists():
+            meta_path = Path(root) / "train" / "dataset.json"
+            break
+    if meta_path is not None:
+        meta = json.loads(meta_path.read_text())
+        return {"vocab_size": meta["vocab_size"], "seq_len": meta["seq_len"],
+                "num_puzzle_identifiers": meta["num_puzzle_identifiers"]}
+    shapes = {"vocab_size": weights["embed_tokens.embedding_weight"].shape[0]}
+    if "puzzle_emb.weights" in weights:
+        shapes["num_puzzle_identifiers"] = weights["puzzle_emb.weights"].shape[0]
+    probe = ModelConfig(**{k: v for k, v in arch.items() if k != "variant"}, variant=arch["variant"], vocab_size=1, seq_len=1)
+    if "L_level.layers.0.mlp_t.gate_up_proj.weight" in weights:
+        shapes["seq_len"] = weights["L_level.layers.0.mlp_t.gate_up_proj.weight"].shape[1] - probe.prefix_len
+    elif "embed_pos.embedding_weight" in weights:
+        shapes["seq_len"] = weights["embed_pos.embedding_weight"].shape[0] - probe.prefix_len
+    else:
+        shapes["seq_len"] = 4096  # RoPE only: any length >= the data's works; pass dataset= to be exact
+    return shapes
