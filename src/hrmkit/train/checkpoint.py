@@ -1,0 +1,187 @@
+"""Checkpoints: atomic save, rotation, resume discovery and reference-key interop.
+
+Our checkpoints are ``<dir>/step_<N>.pt`` (a dict with ``"step"`` and, last, a
+``"complete": True`` marker) beside ``step_<N>.yaml`` (the resolved config). Reference
+HRM/TRM checkpoints are raw state dicts named ``step_<N>`` (no extension) with keys under
+``model.inner.`` (``_orig_mod.`` first when trained under ``torch.compile``) and the run's
+``all_config.yaml`` in the same folder.
+
+Loading uses ``torch.load(weights_only=False)``, which can run code stored in the file:
+load only checkpoints you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from hrmkit.config_base import atomic_write_text, write_atomically
+
+__all__ = [
+    "CheckpointError",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "save_checkpoint",
+    "find_resumable",
+    "load_checkpoint_file",
+    "normalize_reference_keys",
+    "to_reference_keys",
+    "is_reference_checkpoint",
+    "load_reference_config",
+]
+
+CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+REFERENCE_PREFIX = "model.inner."
+COMPILED_PREFIX = "_orig_mod."
+REFERENCE_CONFIG_NAME = "all_config.yaml"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or its config cannot be used; the message is one line."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it."""
+    write_atomically(path, lambda file: torch.save(obj, file))
+
+
+def save_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    step: int,
+    state: dict,
+    config_yaml_text: str,
+    limit: int | None,
+) -> Path:
+    """Write ``step_<step>.pt`` and ``step_<step>.yaml``, then keep only the newest ``limit``.
+
+    The YAML goes first so that a checkpoint file never exists without its config.
+    ``limit`` None or <= 0 keeps every checkpoint; the one just written is never removed.
+    """
+    folder = Path(ckpt_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step}.pt"
+    payload = {key: value for key, value in state.items() if key != "complete"}
+    payload["step"] = step
+    payload["complete"] = True
+    atomic_write_text(path.with_suffix(".yaml"), config_yaml_text)
+    atomic_torch_save(payload, path)
+    if limit is not None and limit > 0:
+        _remove_old_checkpoints(folder, keep=limit, protected=step)
+    return path
+
+
+def _checkpoints_newest_first(folder: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in folder.iterdir():
+        match = CHECKPOINT_NAME.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def _remove_old_checkpoints(folder: Path, keep: int, protected: int) -> None:
+    for index, (step, path) in enumerate(_checkpoints_newest_first(folder)):
+        if index >= keep and step != protected:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".yaml").unlink(missing_ok=True)
+
+
+def load_checkpoint_file(path: str | os.PathLike, require_complete: bool = False) -> dict:
+    """Load a checkpoint dict onto the CPU; :class:`CheckpointError` if it is unusable.
+
+    Any dict loads (training checkpoints, exports, reference state dicts);
+    ``require_complete`` also demands the ``"complete": True`` marker of a training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch.load raises many types for damaged files
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
+    if require_complete and state.get("complete") is not True:
+        raise CheckpointError(f"checkpoint {path} is incomplete (no 'complete' marker)")
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def find_resumable(ckpt_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
+    """The newest loadable ``step_<N>.pt`` (by N) and a warning per damaged newer one."""
+    folder = Path(ckpt_dir)
+    warnings: list[str] = []
+    if not folder.is_dir():
+        return None, warnings
+    for _, path in _checkpoints_newest_first(folder):
+        try:
+            load_checkpoint_file(path, require_complete=True)
+        except CheckpointError as error:
+            warnings.append(f"skipping unusable checkpoint: {error}")
+            continue
+        return path, warnings
+    return None, warnings
+
+
+# ---------------------------------------------------------------------------------------
+# Reference (HRM / TRM repository) interop
+# ---------------------------------------------------------------------------------------
+
+
+def normalize_reference_keys(state_dict: dict) -> dict:
+    """Keys relative to the inner model: ``[_orig_mod.]model.inner.X`` becomes ``X``.
+
+    Keys without those prefixes are kept as they are.
+    """
+    return {_strip_reference_prefix(key): value for key, value in state_dict.items()}
+
+
+def _strip_reference_prefix(key: str) -> str:
+    # torch.compile inserts an `_orig_mod` module level; no real module has that name.
+    key = ".".join(part for part in key.split(".") if part != COMPILED_PREFIX[:-1])
+    return key[len(REFERENCE_PREFIX):] if key.startswith(REFERENCE_PREFIX) else key
+
+
+def to_reference_keys(state_dict: dict, compiled: bool = False) -> dict:
+    """The inverse of :func:`normalize_reference_keys`: ``X`` becomes ``model.inner.X``,
+    with ``_orig_mod.`` first when ``compiled``."""
+    prefix = (COMPILED_PREFIX if compiled else "") + REFERENCE_PREFIX
+    return {prefix + key: value for key, value in state_dict.items()}
+
+
+def is_reference_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a raw reference state dict (tensor values, reference keys)."""
+    try:
+        state = load_checkpoint_file(path)
+    except CheckpointError:
+        return False
+    return bool(state) and all(
+        isinstance(key, str)
+        and isinstance(value, torch.Tensor)
+        and (REFERENCE_PREFIX in key or key.startswith(COMPILED_PREFIX))
+        for key, value in state.items()
+    )
+
+
+def load_reference_config(checkpoint_path: str | os.PathLike) -> dict:
+    """The reference run's ``all_config.yaml`` from the checkpoint's folder, as a dict."""
+    config_path = Path(checkpoint_path).parent / REFERENCE_CONFIG_NAME
+    if not config_path.is_file():
+        raise CheckpointError(f"reference config not found: expected {config_path} beside the checkpoint")
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CheckpointError(f"cannot read reference config {config_path}: {_first_line(error)}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"reference config {config_path} is not a mapping")
+    return data

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hrmkit.train.checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    atomic_write_text,
+    find_resumable,
+    is_reference_checkpoint,
+    load_checkpoint_file,
+    load_reference_config,
+    normalize_reference_keys,
+    save_checkpoint,
+    to_reference_keys,
+)
+
+
+def _state(value: float = 1.0) -> dict:
+    return {"model": {"weight": torch.full((2, 2), value)}, "optimizer": {}}
+
+
+def test_atomic_writes_leave_only_the_target(tmp_path):
+    atomic_torch_save({"x": torch.ones(3)}, tmp_path / "a.pt")
+    atomic_write_text(tmp_path / "a.txt", "hello\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "a.txt"]
+    assert torch.equal(torch.load(tmp_path / "a.pt")["x"], torch.ones(3))
+    assert (tmp_path / "a.txt").read_text() == "hello\n"
+
+
+def test_failed_atomic_save_keeps_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "a.pt"
+    atomic_torch_save({"x": 1}, path)
+    with pytest.raises(Exception):
+        atomic_torch_save({"x": lambda: None}, path)  # lambdas cannot be pickled
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+    assert torch.load(path) == {"x": 1}
+
+
+def test_save_checkpoint_writes_state_config_and_marker_last(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", 7, _state(), "arch: {}\n", limit=None)
+    assert path == tmp_path / "ckpt" / "step_7.pt"
+    assert (tmp_path / "ckpt" / "step_7.yaml").read_text() == "arch: {}\n"
+    state = load_checkpoint_file(path, require_complete=True)
+    assert state["step"] == 7
+    assert list(state)[-1] == "complete" and state["complete"] is True
+
+
+def test_rotation_keeps_the_newest_by_step_number(tmp_path):
+    for step in (5, 20, 100, 40):
+        save_checkpoint(tmp_path, step, _state(), "", limit=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # Newest means highest step, not most recently written: 40 outranks 20 and 5.
+    assert names == ["step_100.pt", "step_100.yaml", "step_40.pt", "step_40.yaml"]
+
+
+def test_rotation_never_removes_the_checkpoint_just_written(tmp_path):
+    save_checkpoint(tmp_path, 100, _state(), "", limit=1)
+    save_checkpoint(tmp_path, 10, _state(), "", limit=1)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["step_10.pt", "step_100.pt"]
+
+
+def test_no_limit_keeps_everything(tmp_path):
+    for step in range(4):
+        save_checkpoint(tmp_path, step, _state(), "", limit=0)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+
+
+def test_find_resumable_skips_a_truncated_newest_checkpoint(tmp_path):
+    save_checkpoint(tmp_path, 1, _state(1.0), "", limit=None)
+    newest = save_checkpoint(tmp_path, 2, _state(2.0), "", limit=None)
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+
+    path, warnings = find_resumable(tmp_path)
+    assert path == tmp_path / "step_1.pt"
+    assert len(warnings) == 1 and "step_2.pt" in warnings[0] and "\n" not in warnings[0]
+
+
+def test_find_resumable_skips_a_file_without_the_complete_marker(tmp_path):
+    save_checkpoint(tmp_path, 1, _state(), "", limit=None)
+    torch.save({"step": 3}, tmp_path / "step_3.pt")
+    path, warnings = find_resumable(tmp_path)
+    assert path == tmp_path / "step_1.pt"
+    assert "incomplete" in warnings[0]
+    assert load_checkpoint_file(tmp_path / "step_3.pt") == {"step": 3}
+    with pytest.raises(CheckpointError, match="incomplete"):
+        load_checkpoint_file(tmp_path / "step_3.pt", require_complete=True)
+
+
+def test_find_resumable_in_an_empty_or_missing_folder(tmp_path):
+    assert find_resumable(tmp_path / "nothing") == (None, [])
+    (tmp_path / "step_1.pt.tmp-123").write_bytes(b"partial")
+    assert find_resumable(tmp_path) == (None, [])
+
+
+def test_load_checkpoint_file_errors_are_one_line(tmp_path):
+    garbage = tmp_path / "step_1.pt"
+    garbage.write_bytes(b"not a checkpoint\n\n")
+    for path in (garbage, tmp_path / "missing.pt"):
+        with pytest.raises(CheckpointError) as error:
+            load_checkpoint_file(path)
+        assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+INNER_KEYS = ["H_level.layers.0.self_attn.qkv_proj.weight", "H_init", "puzzle_emb.weights"]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_reference_key_round_trip(compiled):
+    ours = {key: torch.zeros(1) for key in INNER_KEYS}
+    reference = to_reference_keys(ours, compiled=compiled)
+    prefix = "_orig_mod.model.inner." if compiled else "model.inner."
+    assert list(reference) == [prefix + key for key in INNER_KEYS]
+    assert normalize_reference_keys(reference) == ours
+
+
+def test_normalize_keeps_keys_without_reference_prefix():
+    assert list(normalize_reference_keys({"lm_head.weight": 0, "model.inner.x": 1})) == ["lm_head.weight", "x"]
+
+
+def test_is_reference_checkpoint(tmp_path):
+    reference = tmp_path / "step_10"
+    torch.save(to_reference_keys({"H_init": torch.zeros(2, dtype=torch.bfloat16)}, compiled=True), reference)
+    ours = save_checkpoint(tmp_path / "ours", 1, _state(), "", limit=None)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(1)}, plain)
+    assert is_reference_checkpoint(reference)
+    assert not is_reference_checkpoint(ours)
+    assert not is_reference_checkpoint(plain)
+    assert not is_reference_checkpoint(tmp_path / "missing")
+
+
+def test_load_reference_config_reads_all_config_beside_the_checkpoint(tmp_path):
+    checkpoint = tmp_path / "step_10"
+    with pytest.raises(CheckpointError, match="all_config.yaml"):
+        load_reference_config(checkpoint)
+    (tmp_path / "all_config.yaml").write_text("arch:\n  name: hrm\n  hidden_size: 512\nlr: 0.0001\n")
+    assert load_reference_config(checkpoint) == {"arch": {"name": "hrm", "hidden_size": 512}, "lr": 0.0001}
