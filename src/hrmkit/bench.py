@@ -1,0 +1,115 @@
+"""``hrm bench train``: time the real training step of a config on synthetic batches.
+
+The step is the trainer's own (ACT segment, loss, backward, clipping, optimizer), fed random
+tokens of the config's shape, so no dataset is needed. Figures: samples/s, tokens/s, ms/step,
+achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode over one step), peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import RunConfig
+from .model.losses import act_loss
+
+
+class SyntheticPuzzleTask:
+    """A puzzle task whose batches are random tokens of the configured shape (for benchmarks)."""
+
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.carries = [None] * cfg.train.grad_accum_steps
+        self.local_batch = cfg.train.global_batch_size // world_size
+
+    def fill_model_config(self) -> None:
+        if not self.cfg.model.vocab_size or not self.cfg.model.seq_len:
+            raise ValueError("benchmarks need model.vocab_size and model.seq_len (set them as overrides)")
+        self.cfg.model.num_puzzle_identifiers = max(self.cfg.model.num_puzzle_identifiers, 1)
+
+    @property
+    def tokens_per_example(self) -> int:
+        return self.cfg.model.seq_len
+
+    def next_micro_batches(self):
+        m = self.cfg.model
+        shape = (self.local_batch // len(self.carries), m.seq_len)
+        return [{"inputs": torch.randint(1, m.vocab_size, shape, generator=self.generator, dtype=torch.int32),
+                 "labels": torch.randint(1, m.vocab_size, shape, generator=self.generator),
+                 "puzzle_identifiers": torch.randint(0, m.num_puzzle_identifiers, shape[:1], generator=self.generator,
+                                                     dtype=torch.int32)} for _ in self.carries]
+
+    def train_loss(self, model, batch, slot):
+        if self.carries[slot] is None:
+            self.carries[slot] = model.initial_carry(batch)
+        carry, outputs = model(carry=self.carries[slot], batch=batch)
+        self.carries[slot] = carry
+        return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.cfg.model.loss)
+
+    def evaluate(self, *args, **kwargs):
+        return None
+
+    def state_dict(self):
+        return {}
+
+
+def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
+    from .train.trainer import Trainer
+    name = cfg.run_name
+    with tempfile.TemporaryDirectory() as runs_dir:
+        cfg = replace(cfg, runs_dir=runs_dir, run_name="bench")
+        trainer = Trainer(cfg, SyntheticPuzzleTask, log=lambda *_: None)
+        for _ in range(warmup):
+            trainer._train_step()
+        with FlopCounterMode(display=False) as counter:
+            trainer._train_step()
+        flops_per_step = counter.get_total_flops()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            trainer._train_step()
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    batch, seq = cfg.train.global_batch_size, cfg.model.seq_len
+    result = {
+        "config": name, "variant": cfg.model.variant, "device": str(trainer.device),
+        "precision": cfg.train.precision, "threads": torch.get_num_threads(), "batch": batch,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * seq / seconds,
+        "gflop_per_step": flops_per_step / 1e9, "gflop_per_s": flops_per_step / 1e9 / seconds,
+        "peak_memory_gib": _peak_memory_gib(trainer.device), "steps_timed": steps,
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+    }
+    return result
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def format_result(result: dict) -> str:
+    return (f"{result['config']} [{result['variant']}, {result['parameters']:,} params] on {result['device']} "
+            f"{result['precision']} x{result['threads']} threads, batch {result['batch']}: "
+            f"{result['ms_per_step']:.0f} ms/step, {result['samples_per_s']:.1f} samples/s, "
+            f"{result['tokens_per_s']:.0f} tokens/s, {result['gflop_per_s']:.1f} GFLOP/s, "
+            f"peak memory {result['peak_memory_gib']:.2f} GiB")
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2)

@@ -1,0 +1,329 @@
+"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert.
+
+Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config_base import ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """Bad command-line input detected by the CLI itself."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from .data.puzzle_format import DatasetError
+    from .train.checkpoint import CheckpointError
+    return (ConfigError, DatasetError, CheckpointError, UsageError, FileNotFoundError, FileExistsError, ValueError)
+
+
+# -- prepare -------------------------------------------------------------------------------------
+def cmd_prepare(args) -> int:
+    from .data.sudoku import SudokuBuildConfig, build_sudoku
+    from .progress_util import BuildProgress
+    cfg = SudokuBuildConfig(size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
+                            difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
+                            from_csv=args.from_csv, test_csv=args.test_csv)
+    with BuildProgress() as progress:
+        summary = build_sudoku(cfg, args.out, overwrite=args.force, progress=progress.update)
+    print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
+    return 0
+
+
+# -- train ---------------------------------------------------------------------------------------
+def cmd_train(args, overrides: list[str]) -> int:
+    from .config import load_run_config
+    from .config_base import parse_overrides
+    from .tasks.puzzle import PuzzleTask
+    from .train.distributed import shutdown_processes
+    from .train.trainer import Trainer
+    cfg = load_run_config(args.config, parse_overrides(overrides))
+    if not cfg.data.path:
+        raise UsageError("data.path is not set: pass data.path=DIR (a dataset built with `hrm prepare`)")
+    try:
+        trainer = Trainer(cfg, PuzzleTask, reset_progress=args.reset_progress)
+        result = trainer.train()
+    finally:
+        shutdown_processes()
+    if trainer.proc.is_main:
+        _print_train_result(result)
+    return 0
+
+
+def _print_train_result(result: dict) -> None:
+    run_dir = Path(result["run_dir"])
+    if result.get("already_finished"):
+        return
+    evaluation = result.get("eval")
+    if evaluation:
+        print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
+              f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
+    print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
+          f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
+    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final.pt'}, best: {run_dir / 'best-model' / 'best.pt'}, "
+          f"metrics: {run_dir / 'metrics.jsonl'})")
+
+
+# -- eval ----------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from .data.puzzle_format import load_split
+    from .eval.puzzles import evaluate_puzzles, finish_metrics
+    from .loading import load_checkpoint
+    from .train.checkpoint import atomic_write_text
+    from .train.distributed import pick_device
+    device = pick_device(args.device)
+    model, cfg = load_checkpoint(args.checkpoint, dataset=args.data, device=device)
+    split = load_split(args.data, args.split)
+    if split.metadata.vocab_size != model.config.vocab_size or split.metadata.seq_len != model.config.seq_len:
+        raise UsageError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
+                         f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
+    started = time.perf_counter()
+    sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
+    predictions = sums.pop("predictions")
+    metrics = finish_metrics(sums)
+    metrics["seconds"] = time.perf_counter() - started
+    out = Path(args.out or Path(args.checkpoint).parent / f"eval-{args.split}")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "predictions.npz.tmp.npz"
+    np.savez_compressed(tmp, **predictions)
+    tmp.replace(out / "predictions.npz")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
+          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
+    print(f"predictions and metrics in {out}")
+    return 0
+
+
+# -- quickstart ----------------------------------------------------------------------------------
+def cmd_quickstart(args) -> int:
+    from .config import load_run_config
+    from .config_base import parse_overrides
+    from .data.sudoku import SudokuBuildConfig, build_sudoku
+    from .progress_util import BuildProgress
+    from .tasks.puzzle import PuzzleTask
+    from .train.trainer import Trainer
+    data_dir = Path(args.data)
+    started = time.perf_counter()
+    if not (data_dir / "train" / "dataset.json").exists():
+        print(f"building a 4x4 Sudoku dataset in {data_dir} ...")
+        with BuildProgress() as progress:
+            build_sudoku(SudokuBuildConfig(size=4, train=2000, test=500, seed=0), data_dir, progress=progress.update)
+    cfg = load_run_config("quickstart_sudoku4", parse_overrides([f"data.path={data_dir}", f"runs_dir={args.runs_dir}", *args.overrides]))
+    print(f"training a {cfg.model.variant.upper()} model on the CPU for {cfg.train.steps} steps ...")
+    result = Trainer(cfg, PuzzleTask, reset_progress=False).train()
+    _print_train_result(result)
+    print(f"quickstart finished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+# -- info ----------------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    if args.config:
+        return _info_config(args.config)
+    if args.data:
+        return _info_dataset(Path(args.data))
+    if args.checkpoint:
+        from .loading import load_checkpoint
+        model, cfg = load_checkpoint(args.checkpoint)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{args.checkpoint}: {cfg.model.variant} model, {params:,} parameters")
+        print(json.dumps({"model": _plain(cfg.model)}, indent=2))
+        return 0
+    raise UsageError("hrm info needs one of --config, --data or --checkpoint")
+
+
+def _info_config(config: str) -> int:
+    from .config import load_run_config
+    from .model.act import ACTModel
+    cfg = load_run_config(config)
+    model_cfg = cfg.model
+    if not model_cfg.vocab_size or not model_cfg.seq_len:
+        raise UsageError(f"{config}: model.vocab_size and model.seq_len are read from the dataset; "
+                         "set them in the config to count parameters")
+    model = ACTModel(model_cfg)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    layers = (f"layers H {model_cfg.H_layers} L {model_cfg.L_layers}" if model_cfg.variant == "hrm"
+              else f"one net of {model_cfg.L_layers} layers{' (token-mixing MLP)' if model_cfg.mlp_t else ''}")
+    print(f"{config}: {model_cfg.variant} | hidden {model_cfg.hidden_size} | {layers} "
+          f"| cycles H {model_cfg.H_cycles} L {model_cfg.L_cycles} | vocab {model_cfg.vocab_size} seq {model_cfg.seq_len}")
+    print(f"parameters: {params:,}  (buffers, incl. puzzle embeddings: {buffers:,})")
+    return 0
+
+
+def _info_dataset(root: Path) -> int:
+    from .data.puzzle_format import load_identifiers, load_split
+    for split_dir in sorted(p for p in root.iterdir() if (p / "dataset.json").exists()) if root.is_dir() else []:
+        split = load_split(root, split_dir.name)
+        meta = split.metadata
+        print(f"{split_dir.name}: {split.num_examples()} examples, {split.num_puzzles} puzzles, {split.num_groups} groups | "
+              f"vocab {meta.vocab_size} seq_len {meta.seq_len} identifiers {meta.num_puzzle_identifiers} sets {meta.sets}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such dataset folder")
+    print(f"identifiers: {len(load_identifiers(root))}")
+    build = root / "hrmkit_build.json"
+    if build.exists():
+        info = json.loads(build.read_text())
+        overlap = info.get("solution_overlap") or {}
+        if "test_puzzles_with_solution_in_train" in overlap:
+            print(f"held-out puzzles whose solution grid occurs in train: {overlap['test_puzzles_with_solution_in_train']} "
+                  f"of {info.get('test_puzzles')}")
+    return 0
+
+
+def _plain(obj):
+    from .config_base import config_to_dict
+    return config_to_dict(obj)
+
+
+# -- convert -------------------------------------------------------------------------------------
+def cmd_convert(args) -> int:
+    from .config_base import config_to_dict
+    from .loading import load_checkpoint
+    from .train.checkpoint import atomic_torch_save
+    model, cfg = load_checkpoint(args.checkpoint, dataset=args.data)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists (use --force to overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"format": "hrmkit", "step": None, "model": model.inner.state_dict(),
+                       "config": config_to_dict(cfg), "metrics": None}, out)
+    print(f"wrote {out} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    return 0
+
+
+# -- bench ---------------------------------------------------------------------------------------
+def cmd_bench(args, overrides: list[str]) -> int:
+    from .bench import bench_train, format_result, to_json
+    from .config import load_run_config
+    from .config_base import parse_overrides
+    from .train.checkpoint import atomic_write_text
+    settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
+                "train.progress=false", f"train.compile={str(args.compile).lower()}"]
+    if args.batch:
+        settings.append(f"train.global_batch_size={args.batch}")
+    cfg = load_run_config(args.config, parse_overrides(settings + overrides))
+    result = bench_train(cfg, steps=args.steps, warmup=args.warmup)
+    print(format_result(result))
+    if args.json:
+        atomic_write_text(args.json, to_json(result))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hrm", description="Train and evaluate HRM / TRM recursive reasoning models.")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    prep = verbs.add_parser("prepare", help="build a dataset in the reference puzzle format")
+    prep_kinds = prep.add_subparsers(dest="kind", required=True)
+    sudoku = prep_kinds.add_parser("sudoku", help="generated (or imported) Sudoku puzzles with unique solutions")
+    sudoku.add_argument("--size", type=int, default=9, choices=(4, 6, 9), help="grid size")
+    sudoku.add_argument("--train", type=int, default=1000, help="base train puzzles")
+    sudoku.add_argument("--test", type=int, default=200, help="held-out puzzles")
+    sudoku.add_argument("--num-aug", type=int, default=0, help="augmented variants per train puzzle (one group each)")
+    sudoku.add_argument("--seed", type=int, default=0)
+    sudoku.add_argument("--difficulty", default="medium", choices=("easy", "medium", "hard"))
+    sudoku.add_argument("--blanks", type=int, default=None, help="exact number of blank cells (overrides --difficulty)")
+    sudoku.add_argument("--disjoint-solutions", action="store_true", help="no held-out solution grid occurs in train")
+    sudoku.add_argument("--from-csv", default=None, help="import train puzzles from a reference CSV (source,q,a,rating)")
+    sudoku.add_argument("--test-csv", default=None, help="import held-out puzzles from a reference CSV")
+    sudoku.add_argument("--out", required=True, help="output folder")
+    sudoku.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)",
+                             description="Config fields can be overridden as key.sub=value or --key.sub value; "
+                                         "see `hrm info --fields` for all of them.")
+    train.add_argument("--config", default=None, help="YAML file or preset name (e.g. quickstart_sudoku4)")
+    train.add_argument("--reset_progress", "--reset-progress", action="store_true",
+                       help="load the newest checkpoint's weights but restart step, optimizer and schedule")
+
+    evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset")
+    evaluate.add_argument("--checkpoint", required=True, help="final.pt, best.pt, step_N.pt or a reference step_N file")
+    evaluate.add_argument("--data", required=True, help="dataset folder")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--out", default=None, help="folder for metrics.json and predictions.npz")
+
+    quick = verbs.add_parser("quickstart", help="build 4x4 Sudoku, train a tiny TRM on the CPU, evaluate (< 4 min)")
+    quick.add_argument("--data", default="data/quickstart_sudoku4")
+    quick.add_argument("--runs-dir", default="runs")
+    quick.add_argument("overrides", nargs="*", help="config overrides, e.g. train.steps=500")
+
+    info = verbs.add_parser("info", help="describe a config, a dataset or a checkpoint")
+    info.add_argument("--config", default=None)
+    info.add_argument("--data", default=None)
+    info.add_argument("--checkpoint", default=None)
+    info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+
+    convert = verbs.add_parser("convert", help="write an hrmkit checkpoint from a reference checkpoint")
+    convert.add_argument("--checkpoint", required=True)
+    convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
+    convert.add_argument("--out", required=True)
+    convert.add_argument("--force", action="store_true")
+    bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
+    bench.add_argument("what", choices=("train",), help="what to time")
+    bench.add_argument("--config", required=True, help="YAML file or preset name")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--compile", action="store_true", help="torch.compile the model")
+    bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    return parser
+
+
+def _print_fields() -> int:
+    from .config import RunConfig
+    from .config_base import describe_config
+    for name, default, doc in describe_config(RunConfig):
+        print(f"{name:34s} {default:>14s}  {doc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb not in ("train", "bench"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.verb == "prepare":
+            return cmd_prepare(args)
+        if args.verb == "train":
+            return cmd_train(args, extra)
+        if args.verb == "eval":
+            return cmd_eval(args)
+        if args.verb == "quickstart":
+            return cmd_quickstart(args)
+        if args.verb == "info":
+            return _print_fields() if args.fields else cmd_info(args)
+        if args.verb == "convert":
+            return cmd_convert(args)
+        if args.verb == "bench":
+            return cmd_bench(args, extra)
+    except _expected_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the newest checkpoint is kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The puzzle task: fixed-length grids in the reference format, trained with ACT.
+
+A task knows its data and its loss; the trainer owns the loop. Here the task also owns the ACT
+carries (one per micro-batch slot), because under continuous batching they are part of where
+training stands and must be checkpointed with the sampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..data.puzzle_format import PuzzleSplit, TrainSampler, load_split
+from ..eval.puzzles import evaluate_puzzles
+from ..model.act import ACTCarry, ACTModel
+from ..model.core import CoreCarry
+from ..model.losses import act_loss
+
+
+class PuzzleTask:
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.train_split = load_split(cfg.data.path, cfg.data.train_split)
+        self.eval_split: PuzzleSplit | None = None
+        if _split_exists(cfg.data.path, cfg.data.eval_split):
+            self.eval_split = load_split(cfg.data.path, cfg.data.eval_split)
+        if cfg.train.global_batch_size % (world_size * cfg.train.grad_accum_steps):
+            raise ValueError(f"train.global_batch_size {cfg.train.global_batch_size} must be divisible by "
+                             f"processes × grad_accum_steps = {world_size * cfg.train.grad_accum_steps}")
+        self.sampler = TrainSampler(self.train_split, cfg.train.global_batch_size, seed=cfg.train.seed,
+                                    rank=rank, world_size=world_size)
+        self.carries: list[ACTCarry | None] = [None] * cfg.train.grad_accum_steps
+
+    def fill_model_config(self) -> None:
+        """Copy vocabulary, length and identifier count from the dataset into the model config."""
+        meta, model = self.train_split.metadata, self.cfg.model
+        for name, value in (("vocab_size", meta.vocab_size), ("seq_len", meta.seq_len),
+                            ("num_puzzle_identifiers", meta.num_puzzle_identifiers)):
+            current = getattr(model, name)
+            if current and current != value:
+                raise ValueError(f"model.{name} is {current} but the dataset at {self.cfg.data.path} has {value}")
+            setattr(model, name, value)
+
+    @property
+    def tokens_per_example(self) -> int:
+        return self.train_split.metadata.seq_len
+
+    def next_micro_batches(self) -> list[dict[str, torch.Tensor]]:
+        batch = self.sampler.next_batch()
+        return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(len(self.carries)) for v in batch.values()))]
+
+    def train_loss(self, model: ACTModel, batch: dict, slot: int):
+        """One ACT segment on micro-batch ``slot``: (summed loss, metric sums)."""
+        if self.carries[slot] is None:
+            self.carries[slot] = model.initial_carry(batch)
+        carry, outputs = model(carry=self.carries[slot], batch=batch)
+        self.carries[slot] = carry
+        return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.cfg.model.loss)
+
+    def evaluate(self, model: ACTModel, device: torch.device, autocast=contextlib.nullcontext,
+                 max_examples: int = 0) -> dict | None:
+        if self.eval_split is None:
+            return None
+        batch_size = self.cfg.train.eval_batch_size or self.cfg.train.global_batch_size
+        return evaluate_puzzles(model, self.eval_split, batch_size, device, autocast, max_examples,
+                                rank=self.rank, world_size=self.world_size)
+
+    # -- resume ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"sampler": self.sampler.state_dict(), "carries": [_carry_to_dict(c) for c in self.carries]}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        carries = state.get("carries", [])
+        if len(carries) == len(self.carries):
+            self.carries = [_carry_from_dict(c, device) for c in carries]
+
+
+def _split_exists(root: str, split: str) -> bool:
+    return (Path(root) / split / "dataset.json").exists()
+
+
+def _carry_to_dict(carry: ACTCarry | None) -> dict | None:
+    if carry is None:
+        return None
+    return {"z_H": carry.inner_carry.z_H, "z_L": carry.inner_carry.z_L, "steps": carry.steps, "halted": carry.halted,
+            "current_data": carry.current_data, "prefetched": carry.prefetched}
+
+
+def _carry_from_dict(state: dict | None, device: torch.device) -> ACTCarry | None:
+    if state is None:
+        return None
+    move = lambda t: t.to(device)  # noqa: E731
+    prefetched = state.get("prefetched")
+    return ACTCarry(CoreCarry(move(state["z_H"]), move(state["z_L"])), move(state["steps"]), move(state["halted"]),
+                    {k: move(v) for k, v in state["current_data"].items()},
+                    None if prefetched is None else tuple(move(t) for t in prefetched))

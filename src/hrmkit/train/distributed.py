@@ -1,0 +1,71 @@
+"""Process layout: one process without torchrun, a process group under torchrun.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them nothing distributed happens (world
+size 1, no process group), so the same training code runs both ways.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class ProcessInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device 'mps' was requested but this torch build has no MPS support")
+    return device
+
+
+def init_processes(device: torch.device) -> ProcessInfo:
+    """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ProcessInfo()
+    info = ProcessInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info
+
+
+def reduce_sums(values: dict[str, torch.Tensor], info: ProcessInfo) -> dict[str, float]:
+    """Sum per-process metric sums over all processes (one collective for the whole dict)."""
+    if not values:
+        return {}
+    keys = sorted(values)
+    stacked = torch.stack([values[k].detach().double().reshape(()) for k in keys])
+    if info.distributed:
+        dist.all_reduce(stacked)
+    return dict(zip(keys, stacked.tolist()))
+
+
+def shutdown_processes() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,313 @@
+"""The one training loop. A task supplies batches, losses and evaluation; this owns the rest:
+optimizers and schedule, precision, accumulation, clipping, EMA, checkpoints and automatic
+resume, logging, progress, and the process group under torchrun.
+
+Run folder (``runs/<run_name>/``): ``config.yaml`` (resolved), ``metrics.jsonl``,
+``checkpoints/step_<N>.pt`` (+ ``.yaml``), ``final.pt``, ``best-model/best.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..config import RunConfig
+from ..config_base import config_to_dict, save_config_yaml
+from ..eval.puzzles import finish_metrics
+from ..model.act import ACTModel
+from ..model.puzzle_emb import SignSGDSparseEmbedding
+from . import checkpoint as ckpt
+from .distributed import ProcessInfo, init_processes, pick_device, reduce_sums
+from .optim import build_optimizer, build_scheduler
+from .progress import TrainProgress
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, task_factory, reset_progress: bool = False, log=print):
+        self.cfg, self.log = cfg, log
+        tc = cfg.train
+        if tc.threads > 0:
+            torch.set_num_threads(tc.threads)
+        self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.proc: ProcessInfo = init_processes(self.device)
+        self.task = task_factory(cfg, self.proc.rank, self.proc.world_size)
+        self.task.fill_model_config()
+        _seed_everything(tc.seed)
+        self.model = ACTModel(cfg.model).to(self.device)
+        self.forward_model = torch.compile(self.model) if tc.compile else self.model
+        self.optimizers, self.schedulers = self._build_optimizers()
+        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if tc.ema else None
+        self.run_dir = Path(cfg.runs_dir) / cfg.run_name
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.step = 0
+        self.best_exact = -1.0
+        self.elapsed_before = 0.0
+        self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
+        self.started = time.perf_counter()
+        self._resume(reset_progress)
+        if self.proc.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config_yaml(cfg, self.run_dir / "config.yaml")
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _build_optimizers(self):
+        tc = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        main = build_optimizer(tc.optimizer, params, lr=tc.lr, weight_decay=tc.weight_decay,
+                               betas=(tc.beta1, tc.beta2), kwargs=tc.optimizer_kwargs)
+        optimizers = [main]
+        if self.model.puzzle_emb is not None:
+            optimizers.append(SignSGDSparseEmbedding(self.model.puzzle_emb, lr=tc.puzzle_emb_lr,
+                                                     weight_decay=tc.puzzle_emb_weight_decay))
+        schedulers = [build_scheduler(opt, tc.lr_schedule, tc.lr_warmup_steps, tc.steps, tc.lr_min_ratio,
+                                      tc.lr_schedule_kwargs) for opt in optimizers]
+        return optimizers, schedulers
+
+    def _autocast(self):
+        precision = self.cfg.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.inner.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "ema": self.ema,
+            "task": self.task.state_dict(),
+            "rng": _rng_state(),
+            "best_exact": self.best_exact,
+            "elapsed": self.elapsed_before + (time.perf_counter() - self.started),
+            "train_seconds": self.train_seconds,
+            "config": config_to_dict(self.cfg),
+        }
+
+    def _resume(self, reset_progress: bool) -> None:
+        path, warnings = ckpt.find_resumable(self.ckpt_dir)
+        for warning in warnings:
+            self.log(f"warning: {warning}")
+        if path is None:
+            return
+        state = ckpt.load_checkpoint_file(path)
+        self.model.inner.load_state_dict(state["model"])
+        if reset_progress:
+            self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
+            return
+        for opt, opt_state in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        for sched, sched_state in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(sched_state)
+        if state.get("ema") is not None and self.ema is not None:
+            self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
+        self.task.load_state_dict(state["task"], self.device)
+        _set_rng_state(state["rng"])
+        self.step = state["step"]
+        self.best_exact = state.get("best_exact", -1.0)
+        self.elapsed_before = state.get("elapsed", 0.0)
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.log(f"resumed from {path} at step {self.step}")
+
+    def _save_step_checkpoint(self) -> None:
+        if self.proc.is_main:
+            yaml_text = (self.run_dir / "config.yaml").read_text()
+            ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(), yaml_text, self.cfg.train.checkpoint_limit)
+
+    def _save_weights(self, path: Path, metrics: dict | None) -> None:
+        """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
+        if self.proc.is_main:
+            weights = self.ema if self.ema is not None else self.model.state_dict()
+            inner = {k.removeprefix("inner."): v for k, v in weights.items()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_torch_save({"format": "hrmkit", "step": self.step, "model": inner,
+                                    "config": config_to_dict(self.cfg), "metrics": metrics}, path)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def train(self) -> dict:
+        tc = self.cfg.train
+        self.started = time.perf_counter()
+        if self.step >= tc.steps:
+            self.log(f"run '{self.cfg.run_name}' already finished: stored step {self.step} >= train.steps {tc.steps}")
+            return {"step": self.step, "already_finished": True, "run_dir": str(self.run_dir)}
+        metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
+        progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
+        window = _Window()
+        last_eval = None
+        try:
+            with progress:
+                while self.step < tc.steps:
+                    step_started = time.perf_counter()
+                    train_metrics = self._train_step()
+                    self.train_seconds += time.perf_counter() - step_started
+                    self.step += 1
+                    window.add(train_metrics, tc.global_batch_size, self.task.tokens_per_example)
+                    progress.update(self.step, train_metrics)
+                    if self.step % tc.log_steps == 0 or self.step == tc.steps:
+                        self._write(metrics_file, {"kind": "train", **window.flush(), **self._lr()})
+                    if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
+                        last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
+                        progress.show_eval(last_eval)
+                        self._save_step_checkpoint()
+                    elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
+                        self._save_step_checkpoint()
+            last_eval = self._evaluate_and_keep_best(metrics_file, 0)
+            self._save_step_checkpoint()
+            self._save_weights(self.run_dir / "final.pt", last_eval)
+        finally:
+            if metrics_file:
+                metrics_file.close()
+        return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
+                "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
+
+    def _train_step(self) -> dict:
+        tc = self.cfg.train
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        for slot, micro in enumerate(self.task.next_micro_batches()):
+            micro = {k: v.to(self.device) for k, v in micro.items()}
+            with self._autocast():
+                loss, metrics = self.task.train_loss(self.forward_model, micro, slot)
+            (loss / tc.global_batch_size).backward()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0) + v.detach().double()
+        if self.proc.distributed:
+            _all_reduce_grads(self.model)
+        grad_norm = _clip(self.model, tc.grad_clip)
+        for opt in self.optimizers:
+            opt.step()
+        for sched in self.schedulers:
+            sched.step()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            _ema_update(self.ema, self.model.state_dict(), tc.ema_rate)
+        reduced = reduce_sums(sums, self.proc)
+        count = max(reduced.get("count", 0.0), 1.0)
+        out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items() if k != "count"}
+        out["count"] = reduced.get("count", 0.0)
+        out["grad_norm"] = grad_norm
+        return out
+
+    def _evaluate_and_keep_best(self, metrics_file, max_examples: int) -> dict | None:
+        with self._ema_weights():
+            sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
+        if sums is None:
+            return None
+        metrics = finish_metrics(reduce_sums({k: torch.tensor(v) for k, v in sums.items()}, self.proc))
+        metrics["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.started
+        metrics["train_s"] = self.train_seconds
+        self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
+        if metrics["exact_accuracy"] > self.best_exact:
+            self.best_exact = metrics["exact_accuracy"]
+            self._save_weights(self.run_dir / "best-model" / "best.pt", metrics)
+            if self.proc.is_main:
+                save_config_yaml(self.cfg, self.run_dir / "best-model" / "config.yaml")
+        return metrics
+
+    @contextlib.contextmanager
+    def _ema_weights(self):
+        if self.ema is None:
+            yield
+            return
+        live = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(live)
+
+    def _lr(self) -> dict:
+        return {"lr": self.optimizers[0].param_groups[0]["lr"]}
+
+    def _write(self, metrics_file, record: dict) -> None:
+        record = {"step": self.step, **record}
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+
+
+class _Window:
+    """Averages train metrics between log lines and measures throughput."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.totals, self.steps, self.samples, self.tokens, self.start = {}, 0, 0, 0, time.perf_counter()
+
+    def add(self, metrics: dict, samples: int, tokens_per_example: int):
+        for k, v in metrics.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v
+        self.steps += 1
+        self.samples += samples
+        self.tokens += samples * tokens_per_example
+
+    def flush(self) -> dict:
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        out = {k: v / max(self.steps, 1) for k, v in self.totals.items()}
+        out.update(samples_per_s=self.samples / seconds, tokens_per_s=self.tokens / seconds,
+                   ms_per_step=1000 * seconds / max(self.steps, 1))
+        self.reset()
+        return out
+
+
+def _clip(model: torch.nn.Module, max_norm: float) -> float:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+
+
+def _all_reduce_grads(model: torch.nn.Module) -> None:
+    """Sum gradients over processes (losses are already divided by the *global* batch size)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if grads:
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+@torch.no_grad()
+def _ema_update(ema: dict, live: dict, rate: float) -> None:
+    for k, v in live.items():
+        if v.dtype.is_floating_point:
+            ema[k].mul_(rate).add_(v.detach(), alpha=1 - rate)
+        else:
+            ema[k].copy_(v)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

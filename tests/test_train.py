@@ -1,0 +1,132 @@
+"""The one trainer, driven through the CLI in real processes: resume, corrupt checkpoints, learning."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku
+
+TINY_MODEL = ["model.hidden_size=32", "model.L_layers=1", "model.H_cycles=2", "model.L_cycles=2",
+              "model.halt_max_steps=4", "train.global_batch_size=16", "train.progress=false", "train.log_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def sudoku4(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "sudoku4"
+    build_sudoku(SudokuBuildConfig(size=4, train=300, test=64, seed=0), root)
+    return root
+
+
+def hrm(*args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "hrmkit", *args], capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def train_args(data, runs, name, steps, *extra):
+    return ["train", "--config", "quickstart_sudoku4", f"data.path={data}", f"runs_dir={runs}", f"run_name={name}",
+            f"train.steps={steps}", "train.eval_interval=0", "train.checkpoint_interval=3", *TINY_MODEL, *extra]
+
+
+def train_losses(run_dir):
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["lm_loss"] for r in lines if r["kind"] == "train"}
+
+
+def final_weights(run_dir):
+    return torch.load(run_dir / "final.pt", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("variant", ["trm", "hrm"])
+def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp_path, variant):
+    options = [f"model.variant={variant}", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
+               "model.halt_exploration_prob=0.3"]
+    hrm(*train_args(sudoku4, tmp_path, "straight", 6, *options))
+    hrm(*train_args(sudoku4, tmp_path, "resumed", 3, *options))
+    second = hrm(*train_args(sudoku4, tmp_path, "resumed", 6, *options))
+    assert "resumed from" in second.stdout + second.stderr
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train_losses(straight) == train_losses(resumed)
+    weights_a, weights_b = final_weights(straight), final_weights(resumed)
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 6))
+    newest = tmp_path / "run" / "checkpoints" / "step_6.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a write cut short
+    rerun = hrm(*train_args(sudoku4, tmp_path, "run", 6))
+    output = rerun.stdout + rerun.stderr
+    assert "warning" in output and "step_6.pt" in output
+    assert "resumed from" in output and "step_3.pt" in output
+
+
+def test_a_finished_run_exits_at_once_and_reset_progress_keeps_only_weights(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    again = hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    assert "already finished" in again.stdout
+    reset = hrm(*train_args(sudoku4, tmp_path, "run", 3, "--reset_progress"))
+    assert "progress reset" in reset.stdout
+
+
+def test_run_folder_has_config_metrics_checkpoints_and_best_model(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3", "train.checkpoint_limit=1"))
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "final.pt").exists()
+    assert (run / "best-model" / "best.pt").exists() and (run / "best-model" / "config.yaml").exists()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_6.pt", "step_6.yaml"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert {"exact_accuracy", "accuracy", "steps", "count"} <= evals[-1].keys()
+    train = [r for r in records if r["kind"] == "train"]
+    assert {"samples_per_s", "tokens_per_s", "ms_per_step", "grad_norm", "lr"} <= train[-1].keys()
+
+
+def test_bad_overrides_are_reported_together_in_one_line(sudoku4, tmp_path):
+    result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "model.hiden_size=3",
+                 "train.precision=fp8", check=False)
+    assert result.returncode == 2
+    err = result.stderr.strip()
+    assert "\n" not in err and "hidden_size" in err and "fp8" in err
+
+
+def test_missing_dataset_is_one_line_exit_2(tmp_path):
+    result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={tmp_path / 'nope'}", check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nope" in result.stderr
+
+
+def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    result = hrm("eval", "--checkpoint", str(tmp_path / "run" / "final.pt"), "--data", str(sudoku4),
+                 "--out", str(tmp_path / "eval"))
+    assert "exact accuracy" in result.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["count"] == 64
+    import numpy as np
+    predictions = np.load(tmp_path / "eval" / "predictions.npz")
+    assert predictions["predictions"].shape == (64, 16)
+
+
+def test_a_tiny_model_learns_4x4_sudoku_beyond_copying_the_givens(sudoku4, tmp_path):
+    hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=learn",
+        "train.steps=150", "train.eval_interval=0", "train.progress=false", "train.global_batch_size=32",
+        "model.hidden_size=64", "train.lr=3e-3", "train.lr_warmup_steps=20")
+    records = [json.loads(line) for line in (tmp_path / "learn" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train[-1]["lm_loss"] < 0.6 * train[0]["lm_loss"]
+    from hrmkit.data.puzzle_format import load_split
+    test = load_split(sudoku4, "test").sets["all"]
+    givens = float((test["inputs"] != 1).mean())
+    copy_the_givens = givens + (1 - givens) / 4  # givens copied, blanks guessed among 4 digits
+    final_eval = [r for r in records if r["kind"] == "eval"][-1]
+    assert final_eval["accuracy"] > copy_the_givens + 0.05
