@@ -214,3 +214,19 @@ def test_core_forward_matches_the_reference_call_shape():
     carry = model.inner.empty_carry(4)
     new_carry, logits, (q_halt, q_continue) = model.inner(carry, batch)
     assert isinstance(new_carry, CoreCarry) and logits.shape == (4, 9, 7) and q_halt.shape == (4,)
+
+
+def test_memory_saving_swiglu_matches_autograd_of_the_plain_formula():
+    from hrmkit.model.layers import SwiGLU
+    torch.manual_seed(0)
+    ffn = SwiGLU(24, 4.0).double()
+    x = torch.randn(3, 5, 24, dtype=torch.float64, requires_grad=True)
+    fused = ffn(x)
+    grad = torch.randn_like(fused)
+    fused_grads = torch.autograd.grad(fused, (x, ffn.gate_up_proj.weight, ffn.down_proj.weight), grad)
+    gate, up = ffn.gate_up_proj(x).chunk(2, dim=-1)
+    plain = ffn.down_proj(torch.nn.functional.silu(gate) * up)
+    plain_grads = torch.autograd.grad(plain, (x, ffn.gate_up_proj.weight, ffn.down_proj.weight), grad)
+    torch.testing.assert_close(fused, plain)
+    for a, b in zip(fused_grads, plain_grads):
+        torch.testing.assert_close(a, b)

@@ -92,3 +92,26 @@ def test_weights_that_do_not_fit_fail_with_one_line(tmp_path, capsys):
     assert main(["info", "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_hrm_eval_scores_a_reference_checkpoint_on_a_dataset(tmp_path, sudoku4, capsys):
+    model = ACTModel(ModelConfig(variant="trm", hidden_size=32, num_heads=2, L_layers=1, mlp_t=True, pos_encodings="none",
+                                 halt_max_steps=2, vocab_size=6, seq_len=16))
+    path = _write_reference_checkpoint(tmp_path / "ref", model, compiled=True)
+    assert main(["eval", "--checkpoint", str(path), "--data", str(sudoku4), "--out", str(tmp_path / "eval")]) == 0
+    assert "exact accuracy" in capsys.readouterr().out
+    import json
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["count"] == 64 and 0.0 <= metrics["exact_accuracy"] <= 1.0
+
+
+def test_cli_prepare_builds_a_dataset_that_info_describes(tmp_path, capsys):
+    out = tmp_path / "s6"
+    assert main(["prepare", "sudoku", "--size", "6", "--train", "20", "--test", "5", "--num-aug", "2",
+                 "--disjoint-solutions", "--out", str(out)]) == 0
+    assert main(["info", "--data", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "train: 60 examples, 60 puzzles, 20 groups" in printed
+    assert "solution grid occurs in train: 0 of 5" in printed
+    assert main(["prepare", "sudoku", "--size", "6", "--train", "20", "--test", "5", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,32 +1,13 @@
 """The one trainer, driven through the CLI in real processes: resume, corrupt checkpoints, learning."""
 
 import json
-import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 import torch
 
-from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku
-
-TINY_MODEL = ["model.hidden_size=32", "model.L_layers=1", "model.H_cycles=2", "model.L_cycles=2",
-              "model.halt_max_steps=4", "train.global_batch_size=16", "train.progress=false", "train.log_steps=1"]
-
-
-@pytest.fixture(scope="module")
-def sudoku4(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data") / "sudoku4"
-    build_sudoku(SudokuBuildConfig(size=4, train=300, test=64, seed=0), root)
-    return root
-
-
-def hrm(*args, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "hrmkit", *args], capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result
+from cli_helpers import TINY_MODEL, hrm
+from hrmkit.data.puzzle_format import load_split
 
 
 def train_args(data, runs, name, steps, *extra):
@@ -112,7 +93,6 @@ def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
     assert "exact accuracy" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["count"] == 64
-    import numpy as np
     predictions = np.load(tmp_path / "eval" / "predictions.npz")
     assert predictions["predictions"].shape == (64, 16)
 
@@ -124,7 +104,6 @@ def test_a_tiny_model_learns_4x4_sudoku_beyond_copying_the_givens(sudoku4, tmp_p
     records = [json.loads(line) for line in (tmp_path / "learn" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     assert train[-1]["lm_loss"] < 0.6 * train[0]["lm_loss"]
-    from hrmkit.data.puzzle_format import load_split
     test = load_split(sudoku4, "test").sets["all"]
     givens = float((test["inputs"] != 1).mean())
     copy_the_givens = givens + (1 - givens) / 4  # givens copied, blanks guessed among 4 digits

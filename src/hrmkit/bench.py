@@ -7,6 +7,7 @@ achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode over one step), peak 
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import resource
@@ -25,8 +26,10 @@ from .model.losses import act_loss
 class SyntheticPuzzleTask:
     """A puzzle task whose batches are random tokens of the configured shape (for benchmarks)."""
 
-    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1, reuse_target_forward: bool = True):
         self.cfg = cfg
+        # False drops HRM's prefetched no-grad segment each step, to time the reference's full second forward.
+        self.reuse_target_forward = reuse_target_forward
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.carries = [None] * cfg.train.grad_accum_steps
         self.local_batch = cfg.train.global_batch_size // world_size
@@ -51,6 +54,8 @@ class SyntheticPuzzleTask:
     def train_loss(self, model, batch, slot):
         if self.carries[slot] is None:
             self.carries[slot] = model.initial_carry(batch)
+        if not self.reuse_target_forward:
+            self.carries[slot].prefetched = None
         carry, outputs = model(carry=self.carries[slot], batch=batch)
         self.carries[slot] = carry
         return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.cfg.model.loss)
@@ -62,12 +67,13 @@ class SyntheticPuzzleTask:
         return {}
 
 
-def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
+def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2, reuse_target_forward: bool = True) -> dict:
     from .train.trainer import Trainer
     name = cfg.run_name
+    task = functools.partial(SyntheticPuzzleTask, reuse_target_forward=reuse_target_forward)
     with tempfile.TemporaryDirectory() as runs_dir:
         cfg = replace(cfg, runs_dir=runs_dir, run_name="bench")
-        trainer = Trainer(cfg, SyntheticPuzzleTask, log=lambda *_: None)
+        trainer = Trainer(cfg, task, log=lambda *_: None)
         for _ in range(warmup):
             trainer._train_step()
         with FlopCounterMode(display=False) as counter:
@@ -92,6 +98,7 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
         "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * seq / seconds,
         "gflop_per_step": flops_per_step / 1e9, "gflop_per_s": flops_per_step / 1e9 / seconds,
         "peak_memory_gib": _peak_memory_gib(trainer.device), "steps_timed": steps,
+        "reuse_target_forward": reuse_target_forward,
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
     }
     return result

@@ -32,7 +32,7 @@ def cmd_prepare(args) -> int:
     from .progress_util import BuildProgress
     cfg = SudokuBuildConfig(size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
                             difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
-                            from_csv=args.from_csv, test_csv=args.test_csv)
+                            from_csv=args.from_csv, test_csv=args.test_csv, min_difficulty=args.min_difficulty)
     with BuildProgress() as progress:
         summary = build_sudoku(cfg, args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
@@ -62,13 +62,19 @@ def cmd_train(args, overrides: list[str]) -> int:
 def _print_train_result(result: dict) -> None:
     run_dir = Path(result["run_dir"])
     if result.get("already_finished"):
-        return
+        final = run_dir / "final.pt"
+        if not final.exists():
+            return
+        import torch
+        result = {**result, "eval": torch.load(final, map_location="cpu", weights_only=False).get("metrics")}
+        print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
     evaluation = result.get("eval")
     if evaluation:
         print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
               f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
-    print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
-          f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
+    if "train_seconds" in result:
+        print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
+              f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
     print(f"run folder: {run_dir}  (final weights: {run_dir / 'final.pt'}, best: {run_dir / 'best-model' / 'best.pt'}, "
           f"metrics: {run_dir / 'metrics.jsonl'})")
 
@@ -118,7 +124,8 @@ def cmd_quickstart(args) -> int:
     if not (data_dir / "train" / "dataset.json").exists():
         print(f"building a 4x4 Sudoku dataset in {data_dir} ...")
         with BuildProgress() as progress:
-            build_sudoku(SudokuBuildConfig(size=4, train=2000, test=500, seed=0), data_dir, progress=progress.update)
+            build_sudoku(SudokuBuildConfig(size=4, train=2000, test=500, difficulty="hard", seed=0), data_dir,
+                         progress=progress.update)
     cfg = load_run_config("quickstart_sudoku4", parse_overrides([f"data.path={data_dir}", f"runs_dir={args.runs_dir}", *args.overrides]))
     print(f"training a {cfg.model.variant.upper()} model on the CPU for {cfg.train.steps} steps ...")
     result = Trainer(cfg, PuzzleTask, reset_progress=False).train()
@@ -214,7 +221,7 @@ def cmd_bench(args, overrides: list[str]) -> int:
     if args.batch:
         settings.append(f"train.global_batch_size={args.batch}")
     cfg = load_run_config(args.config, parse_overrides(settings + overrides))
-    result = bench_train(cfg, steps=args.steps, warmup=args.warmup)
+    result = bench_train(cfg, steps=args.steps, warmup=args.warmup, reuse_target_forward=not args.no_reuse)
     print(format_result(result))
     if args.json:
         atomic_write_text(args.json, to_json(result))
@@ -239,12 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     sudoku.add_argument("--disjoint-solutions", action="store_true", help="no held-out solution grid occurs in train")
     sudoku.add_argument("--from-csv", default=None, help="import train puzzles from a reference CSV (source,q,a,rating)")
     sudoku.add_argument("--test-csv", default=None, help="import held-out puzzles from a reference CSV")
+    sudoku.add_argument("--min-difficulty", type=int, default=None, help="CSV import: keep rows rated at least this")
     sudoku.add_argument("--out", required=True, help="output folder")
     sudoku.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)",
-                             description="Config fields can be overridden as key.sub=value or --key.sub value; "
-                                         "see `hrm info --fields` for all of them.")
+                             description="Train a model. Any config field below can be overridden as key.sub=value "
+                                         "or --key.sub value; rerunning the same command resumes the run.",
+                             epilog="config fields (default, meaning):\n" + _fields_table(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", default=None, help="YAML file or preset name (e.g. quickstart_sudoku4)")
     train.add_argument("--reset_progress", "--reset-progress", action="store_true",
                        help="load the newest checkpoint's weights but restart step, optimizer and schedule")
@@ -283,15 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     bench.add_argument("--warmup", type=int, default=2)
     bench.add_argument("--compile", action="store_true", help="torch.compile the model")
+    bench.add_argument("--no-reuse", action="store_true",
+                       help="HRM: recompute the Q-target forward's work each step, as the reference does")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return parser
 
 
-def _print_fields() -> int:
+def _fields_table() -> str:
     from .config import RunConfig
     from .config_base import describe_config
-    for name, default, doc in describe_config(RunConfig):
-        print(f"{name:34s} {default:>14s}  {doc}")
+    return "\n".join(f"  {name:32s} {default:>12s}  {doc}" for name, default, doc in describe_config(RunConfig))
+
+
+def _print_fields() -> int:
+    print(_fields_table())
     return 0
 
 
@@ -319,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     except _expected_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except KeyboardInterrupt:
         print("interrupted: the newest checkpoint is kept; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -119,6 +119,33 @@ class Attention(nn.Module):
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1))
 
 
+class _GatedDown(torch.autograd.Function):
+    """``(silu(gate) * up) @ down.T`` that keeps only ``gate_up`` for backward.
+
+    Autograd would keep silu(gate) and the product too: for the recursion's stack of SwiGLUs that
+    is about half of all saved activations. Recomputing both in backward costs two elementwise
+    passes, no matmul.
+    """
+
+    @staticmethod
+    def forward(ctx, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        ctx.save_for_backward(gate_up, down)
+        return F.linear(F.silu(gate) * up, down)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        gate_up, down = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        sig = torch.sigmoid(gate)
+        silu = gate * sig
+        grad_hidden = grad_out @ down  # [..., inter]
+        grad_down = (grad_out.reshape(-1, grad_out.shape[-1]).T @ (silu * up).reshape(-1, up.shape[-1]))
+        grad_gate = grad_hidden * up * (sig * (1 + gate * (1 - sig)))  # d silu / d gate
+        grad_up = grad_hidden * silu
+        return torch.cat((grad_gate, grad_up), dim=-1), grad_down
+
+
 class SwiGLU(nn.Module):
     """SwiGLU FFN; inner width is round(expansion * hidden * 2/3) rounded up to a multiple of 256."""
 
@@ -129,8 +156,12 @@ class SwiGLU(nn.Module):
         self.down_proj = CastedLinear(inter, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        gate_up = self.gate_up_proj(x)
+        down = self.down_proj.weight.to(gate_up.dtype)
+        if torch.is_grad_enabled():
+            return _GatedDown.apply(gate_up, down)
+        gate, up = gate_up.chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, down)
 
 
 class Block(nn.Module):

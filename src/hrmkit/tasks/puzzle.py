@@ -87,8 +87,10 @@ def _split_exists(root: str, split: str) -> bool:
 def _carry_to_dict(carry: ACTCarry | None) -> dict | None:
     if carry is None:
         return None
-    return {"z_H": carry.inner_carry.z_H, "z_L": carry.inner_carry.z_L, "steps": carry.steps, "halted": carry.halted,
-            "current_data": carry.current_data, "prefetched": carry.prefetched}
+    cpu = lambda t: t.detach().cpu()  # noqa: E731  (checkpoints gather these across processes)
+    return {"z_H": cpu(carry.inner_carry.z_H), "z_L": cpu(carry.inner_carry.z_L), "steps": cpu(carry.steps),
+            "halted": cpu(carry.halted), "current_data": {k: cpu(v) for k, v in carry.current_data.items()},
+            "prefetched": None if carry.prefetched is None else tuple(cpu(t) for t in carry.prefetched)}
 
 
 def _carry_from_dict(state: dict | None, device: torch.device) -> ACTCarry | None:

@@ -37,11 +37,11 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
+        raise ValueError("device 'cuda' was requested but torch sees no CUDA device")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device 'mps' was requested but this torch build has no MPS support")
+        raise ValueError("device 'mps' was requested but this torch build has no MPS support")
     return device
 
 
@@ -64,6 +64,15 @@ def reduce_sums(values: dict[str, torch.Tensor], info: ProcessInfo) -> dict[str,
     if info.distributed:
         dist.all_reduce(stacked)
     return dict(zip(keys, stacked.tolist()))
+
+
+def gather_objects(obj, info: ProcessInfo) -> list:
+    """Every process's ``obj`` (picklable, CPU tensors only), in rank order."""
+    if not info.distributed:
+        return [obj]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def shutdown_processes() -> None:

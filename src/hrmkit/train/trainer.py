@@ -25,7 +25,7 @@ from ..eval.puzzles import finish_metrics
 from ..model.act import ACTModel
 from ..model.puzzle_emb import SignSGDSparseEmbedding
 from . import checkpoint as ckpt
-from .distributed import ProcessInfo, init_processes, pick_device, reduce_sums
+from .distributed import ProcessInfo, gather_objects, init_processes, pick_device, reduce_sums
 from .optim import build_optimizer, build_scheduler
 from .progress import TrainProgress
 
@@ -44,6 +44,8 @@ class Trainer:
         self.model = ACTModel(cfg.model).to(self.device)
         self.forward_model = torch.compile(self.model) if tc.compile else self.model
         self.optimizers, self.schedulers = self._build_optimizers()
+        # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.precision == "fp16")
         self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if tc.ema else None
         self.run_dir = Path(cfg.runs_dir) / cfg.run_name
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -79,14 +81,15 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def _state(self) -> dict:
+    def _state(self, task_states: list[dict]) -> dict:
         return {
             "step": self.step,
             "model": self.model.inner.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict(),
             "ema": self.ema,
-            "task": self.task.state_dict(),
+            "task_by_rank": task_states,  # sampler position and ACT carries differ per process
             "rng": _rng_state(),
             "best_exact": self.best_exact,
             "elapsed": self.elapsed_before + (time.perf_counter() - self.started),
@@ -109,9 +112,15 @@ class Trainer:
             opt.load_state_dict(opt_state)
         for sched, sched_state in zip(self.schedulers, state["schedulers"]):
             sched.load_state_dict(sched_state)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         if state.get("ema") is not None and self.ema is not None:
             self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
-        self.task.load_state_dict(state["task"], self.device)
+        task_states = state["task_by_rank"]
+        if len(task_states) != self.proc.world_size:
+            raise ckpt.CheckpointError(f"{path} was written by {len(task_states)} processes, this run has "
+                                       f"{self.proc.world_size}; use --reset_progress to continue from its weights")
+        self.task.load_state_dict(task_states[self.proc.rank], self.device)
         _set_rng_state(state["rng"])
         self.step = state["step"]
         self.best_exact = state.get("best_exact", -1.0)
@@ -120,9 +129,12 @@ class Trainer:
         self.log(f"resumed from {path} at step {self.step}")
 
     def _save_step_checkpoint(self) -> None:
+        """Every process contributes its task state (a collective); only rank 0 writes."""
+        task_states = gather_objects(self.task.state_dict(), self.proc)
         if self.proc.is_main:
             yaml_text = (self.run_dir / "config.yaml").read_text()
-            ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(), yaml_text, self.cfg.train.checkpoint_limit)
+            ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
+                                 self.cfg.train.checkpoint_limit)
 
     def _save_weights(self, path: Path, metrics: dict | None) -> None:
         """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
@@ -178,13 +190,16 @@ class Trainer:
             micro = {k: v.to(self.device) for k, v in micro.items()}
             with self._autocast():
                 loss, metrics = self.task.train_loss(self.forward_model, micro, slot)
-            (loss / tc.global_batch_size).backward()
+            self.scaler.scale(loss / tc.global_batch_size).backward()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0) + v.detach().double()
         if self.proc.distributed:
             _all_reduce_grads(self.model)
+        self.scaler.unscale_(self.optimizers[0])
         grad_norm = _clip(self.model, tc.grad_clip)
-        for opt in self.optimizers:
+        self.scaler.step(self.optimizers[0])
+        self.scaler.update()
+        for opt in self.optimizers[1:]:  # the sparse puzzle embedding takes sign(grad): scale-free
             opt.step()
         for sched in self.schedulers:
             sched.step()

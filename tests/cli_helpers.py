@@ -1,0 +1,17 @@
+"""Run the ``hrm`` command in a real subprocess, as a user would."""
+
+import os
+import subprocess
+import sys
+
+# A model small enough that a CLI training step takes milliseconds.
+TINY_MODEL = ["model.hidden_size=32", "model.L_layers=1", "model.H_cycles=2", "model.L_cycles=2",
+              "model.halt_max_steps=4", "train.global_batch_size=16", "train.progress=false", "train.log_steps=1"]
+
+
+def hrm(*args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "hrmkit", *args], capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result

@@ -1,0 +1,72 @@
+"""Each way the reference code fails a new user on a CPU machine, pinned as working here."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hrmkit.config import ModelConfig
+from hrmkit.model.act import ACTModel
+from hrmkit.model.losses import act_loss
+from hrmkit.train.optim import build_optimizer
+
+from cli_helpers import TINY_MODEL, hrm
+
+
+def test_no_flash_attn_and_no_compiled_optimizer_are_needed():
+    code = ("import sys, hrmkit.train.trainer, hrmkit.loading; "
+            "bad = [m for m in sys.modules if m.startswith(('flash_attn', 'adam_atan2', 'wandb'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = build_optimizer("adam_atan2", [weight], lr=0.1, weight_decay=0.0)
+    weight.sum().backward()
+    optimizer.step()
+    assert torch.all(weight < 1)
+
+
+def test_trm_with_hrm_style_halting_trains():
+    cfg = ModelConfig(variant="trm", hidden_size=32, num_heads=2, L_layers=1, H_cycles=2, L_cycles=2,
+                      halt_max_steps=3, no_ACT_continue=False, vocab_size=6, seq_len=8)
+    model = ACTModel(cfg).train()
+    batch = {"inputs": torch.randint(0, 6, (4, 8), dtype=torch.int32), "labels": torch.randint(0, 6, (4, 8)),
+             "puzzle_identifiers": torch.zeros(4, dtype=torch.int32)}
+    carry = model.initial_carry(batch)
+    for _ in range(3):
+        carry, outputs = model(carry=carry, batch=batch)
+        assert "target_q_continue" in outputs
+        loss, metrics = act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, cfg.loss)
+        loss.backward()
+        assert "q_continue_loss" in metrics
+    assert model.inner.q_head.weight.grad is not None
+
+
+def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
+    result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "train.device=tpu", check=False)
+    assert result.returncode == 2 and "device" in result.stderr
+    if not torch.cuda.is_available():
+        result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                     "train.device=cuda", check=False)
+        assert result.returncode == 2 and "CUDA" in result.stderr
+
+
+def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
+    hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=bf16",
+        "train.steps=2", "train.precision=bf16", *TINY_MODEL)
+    saved = (tmp_path / "bf16" / "config.yaml").read_text()
+    assert "precision: bf16" in saved
+    from hrmkit.config import TrainConfig
+    assert TrainConfig().precision == "fp32" and TrainConfig().compile is False
+
+
+def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
+    hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=accum",
+        "train.steps=4", "train.grad_accum_steps=2", "train.eval_interval=2", "train.lr_warmup_steps=2",
+        "train.lr=0.01", "train.lr_min_ratio=1.0", *TINY_MODEL)
+    records = [json.loads(line) for line in (tmp_path / "accum" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [2, 4]
+    lrs = {r["step"]: r["lr"] for r in records if r["kind"] == "train"}
+    assert lrs[1] == pytest.approx(0.01)  # after 1 of 2 warmup steps the next step runs at the peak
+    assert lrs[4] == pytest.approx(0.01)
