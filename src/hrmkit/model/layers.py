@@ -137,13 +137,12 @@ class _GatedDown(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         gate_up, down = ctx.saved_tensors
         gate, up = gate_up.chunk(2, dim=-1)
-        sig = torch.sigmoid(gate)
-        silu = gate * sig
+        silu = F.silu(gate)
         grad_hidden = grad_out @ down  # [..., inter]
-        grad_down = (grad_out.reshape(-1, grad_out.shape[-1]).T @ (silu * up).reshape(-1, up.shape[-1]))
-        grad_gate = grad_hidden * up * (sig * (1 + gate * (1 - sig)))  # d silu / d gate
-        grad_up = grad_hidden * silu
-        return torch.cat((grad_gate, grad_up), dim=-1), grad_down
+        hidden = (silu * up).reshape(-1, up.shape[-1])
+        grad_down = grad_out.reshape(-1, grad_out.shape[-1]).T @ hidden
+        grad_gate = torch.ops.aten.silu_backward(grad_hidden * up, gate)  # one fused kernel
+        return torch.cat((grad_gate, grad_hidden * silu), dim=-1), grad_down
 
 
 class SwiGLU(nn.Module):
@@ -155,10 +154,14 @@ class SwiGLU(nn.Module):
         self.gate_up_proj = CastedLinear(hidden_size, inter * 2, bias=False)
         self.down_proj = CastedLinear(inter, hidden_size, bias=False)
 
+    # Below this many gate_up elements the recompute costs more time than the memory it saves
+    # (measured on CPU: 7 % slower for the quickstart's tiny activations, 10 % faster for TRM Sudoku).
+    recompute_min_elements = 6 << 20
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate_up = self.gate_up_proj(x)
         down = self.down_proj.weight.to(gate_up.dtype)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and gate_up.numel() >= self.recompute_min_elements:
             return _GatedDown.apply(gate_up, down)
         gate, up = gate_up.chunk(2, dim=-1)
         return F.linear(F.silu(gate) * up, down)
