@@ -70,3 +70,12 @@ def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
     lrs = {r["step"]: r["lr"] for r in records if r["kind"] == "train"}
     assert lrs[1] == pytest.approx(0.01)  # after 1 of 2 warmup steps the next step runs at the peak
     assert lrs[4] == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_torch_compile_is_opt_in_and_checkpoints_carry_no_compile_prefix(sudoku4, tmp_path):
+    hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=compiled",
+        "train.steps=3", "train.compile=true", "train.checkpoint_interval=3", *TINY_MODEL)
+    for path in (tmp_path / "compiled" / "final.pt", tmp_path / "compiled" / "checkpoints" / "step_3.pt"):
+        weights = torch.load(path, weights_only=False)["model"]
+        assert weights and not any("_orig_mod" in key for key in weights)

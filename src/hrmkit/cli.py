@@ -20,6 +20,13 @@ class UsageError(ValueError):
     """Bad command-line input detected by the CLI itself."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the full usage stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from .data.puzzle_format import DatasetError
     from .train.checkpoint import CheckpointError
@@ -230,7 +237,7 @@ def cmd_bench(args, overrides: list[str]) -> int:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hrm", description="Train and evaluate HRM / TRM recursive reasoning models.")
+    parser = OneLineParser(prog="hrm", description="Train and evaluate HRM / TRM recursive reasoning models.")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     prep = verbs.add_parser("prepare", help="build a dataset in the reference puzzle format")
