@@ -1,4 +1,4 @@
-"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert.
+"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert, bench, report.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -30,7 +30,8 @@ class OneLineParser(argparse.ArgumentParser):
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from .data.puzzle_format import DatasetError
     from .train.checkpoint import CheckpointError
-    return (ConfigError, DatasetError, CheckpointError, UsageError, FileNotFoundError, FileExistsError, ValueError)
+    from .viz.report import ReportError
+    return (ConfigError, DatasetError, CheckpointError, ReportError, UsageError, FileNotFoundError, FileExistsError, ValueError)
 
 
 # -- prepare -------------------------------------------------------------------------------------
@@ -235,6 +236,14 @@ def cmd_bench(args, overrides: list[str]) -> int:
     return 0
 
 
+# -- report --------------------------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from .viz.report import write_report
+    report = write_report([Path(run) for run in args.runs], Path(args.out) if args.out else None)
+    print(f"wrote {report} and its plots")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="hrm", description="Train and evaluate HRM / TRM recursive reasoning models.")
@@ -290,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
     convert.add_argument("--out", required=True)
     convert.add_argument("--force", action="store_true")
+    report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
+    report.add_argument("runs", nargs="+", help="run folders (runs/<name>)")
+    report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
+
     bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
     bench.add_argument("what", choices=("train",), help="what to time")
     bench.add_argument("--config", required=True, help="YAML file or preset name")
@@ -338,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_convert(args)
         if args.verb == "bench":
             return cmd_bench(args, extra)
+        if args.verb == "report":
+            return cmd_report(args)
     except _expected_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -77,4 +77,7 @@ def gather_objects(obj, info: ProcessInfo) -> list:
 
 def shutdown_processes() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
+        # abort the other side (seen as a SIGABRT at exit).
+        dist.barrier()
         dist.destroy_process_group()

@@ -38,6 +38,8 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.proc: ProcessInfo = init_processes(self.device)
+        if not self.proc.is_main:  # one voice: rank 0 speaks for all processes
+            self.log = lambda *_: None
         self.task = task_factory(cfg, self.proc.rank, self.proc.world_size)
         self.task.fill_model_config()
         _seed_everything(tc.seed)

@@ -1,0 +1,152 @@
+"""Tests for ``hrmkit.viz.report``: metrics parsing, derived numbers, report files and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrmkit.viz.report import ReportError, load_metrics, time_to_accuracy, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURE_FILES = ("loss.png", "exact_accuracy.png", "act_steps.png", "learning_rate.png", "throughput.png")
+
+
+def train_record(step: int, lm_loss: float = 1.0) -> dict:
+    return {
+        "step": step, "kind": "train", "lm_loss": lm_loss, "accuracy": 0.5, "exact_accuracy": 0.1,
+        "q_halt_loss": 0.01, "q_halt_accuracy": 0.9, "q_continue_loss": 0.02, "steps": 3.0,
+        "count": 8.0, "grad_norm": 0.5, "samples_per_s": 100.0 + step, "tokens_per_s": 3600.0,
+        "ms_per_step": 10.0, "lr": 1e-3,
+    }
+
+
+def eval_record(step: int, exact_accuracy: float, train_s: float) -> dict:
+    return {
+        "step": step, "kind": "eval", "exact_accuracy": exact_accuracy, "accuracy": 0.99,
+        "halted_exact_accuracy": exact_accuracy, "halted_accuracy": 0.99, "steps": 2.5,
+        "count": 100.0, "elapsed_s": train_s * 1.5, "train_s": train_s,
+    }
+
+
+# Eval accuracy climbs past 90 % at step 20 and 95 % at step 30, never 97 %; best is step 30.
+EVALS = [eval_record(10, 0.5, 10.0), eval_record(20, 0.92, 20.0), eval_record(30, 0.96, 30.0), eval_record(40, 0.95, 40.0)]
+
+
+def make_run(parent: Path, name: str, lines: list[str] | None = None) -> Path:
+    run_dir = parent / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(
+        f"run_name: {name}\nmodel:\n  variant: trm\n  hidden_size: 64\ndata:\n  path: /data/sudoku\n"
+        "train:\n  steps: 40\n  global_batch_size: 8\n  lr: 0.001\n  optimizer: adamw\n  precision: fp32\n"
+    )
+    if lines is None:
+        records = [train_record(step) for step in (10, 20, 30, 40)] + EVALS
+        lines = [json.dumps(record) for record in records]
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def test_load_metrics_keeps_last_record_per_step_sorted(tmp_path: Path) -> None:
+    # A resume re-logs step 20; its later line must replace the first one.
+    lines = [json.dumps(r) for r in (train_record(20, lm_loss=9.0), train_record(10), eval_record(20, 0.1, 5.0))]
+    lines += ["", json.dumps(train_record(20, lm_loss=2.0)), json.dumps(eval_record(20, 0.3, 6.0))]
+    train, evals = load_metrics(make_run(tmp_path, "resumed", lines))
+    assert [r["step"] for r in train] == [10, 20]
+    assert train[1]["lm_loss"] == 2.0
+    assert [(r["step"], r["exact_accuracy"]) for r in evals] == [(20, 0.3)]
+
+
+def test_time_to_accuracy_finds_first_eval_reaching_each_threshold() -> None:
+    reached = time_to_accuracy(list(reversed(EVALS)))
+    assert reached[0.9]["step"] == 20
+    assert reached[0.95]["step"] == 30
+    assert reached[0.97] is None and reached[0.99] is None
+
+
+def test_single_run_report_summarises_and_draws_valid_pngs(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "alpha")
+    report_path = write_report([run_dir])
+    assert report_path == run_dir / "report.md"
+    report = report_path.read_text()
+    assert "# Training report: alpha" in report
+    assert "96.00 % at step 30, 30.0 s of training" in report
+    assert "| 90.00 % | 20.0 s (step 20) |" in report
+    assert "| 95.00 % | 30.0 s (step 30) |" in report
+    assert "| 97.00 % | not reached |" in report
+    assert "trm, hidden size 64" in report and "/data/sudoku" in report and "adamw" in report
+    assert "| wall time | 60.0 s |" in report  # last eval's elapsed_s
+    assert "| parameters | n/a |" in report  # no final.pt
+    for file_name in FIGURE_FILES:
+        png = (run_dir / file_name).read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 1000, file_name
+        assert f"]({file_name})" in report
+    assert not list(run_dir.glob("*.tmp-*"))  # atomic writes leave no temporaries behind
+
+
+def test_parameter_count_excludes_puzzle_embeddings_and_initial_states(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "counted")
+    model_state = {
+        "lm_head.weight": torch.zeros(3, 4),
+        "q_head.bias": torch.zeros(2),
+        "puzzle_emb.weights": torch.zeros(1000, 4),
+        "H_init": torch.zeros(4),
+        "L_init": torch.zeros(4),
+    }
+    torch.save({"model": model_state, "step": 40}, run_dir / "final.pt")
+    report = write_report([run_dir], tmp_path / "out").read_text()
+    assert "| parameters | 14 (" in report
+
+
+def test_overlay_of_two_runs_writes_comparison_table(tmp_path: Path) -> None:
+    runs = [make_run(tmp_path, "alpha"), make_run(tmp_path, "beta")]
+    out_dir = tmp_path / "compare"
+    report = write_report(runs, out_dir).read_text()
+    table_rows = [line for line in report.splitlines() if line.startswith("| alpha") or line.startswith("| beta")]
+    assert len(table_rows) == 2
+    assert "96.00 % (step 30)" in table_rows[0] and "not reached" in table_rows[0]
+    for file_name in FIGURE_FILES:
+        assert (out_dir / file_name).read_bytes().startswith(PNG_MAGIC)
+    assert not (runs[0] / "report.md").exists()
+
+
+def test_overlay_needs_an_output_folder(tmp_path: Path) -> None:
+    runs = [make_run(tmp_path, "alpha"), make_run(tmp_path, "beta")]
+    with pytest.raises(ValueError, match="output folder"):
+        write_report(runs)
+
+
+def assert_one_line_report_error(run_dir: Path, expected: str) -> None:
+    with pytest.raises(ReportError) as caught:
+        write_report([run_dir])
+    message = str(caught.value)
+    assert "\n" not in message and expected in message, message
+
+
+def test_missing_run_folder_is_reported(tmp_path: Path) -> None:
+    assert_one_line_report_error(tmp_path / "nope", "run folder not found")
+
+
+def test_missing_and_empty_metrics_are_reported(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "empty", lines=[""])
+    assert_one_line_report_error(run_dir, "no metrics recorded")
+    (run_dir / "metrics.jsonl").unlink()
+    assert_one_line_report_error(run_dir, "missing metrics file")
+
+
+def test_corrupt_line_names_file_and_line_number(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "corrupt", lines=[json.dumps(train_record(10)), '{"step": 20, "kind": "tr'])
+    assert_one_line_report_error(run_dir, f"{run_dir / 'metrics.jsonl'}:2: corrupt line")
+    (run_dir / "metrics.jsonl").write_text('{"kind": "train"}\n')
+    assert_one_line_report_error(run_dir, "metrics.jsonl:1: corrupt line (needs an integer 'step'")
+
+
+def test_missing_matplotlib_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = make_run(tmp_path, "headless")
+    # A None entry in sys.modules makes the import fail as if the package were absent.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert_one_line_report_error(run_dir, "pip install 'hrmkit[viz]'")
