@@ -6,8 +6,9 @@ Seconds are training time only (``train_s``: inside training steps, evaluation e
 """
 
 import argparse
-import json
 from pathlib import Path
+
+from hrmkit.viz.report import best_eval, load_metrics, time_to_accuracy
 
 
 def main() -> None:
@@ -16,17 +17,15 @@ def main() -> None:
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.9, 0.95, 0.97, 0.99])
     args = parser.parse_args()
     for run in args.runs:
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        evals = [r for r in records if r["kind"] == "eval"]
+        _, evals = load_metrics(run)
         print(f"{run}:")
         for r in evals:
             print(f"  step {r['step']:5d}  train {r['train_s']:6.1f} s  exact {r['exact_accuracy']:.4f}  "
                   f"cells {r['accuracy']:.4f}  halting step {r['steps']:.2f}")
-        for threshold in args.thresholds:
-            hit = next((r for r in evals if r["exact_accuracy"] >= threshold), None)
+        for threshold, hit in time_to_accuracy(evals, args.thresholds).items():
             when = f"{hit['train_s']:.0f} s (step {hit['step']})" if hit else "not reached"
             print(f"  exact >= {threshold:.0%}: {when}")
-        best = max(evals, key=lambda r: r["exact_accuracy"]) if evals else None
+        best = best_eval(evals)
         if best:
             print(f"  best {best['exact_accuracy']:.4f} at {best['train_s']:.0f} s")
 
