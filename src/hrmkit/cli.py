@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,15 +37,27 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 # -- prepare -------------------------------------------------------------------------------------
 def cmd_prepare(args) -> int:
-    from .data.sudoku import SudokuBuildConfig, build_sudoku
     from .progress_util import BuildProgress
-    cfg = SudokuBuildConfig(size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
-                            difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
-                            from_csv=args.from_csv, test_csv=args.test_csv, min_difficulty=args.min_difficulty)
+    build, cfg = _sudoku_build(args) if args.kind == "sudoku" else _maze_build(args)
     with BuildProgress() as progress:
-        summary = build_sudoku(cfg, args.out, overwrite=args.force, progress=progress.update)
+        summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
     return 0
+
+
+def _maze_build(args):
+    from .data.maze import MazeBuildConfig, build_maze
+    return build_maze, MazeBuildConfig(
+        size=args.size, train=args.train, test=args.test, min_path_length=args.min_path_length, aug=args.aug,
+        seed=args.seed, extra_openings=args.extra_openings, from_csv=args.from_csv, test_csv=args.test_csv)
+
+
+def _sudoku_build(args):
+    from .data.sudoku import SudokuBuildConfig, build_sudoku
+    return build_sudoku, SudokuBuildConfig(
+        size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
+        difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
+        from_csv=args.from_csv, test_csv=args.test_csv, min_difficulty=args.min_difficulty)
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -64,6 +77,13 @@ def cmd_train(args, overrides: list[str]) -> int:
         shutdown_processes()
     if trainer.proc.is_main:
         _print_train_result(result)
+    if trainer.proc.distributed:
+        # Everything is written and the process group is gone, but gloo's worker threads can still
+        # abort the interpreter's own teardown now and then (SIGABRT, "terminate called without an
+        # active exception"), which torchrun reports as a failed run: leave without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
@@ -265,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     sudoku.add_argument("--min-difficulty", type=int, default=None, help="CSV import: keep rows rated at least this")
     sudoku.add_argument("--out", required=True, help="output folder")
     sudoku.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    maze = prep_kinds.add_parser("maze", help="generated (or imported) mazes labelled with a BFS shortest path")
+    maze.add_argument("--size", type=int, default=30, help="grid side (30 as the reference; 9 for quick CPU runs)")
+    maze.add_argument("--train", type=int, default=1000)
+    maze.add_argument("--test", type=int, default=1000)
+    maze.add_argument("--min-path-length", type=int, default=0, help="keep mazes whose shortest path is at least this long")
+    maze.add_argument("--aug", action="store_true", help="add the 8 dihedral transforms of each train maze (one group)")
+    maze.add_argument("--extra-openings", type=float, default=0.2,
+                      help="fraction of the remaining walls opened so mazes have several routes")
+    maze.add_argument("--seed", type=int, default=0)
+    maze.add_argument("--from-csv", default=None, help="import train mazes from a reference CSV (source,question,answer,rating)")
+    maze.add_argument("--test-csv", default=None, help="import held-out mazes from a reference CSV")
+    maze.add_argument("--out", required=True, help="output folder")
+    maze.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)",
                              description="Train a model. Any config field below can be overridden as key.sub=value "
