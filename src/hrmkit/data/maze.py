@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
+from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows
 
 CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
@@ -43,10 +44,10 @@ MIN_SIZE = 5  # the smallest grid with a wall border and more than one lattice c
 _CHAR_TO_TOKEN = np.zeros(256, dtype=np.uint8)
 _CHAR_TO_TOKEN[np.frombuffer(CHARSET.encode(), dtype=np.uint8)] = np.arange(1, len(CHARSET) + 1)
 
-# Generating stops with an error after this many candidates in a row are turned down.
-_MAX_CONSECUTIVE_REJECTIONS = 2000
+# Why a candidate maze is turned down (counted in the build summary).
+_REPEATED_INPUT = "repeated input"
+_SHORT_PATH = "short path"
 
-ProgressCallback = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -338,76 +339,10 @@ def _stack(grids: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack(grids) if grids else np.zeros((0, size * size), dtype=np.uint8)
 
 
-def _shuffled_rows(
-    inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for row in rng.permutation(len(inputs)):
-        yield inputs[row], labels[row]
-
-
-# --------------------------------------------------------------------------- selection
-
-
-@dataclass
-class _Selection:
-    inputs: list[np.ndarray]
-    labels: list[np.ndarray]
-    rejected_seen_inputs: int = 0
-    rejected_short_paths: int = 0
-
-
-def _select(
-    candidates: Iterator[tuple[np.ndarray, np.ndarray]],
-    count: int,
-    taken_inputs: set[bytes],
-    min_path_length: int,
-    variants: Callable[[np.ndarray], np.ndarray],
-    endless: bool,
-    report: ProgressCallback,
-    description: str,
-) -> _Selection:
-    """Take `count` candidates long enough whose input (and every variant of it) is new.
-
-    `taken_inputs` grows with the variants of every accepted input, so a later split never
-    repeats a grid of an earlier one. An endless (generated) stream that keeps being turned
-    down means the request cannot be met: raise ValueError.
-    """
-    selection = _Selection([], [])
-    in_a_row = 0
-    report(description, 0, count)
-    while len(selection.inputs) < count:
-        candidate = next(candidates, None)
-        if candidate is None:
-            break
-        inputs, labels = candidate
-        too_short = path_length(labels) < min_path_length
-        keys = set() if too_short else {grid.tobytes() for grid in variants(inputs)}
-        if too_short:
-            selection.rejected_short_paths += 1
-            in_a_row += 1
-        elif not keys.isdisjoint(taken_inputs):
-            selection.rejected_seen_inputs += 1
-            in_a_row += 1
-        else:
-            taken_inputs.update(keys)
-            selection.inputs.append(inputs)
-            selection.labels.append(labels)
-            in_a_row = 0
-            report(description, len(selection.inputs), count)
-        if endless and in_a_row >= _MAX_CONSECUTIVE_REJECTIONS:
-            raise ValueError(
-                f"{description}: made {len(selection.inputs)} of {count}, then {_MAX_CONSECUTIVE_REJECTIONS} "
-                f"mazes in a row were turned down ({selection.rejected_short_paths} so far shorter than "
-                f"min_path_length={min_path_length}, {selection.rejected_seen_inputs} already taken); "
-                "lower min_path_length, ask for fewer mazes or use a larger size"
-            )
-    return selection
-
-
 # --------------------------------------------------------------------------- building
 
 
-def _split_arrays(selection: _Selection, size: int, aug: bool) -> dict[str, np.ndarray]:
+def _split_arrays(selection: Selection, size: int, aug: bool) -> dict[str, np.ndarray]:
     """The five reference arrays: one group per base maze, one example per puzzle."""
     if aug:
         inputs = [_dihedral_variants(grid, size) for grid in selection.inputs]
@@ -460,17 +395,38 @@ def _validate_config(cfg: MazeBuildConfig) -> None:
         raise ValueError("test_csv applies to CSV imports; set from_csv too")
 
 
-def _base_mazes(cfg: MazeBuildConfig, report: ProgressCallback) -> tuple[_Selection, _Selection]:
+def _select(candidates, count: int, taken_inputs: set[bytes], min_path_length: int,
+            variants: Callable[[np.ndarray], np.ndarray], endless: bool, report: ProgressCallback,
+            description: str) -> Selection:
+    """Mazes long enough whose input (and every variant of it) is new; ``taken_inputs`` grows
+    with the variants of every kept input, so a later split never repeats a grid of an earlier one."""
+
+    def rejection(inputs: np.ndarray, labels: np.ndarray) -> str | None:
+        if path_length(labels) < min_path_length:
+            return _SHORT_PATH
+        return _REPEATED_INPUT if any(grid.tobytes() in taken_inputs for grid in variants(inputs)) else None
+
+    def impossible(selection: Selection) -> str:
+        return (f"{description}: made {len(selection.inputs)} of {count}, then {MAX_CONSECUTIVE_REJECTIONS} "
+                f"mazes in a row were turned down ({selection.rejected[_SHORT_PATH]} so far shorter than "
+                f"min_path_length={min_path_length}, {selection.rejected[_REPEATED_INPUT]} already taken); "
+                "lower min_path_length, ask for fewer mazes or use a larger size")
+
+    return select(candidates, count, rejection, lambda inputs: taken_inputs.update(g.tobytes() for g in variants(inputs)),
+                  endless, report, description, impossible)
+
+
+def _base_mazes(cfg: MazeBuildConfig, report: ProgressCallback) -> tuple[Selection, Selection]:
     """(train, test) base mazes; test first so train can avoid every test grid."""
     if cfg.from_csv is None:
         test_stream = _generated_candidates(cfg.size, cfg.extra_openings, np.random.default_rng([cfg.seed, 0]))
         train_stream = _generated_candidates(cfg.size, cfg.extra_openings, np.random.default_rng([cfg.seed, 1]))
         endless = True
     else:
-        train_stream = _shuffled_rows(*read_maze_csv(cfg.from_csv, cfg.size), np.random.default_rng([cfg.seed, 3]))
+        train_stream = shuffled_rows(*read_maze_csv(cfg.from_csv, cfg.size), np.random.default_rng([cfg.seed, 3]))
         test_stream = train_stream  # without test_csv, test takes the first shuffled rows
         if cfg.test_csv is not None:
-            test_stream = _shuffled_rows(*read_maze_csv(cfg.test_csv, cfg.size), np.random.default_rng([cfg.seed, 4]))
+            test_stream = shuffled_rows(*read_maze_csv(cfg.test_csv, cfg.size), np.random.default_rng([cfg.seed, 4]))
         endless = False
     taken_inputs: set[bytes] = set()
     train_variants = functools.partial(_dihedral_variants, size=cfg.size) if cfg.aug else _as_is
@@ -483,7 +439,7 @@ def _base_mazes(cfg: MazeBuildConfig, report: ProgressCallback) -> tuple[_Select
     return train, test
 
 
-def _path_stats(selection: _Selection) -> dict[str, float] | None:
+def _path_stats(selection: Selection) -> dict[str, float] | None:
     if not selection.labels:
         return None
     lengths = np.array([path_length(labels) for labels in selection.labels])
@@ -515,10 +471,10 @@ def build_maze(
         "test_puzzles": len(test.inputs),
         "path_length": {"train": _path_stats(train), "test": _path_stats(test)},
         "rejected": {
-            "train_inputs_already_taken": train.rejected_seen_inputs,
-            "test_inputs_already_taken": test.rejected_seen_inputs,
-            "train_paths_too_short": train.rejected_short_paths,
-            "test_paths_too_short": test.rejected_short_paths,
+            "train_inputs_already_taken": train.rejected[_REPEATED_INPUT],
+            "test_inputs_already_taken": test.rejected[_REPEATED_INPUT],
+            "train_paths_too_short": train.rejected[_SHORT_PATH],
+            "test_paths_too_short": test.rejected[_SHORT_PATH],
         },
     }
     summary["seconds"] = round(time.perf_counter() - started, 3)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
+from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows
 
 # Box rows x box columns for each supported size.
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -31,10 +32,9 @@ DIFFICULTY_BLANK_FRACTIONS = {"easy": 0.40, "medium": 0.55, "hard": 0.70}
 
 BLANK_TOKEN = 1
 
-# Generating stops with an error after this many candidates in a row are turned down.
-_MAX_CONSECUTIVE_REJECTIONS = 2000
-
-ProgressCallback = Callable[[str, int, int], None]
+# Why a candidate puzzle is turned down (counted in the build summary).
+_REPEATED_INPUT = "repeated input"
+_HELD_OUT_SOLUTION = "held-out solution"
 
 
 @dataclass
@@ -401,73 +401,19 @@ def read_sudoku_csv(path: str, size: int, min_difficulty: int | None = None) -> 
     return puzzles, solutions
 
 
-def _shuffled_rows(
-    puzzles: np.ndarray, solutions: np.ndarray, rng: np.random.Generator
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for row in rng.permutation(len(puzzles)):
-        yield puzzles[row], solutions[row]
-
-
 # --------------------------------------------------------------------------- building
 
 
-@dataclass
-class _Selection:
-    puzzles: list[np.ndarray]
-    solutions: list[np.ndarray]
-    rejected_solutions: int = 0
-    rejected_duplicates: int = 0
-
-
-def _select(
-    candidates: Iterator[tuple[np.ndarray, np.ndarray]],
-    count: int,
-    taken_inputs: set[bytes],
-    forbidden_solution: Callable[[np.ndarray], bool],
-    endless: bool,
-    report: ProgressCallback,
-    description: str,
-) -> _Selection:
-    """Take `count` candidates whose input is new and whose solution is allowed.
-
-    `taken_inputs` grows with every accepted input. For an endless (generated) stream,
-    too many rejections in a row mean the request cannot be met: raise ValueError.
-    """
-    selection = _Selection([], [])
-    in_a_row = 0
-    report(description, 0, count)
-    while len(selection.puzzles) < count:
-        candidate = next(candidates, None)
-        if candidate is None:
-            break
-        puzzle, solution = candidate
-        key = puzzle.tobytes()
-        if key in taken_inputs:
-            selection.rejected_duplicates += 1
-            in_a_row += 1
-        elif forbidden_solution(solution):
-            selection.rejected_solutions += 1
-            in_a_row += 1
-        else:
-            taken_inputs.add(key)
-            selection.puzzles.append(puzzle)
-            selection.solutions.append(solution)
-            in_a_row = 0
-            report(description, len(selection.puzzles), count)
-        if endless and in_a_row >= _MAX_CONSECUTIVE_REJECTIONS:
-            raise ValueError(_impossible_request_message(description, len(selection.puzzles), count, selection))
-    return selection
-
-
-def _impossible_request_message(description: str, made: int, count: int, selection: _Selection) -> str:
-    if selection.rejected_solutions >= selection.rejected_duplicates:
+def _impossible_request_message(description: str, count: int, selection: Selection) -> str:
+    made = len(selection.inputs)
+    if selection.rejected[_HELD_OUT_SOLUTION] >= selection.rejected[_REPEATED_INPUT]:
         return (
-            f"{description}: made {made} of {count}, then {_MAX_CONSECUTIVE_REJECTIONS} grids in a row were "
+            f"{description}: made {made} of {count}, then {MAX_CONSECUTIVE_REJECTIONS} grids in a row were "
             "held-out solutions (4x4 has only 288 solution grids); use fewer test puzzles or "
             "disjoint_solutions=False"
         )
     return (
-        f"{description}: made only {made} of {count} distinct puzzles, then {_MAX_CONSECUTIVE_REJECTIONS} "
+        f"{description}: made only {made} of {count} distinct puzzles, then {MAX_CONSECUTIVE_REJECTIONS} "
         "duplicates in a row; ask for fewer puzzles or more blanks"
     )
 
@@ -498,7 +444,7 @@ def _augmented_group(
     inputs = np.concatenate([puzzle[None], _apply_symmetries(puzzle, cell_maps, digit_maps)])
     labels = np.concatenate([solution[None], _apply_symmetries(solution, cell_maps, digit_maps)])
     for row in range(1, num_aug + 1):
-        for _ in range(_MAX_CONSECUTIVE_REJECTIONS):
+        for _ in range(MAX_CONSECUTIVE_REJECTIONS):
             if inputs[row].tobytes() not in test_inputs and labels[row].tobytes() not in test_solutions:
                 break
             inputs[row], labels[row] = shuffle_sudoku(puzzle, solution, size, rng)
@@ -508,7 +454,7 @@ def _augmented_group(
 
 
 def _split_arrays(
-    selection: _Selection,
+    selection: Selection,
     size: int,
     num_aug: int,
     rng: np.random.Generator,
@@ -519,8 +465,8 @@ def _split_arrays(
     """The five reference arrays: one group per base puzzle, one example per puzzle."""
     cells = size * size
     inputs, labels = [np.zeros((0, cells), np.uint8)], [np.zeros((0, cells), np.uint8)]
-    total = len(selection.puzzles)
-    for done, (puzzle, solution) in enumerate(zip(selection.puzzles, selection.solutions), start=1):
+    total = len(selection.inputs)
+    for done, (puzzle, solution) in enumerate(zip(selection.inputs, selection.labels), start=1):
         group_inputs, group_labels = _augmented_group(puzzle, solution, size, num_aug, rng, test_inputs, test_solutions)
         inputs.append(group_inputs)
         labels.append(group_labels)
@@ -584,7 +530,7 @@ def _target_blanks(cfg: SudokuBuildConfig) -> int:
     return round(DIFFICULTY_BLANK_FRACTIONS[cfg.difficulty] * cfg.size * cfg.size)
 
 
-def _base_puzzles(cfg: SudokuBuildConfig, report: ProgressCallback) -> tuple[_Selection, _Selection]:
+def _base_puzzles(cfg: SudokuBuildConfig, report: ProgressCallback) -> tuple[Selection, Selection]:
     """(train, test) base puzzles; test first so train can avoid it."""
     taken_inputs: set[bytes] = set()
     if cfg.from_csv is None:
@@ -595,24 +541,37 @@ def _base_puzzles(cfg: SudokuBuildConfig, report: ProgressCallback) -> tuple[_Se
         endless = True
     else:
         puzzles, solutions = read_sudoku_csv(cfg.from_csv, cfg.size, cfg.min_difficulty)
-        train_stream = _shuffled_rows(puzzles, solutions, np.random.default_rng([cfg.seed, 3]))
+        train_stream = shuffled_rows(puzzles, solutions, np.random.default_rng([cfg.seed, 3]))
         test_stream = train_stream  # without test_csv, test takes the first shuffled rows
         if cfg.test_csv is not None:
             test_rows = read_sudoku_csv(cfg.test_csv, cfg.size, cfg.min_difficulty)
-            test_stream = _shuffled_rows(*test_rows, np.random.default_rng([cfg.seed, 4]))
+            test_stream = shuffled_rows(*test_rows, np.random.default_rng([cfg.seed, 4]))
         endless = False
     test = _select(test_stream, cfg.test, taken_inputs, lambda solution: False, endless, report, "test puzzles")
-    forbidden = _solution_filter(test.solutions, cfg.disjoint_solutions)
+    forbidden = _solution_filter(test.labels, cfg.disjoint_solutions)
     train = _select(train_stream, cfg.train, taken_inputs, forbidden, endless, report, "train puzzles")
-    if cfg.from_csv is not None and cfg.train > 0 and not train.puzzles:
+    if cfg.from_csv is not None and cfg.train > 0 and not train.inputs:
         raise ValueError(f"{cfg.from_csv}: no rows left for the train split")
     return train, test
 
 
-def _blank_stats(selection: _Selection) -> dict[str, float] | None:
-    if not selection.puzzles:
+def _select(candidates, count: int, taken_inputs: set[bytes], forbidden_solution: Callable[[np.ndarray], bool],
+            endless: bool, report: ProgressCallback, description: str) -> Selection:
+    """Candidates whose input is new (``taken_inputs`` grows) and whose solution is allowed."""
+
+    def rejection(puzzle: np.ndarray, solution: np.ndarray) -> str | None:
+        if puzzle.tobytes() in taken_inputs:
+            return _REPEATED_INPUT
+        return _HELD_OUT_SOLUTION if forbidden_solution(solution) else None
+
+    return select(candidates, count, rejection, lambda puzzle: taken_inputs.add(puzzle.tobytes()), endless, report,
+                  description, lambda selection: _impossible_request_message(description, count, selection))
+
+
+def _blank_stats(selection: Selection) -> dict[str, float] | None:
+    if not selection.inputs:
         return None
-    blanks = np.sum(np.stack(selection.puzzles) == 0, axis=1)
+    blanks = np.sum(np.stack(selection.inputs) == 0, axis=1)
     return {"min": int(blanks.min()), "mean": round(float(blanks.mean()), 3), "max": int(blanks.max())}
 
 
@@ -630,24 +589,24 @@ def build_sudoku(
         raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
     report = progress or (lambda description, completed, total: None)
     train, test = _base_puzzles(cfg, report)
-    test_inputs = {puzzle.tobytes() for puzzle in test.puzzles}
+    test_inputs = {puzzle.tobytes() for puzzle in test.inputs}
     augment_rng = np.random.default_rng([cfg.seed, 2])
-    test_solutions = {solution.tobytes() for solution in test.solutions} if cfg.disjoint_solutions else set()
+    test_solutions = {solution.tobytes() for solution in test.labels} if cfg.disjoint_solutions else set()
     train_arrays = _split_arrays(train, cfg.size, cfg.num_aug, augment_rng, test_inputs, test_solutions, report)
     test_arrays = _split_arrays(test, cfg.size, 0, augment_rng, set(), set(), report)
     summary: dict[str, Any] = {
         "builder": "hrmkit.data.sudoku",
         "config": asdict(cfg),
         "source": "csv" if cfg.from_csv else "generated",
-        "train_puzzles": len(train.puzzles),
+        "train_puzzles": len(train.inputs),
         "train_examples": len(train_arrays["inputs"]),
-        "test_puzzles": len(test.puzzles),
+        "test_puzzles": len(test.inputs),
         "blanks": {"train": _blank_stats(train), "test": _blank_stats(test)},
         "solution_overlap": _solution_overlap(train_arrays["labels"], test_arrays["labels"]),
         "rejected": {
-            "train_duplicate_inputs": train.rejected_duplicates,
-            "test_duplicate_inputs": test.rejected_duplicates,
-            "train_solutions_in_test": train.rejected_solutions,
+            "train_duplicate_inputs": train.rejected[_REPEATED_INPUT],
+            "test_duplicate_inputs": test.rejected[_REPEATED_INPUT],
+            "train_solutions_in_test": train.rejected[_HELD_OUT_SOLUTION],
         },
     }
     summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -655,7 +614,7 @@ def build_sudoku(
     write_dataset(
         out_dir,
         {"train": {"all": train_arrays}, "test": {"all": test_arrays}},
-        {"train": _metadata(cfg.size, len(train.puzzles)), "test": _metadata(cfg.size, len(test.puzzles))},
+        {"train": _metadata(cfg.size, len(train.inputs)), "test": _metadata(cfg.size, len(test.inputs))},
         ["<blank>"],
         extra_files={"hrmkit_build.json": summary},
         overwrite=overwrite,

@@ -1,0 +1,70 @@
+"""Picking a split's examples from a stream of candidates (shared by the dataset builders).
+
+Builders generate or import candidates, turn some down (a repeated input, a held-out solution,
+a path that is too short) and keep the rest until a split is full. A generated stream is endless,
+so when too many candidates in a row are turned down the request cannot be met and we stop with
+a clear error instead of looping forever.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_CONSECUTIVE_REJECTIONS = 2000
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class Selection:
+    inputs: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    rejected: Counter = field(default_factory=Counter)  # reason -> candidates turned down for it
+
+
+def shuffled_rows(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Imported (input, label) rows in a seeded random order."""
+    for row in rng.permutation(len(inputs)):
+        yield inputs[row], labels[row]
+
+
+def select(
+    candidates: Iterator[tuple[np.ndarray, np.ndarray]],
+    count: int,
+    rejection: Callable[[np.ndarray, np.ndarray], str | None],
+    on_accept: Callable[[np.ndarray], None],
+    endless: bool,
+    report: ProgressCallback,
+    description: str,
+    impossible: Callable[[Selection], str],
+) -> Selection:
+    """Keep up to ``count`` candidates for which ``rejection`` gives no reason.
+
+    ``on_accept(input)`` records a kept input (so later candidates and splits can refuse repeats);
+    ``impossible(selection)`` words the error raised when an endless stream keeps being turned down.
+    """
+    selection = Selection()
+    in_a_row = 0
+    report(description, 0, count)
+    while len(selection.inputs) < count:
+        candidate = next(candidates, None)
+        if candidate is None:
+            break
+        inputs, labels = candidate
+        reason = rejection(inputs, labels)
+        if reason:
+            selection.rejected[reason] += 1
+            in_a_row += 1
+        else:
+            on_accept(inputs)
+            selection.inputs.append(inputs)
+            selection.labels.append(labels)
+            in_a_row = 0
+            report(description, len(selection.inputs), count)
+        if endless and in_a_row >= MAX_CONSECUTIVE_REJECTIONS:
+            raise ValueError(impossible(selection))
+    return selection
