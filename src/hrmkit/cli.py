@@ -1,4 +1,4 @@
-"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert, bench, report.
+"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert, bench, report, data.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -111,6 +111,7 @@ def _print_train_result(result: dict) -> None:
 def cmd_eval(args) -> int:
     import numpy as np
 
+    from .data.check import is_maze_split, path_scores
     from .data.puzzle_format import load_split
     from .eval.puzzles import evaluate_puzzles, finish_metrics
     from .loading import load_checkpoint
@@ -126,6 +127,8 @@ def cmd_eval(args) -> int:
     sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
     predictions = sums.pop("predictions")
     metrics = finish_metrics(sums)
+    if is_maze_split(args.data, split):  # several shortest paths may exist: exact match alone undercounts
+        metrics.update(path_scores(split, predictions["predictions"]))
     metrics["seconds"] = time.perf_counter() - started
     out = Path(args.out or Path(args.checkpoint).parent / f"eval-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +138,8 @@ def cmd_eval(args) -> int:
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
+    if "valid_path" in metrics:
+        print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}")
     print(f"predictions and metrics in {out}")
     return 0
 
@@ -256,6 +261,12 @@ def cmd_bench(args, overrides: list[str]) -> int:
     return 0
 
 
+# -- data ----------------------------------------------------------------------------------------
+def cmd_data(args) -> int:
+    from .data.check import main_check
+    return main_check(args.dir, args.json)
+
+
 # -- report --------------------------------------------------------------------------------------
 def cmd_report(args) -> int:
     from .viz.report import write_report
@@ -333,6 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
     convert.add_argument("--out", required=True)
     convert.add_argument("--force", action="store_true")
+    data = verbs.add_parser("data", help="dataset tools")
+    data_tools = data.add_subparsers(dest="tool", required=True)
+    check = data_tools.add_parser("check", help="check a reference-format dataset (ours or the reference's); exit 1 on any fault",
+                                  description="Structure and metadata, token ranges, index monotonicity, train/test input "
+                                              "overlap, puzzles per group, label distribution, and Sudoku validity or "
+                                              "maze path validity and optimality.")
+    check.add_argument("dir", help="dataset folder")
+    check.add_argument("--json", default=None, help="also write the report as JSON here")
+
     report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
     report.add_argument("runs", nargs="+", help="run folders (runs/<name>)")
     report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
@@ -387,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args, extra)
         if args.verb == "report":
             return cmd_report(args)
+        if args.verb == "data":
+            return cmd_data(args)
     except _expected_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
