@@ -32,7 +32,7 @@ def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device:
     if isinstance(state, dict) and state.get("format") == "hrmkit" or "model" in state and "config" in state:
         cfg = build_config(RunConfig, state["config"])
         weights = state["model"]
-    elif ckpt.is_reference_checkpoint(path):
+    elif ckpt.is_reference_state_dict(state):  # the file is already loaded: don't read it again
         weights = ckpt.normalize_reference_keys(state)
         cfg = RunConfig(model=reference_model_config(path, weights, dataset))
     else:

@@ -32,6 +32,7 @@ __all__ = [
     "normalize_reference_keys",
     "to_reference_keys",
     "is_reference_checkpoint",
+    "is_reference_state_dict",
     "load_reference_config",
 ]
 
@@ -159,18 +160,22 @@ def to_reference_keys(state_dict: dict, compiled: bool = False) -> dict:
     return {prefix + key: value for key, value in state_dict.items()}
 
 
-def is_reference_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a raw reference state dict (tensor values, reference keys)."""
-    try:
-        state = load_checkpoint_file(path)
-    except CheckpointError:
-        return False
-    return bool(state) and all(
+def is_reference_state_dict(state: object) -> bool:
+    """Whether a loaded checkpoint is a raw reference state dict (tensor values, reference keys)."""
+    return isinstance(state, dict) and bool(state) and all(
         isinstance(key, str)
         and isinstance(value, torch.Tensor)
         and (REFERENCE_PREFIX in key or key.startswith(COMPILED_PREFIX))
         for key, value in state.items()
     )
+
+
+def is_reference_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a raw reference state dict."""
+    try:
+        return is_reference_state_dict(load_checkpoint_file(path))
+    except CheckpointError:
+        return False
 
 
 def load_reference_config(checkpoint_path: str | os.PathLike) -> dict:
