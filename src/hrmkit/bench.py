@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import RunConfig
-from .model.losses import act_loss
+from .tasks.puzzle import act_segment_loss
 
 
 class SyntheticPuzzleTask:
@@ -52,13 +52,9 @@ class SyntheticPuzzleTask:
                                                      dtype=torch.int32)} for _ in self.carries]
 
     def train_loss(self, model, batch, slot):
-        if self.carries[slot] is None:
-            self.carries[slot] = model.initial_carry(batch)
-        if not self.reuse_target_forward:
+        if not self.reuse_target_forward and self.carries[slot] is not None:
             self.carries[slot].prefetched = None
-        carry, outputs = model(carry=self.carries[slot], batch=batch)
-        self.carries[slot] = carry
-        return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.cfg.model.loss)
+        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
 
     def evaluate(self, *args, **kwargs):
         return None

@@ -54,12 +54,7 @@ class PuzzleTask:
         return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(len(self.carries)) for v in batch.values()))]
 
     def train_loss(self, model: ACTModel, batch: dict, slot: int):
-        """One ACT segment on micro-batch ``slot``: (summed loss, metric sums)."""
-        if self.carries[slot] is None:
-            self.carries[slot] = model.initial_carry(batch)
-        carry, outputs = model(carry=self.carries[slot], batch=batch)
-        self.carries[slot] = carry
-        return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.cfg.model.loss)
+        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
 
     def evaluate(self, model: ACTModel, device: torch.device, autocast=contextlib.nullcontext,
                  max_examples: int = 0) -> dict | None:
@@ -78,6 +73,15 @@ class PuzzleTask:
         carries = state.get("carries", [])
         if len(carries) == len(self.carries):
             self.carries = [_carry_from_dict(c, device) for c in carries]
+
+
+def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None], slot: int, loss_name: str):
+    """One ACT segment on micro-batch ``slot`` (continuing its carry): (summed loss, metric sums)."""
+    if carries[slot] is None:
+        carries[slot] = model.initial_carry(batch)
+    carry, outputs = model(carry=carries[slot], batch=batch)
+    carries[slot] = carry
+    return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, loss_name)
 
 
 def _split_exists(root: str, split: str) -> bool:
