@@ -23,6 +23,7 @@ from hrmkit.config_base import atomic_write_text
 from hrmkit.data.maze import GOAL, OPEN, PATH, START, VOCAB_SIZE as MAZE_VOCAB_SIZE, shortest_path
 from hrmkit.data.puzzle_format import DatasetError, PuzzleSplit, load_split
 from hrmkit.data.sudoku import BLANK_TOKEN, BOX_SHAPES
+from hrmkit.data.selection import spread
 
 CHUNK_ROWS = 65_536
 STANDARD_SPLITS = ("train", "test")
@@ -147,9 +148,7 @@ def _group_sizes(split: PuzzleSplit) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _spread(values: np.ndarray) -> dict[str, float]:
-    if values.size == 0:
-        return {"min": 0, "mean": 0.0, "max": 0}
-    return {"min": int(values.min()), "mean": round(float(values.mean()), 3), "max": int(values.max())}
+    return spread(values) if values.size else {"min": 0, "mean": 0.0, "max": 0}
 
 
 def _augmentation_check(split_name: str, puzzles_per_group: np.ndarray) -> Check:

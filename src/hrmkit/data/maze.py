@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
-from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows
+from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows, spread
 
 CHARSET = "# SGo"
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
@@ -442,8 +442,7 @@ def _base_mazes(cfg: MazeBuildConfig, report: ProgressCallback) -> tuple[Selecti
 def _path_stats(selection: Selection) -> dict[str, float] | None:
     if not selection.labels:
         return None
-    lengths = np.array([path_length(labels) for labels in selection.labels])
-    return {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 3), "max": int(lengths.max())}
+    return spread(np.array([path_length(labels) for labels in selection.labels]))
 
 
 def build_maze(

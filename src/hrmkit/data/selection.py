@@ -26,6 +26,11 @@ class Selection:
     rejected: Counter = field(default_factory=Counter)  # reason -> candidates turned down for it
 
 
+def spread(values: np.ndarray) -> dict[str, float]:
+    """min / mean / max of a non-empty array, as written into build summaries and check reports."""
+    return {"min": int(values.min()), "mean": round(float(values.mean()), 3), "max": int(values.max())}
+
+
 def shuffled_rows(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Imported (input, label) rows in a seeded random order."""
     for row in rng.permutation(len(inputs)):

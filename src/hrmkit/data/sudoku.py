@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
-from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows
+from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows, spread
 
 # Box rows x box columns for each supported size.
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -571,8 +571,7 @@ def _select(candidates, count: int, taken_inputs: set[bytes], forbidden_solution
 def _blank_stats(selection: Selection) -> dict[str, float] | None:
     if not selection.inputs:
         return None
-    blanks = np.sum(np.stack(selection.inputs) == 0, axis=1)
-    return {"min": int(blanks.min()), "mean": round(float(blanks.mean()), 3), "max": int(blanks.max())}
+    return spread(np.sum(np.stack(selection.inputs) == 0, axis=1))
 
 
 def build_sudoku(
