@@ -20,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import RunConfig
+from .model.act import ACTModel
 from .tasks.puzzle import act_segment_loss
 
 
@@ -38,6 +39,9 @@ class SyntheticPuzzleTask:
         if not self.cfg.model.vocab_size or not self.cfg.model.seq_len:
             raise ValueError("benchmarks need model.vocab_size and model.seq_len (set them as overrides)")
         self.cfg.model.num_puzzle_identifiers = max(self.cfg.model.num_puzzle_identifiers, 1)
+
+    def build_model(self):
+        return ACTModel(self.cfg.model)
 
     @property
     def tokens_per_example(self) -> int:

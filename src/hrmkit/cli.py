@@ -1,4 +1,4 @@
-"""``hrm <verb>``: prepare, train, eval, quickstart, info, convert, bench, report, data.
+"""``hrm <verb>``: prepare, train, eval, generate, quickstart, info, convert, bench, report, data.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -38,10 +38,26 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 # -- prepare -------------------------------------------------------------------------------------
 def cmd_prepare(args) -> int:
     from .progress_util import BuildProgress
+    if args.kind == "arithmetic":
+        return _prepare_arithmetic(args)
     build, cfg = _sudoku_build(args) if args.kind == "sudoku" else _maze_build(args)
     with BuildProgress() as progress:
         summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
+    return 0
+
+
+def _prepare_arithmetic(args) -> int:
+    from .data.text import build_arithmetic_corpus
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists (use --force to replace it)")
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    build_arithmetic_corpus(out, digits=args.digits, train=args.train, val=args.val, test=args.test, seed=args.seed)
+    meta = json.loads((out / "meta.json").read_text())
+    print(f"wrote {out}: {meta.get('splits')} (vocab {meta['vocab_size']}, max_seq_len {meta.get('max_seq_len')})")
     return 0
 
 
@@ -61,17 +77,99 @@ def _sudoku_build(args):
 
 
 # -- train ---------------------------------------------------------------------------------------
-def cmd_train(args, overrides: list[str]) -> int:
+# The training guide's flags, each an alias of one config field (one config system underneath).
+GUIDE_FLAGS = {
+    "dataset": ("data.path", "processed corpus (seq2seq) or puzzle dataset folder"),
+    "batch_size": ("train.global_batch_size", "examples per optimizer step, all processes together"),
+    "eval_batch_size": ("train.eval_batch_size", "evaluation batch size"),
+    "optimizer": ("train.optimizer", "adamw, adam_atan2, adamw_8bit or any pytorch-optimizer name"),
+    "optimizer_kwargs": ("train.optimizer_kwargs", "JSON or Python dict, merged over the config's"),
+    "learning_rate": ("train.lr", "peak learning rate"),
+    "lr_scheduler": ("train.lr_schedule", "cosine, linear, constant or a pytorch-optimizer scheduler name"),
+    "lr_scheduler_kwargs": ("train.lr_schedule_kwargs", "JSON or Python dict, merged over the config's"),
+    "warmup_steps": ("train.lr_warmup_steps", "linear warmup steps"),
+    "lr_min_ratio": ("train.lr_min_ratio", "cosine floor as a fraction of the peak"),
+    "loss": ("model.loss", "cross_entropy, softmax_cross_entropy, stablemax_cross_entropy or a pytorch-optimizer loss"),
+    "loss_kwargs": ("model.loss_kwargs", "JSON or Python dict, merged over the config's"),
+    "grad_accum_steps": ("train.grad_accum_steps", "micro-batches per optimizer step"),
+    "steps": ("train.steps", "optimizer steps"),
+    "epochs": ("train.epochs", "passes over the training split (sets the steps)"),
+    "val_every": ("train.eval_interval", "evaluate every N steps"),
+    "eval_loss_patience": ("train.eval_loss_patience", "stop after N evaluations without a better validation loss"),
+    "patience_grace_steps": ("train.patience_grace_steps", "no early stop before this step"),
+    "save_dir": ("runs_dir", "parent folder of run folders"),
+    "run_name": ("run_name", "run folder name; rerunning it resumes"),
+    "checkpoint_limit": ("train.checkpoint_limit", "step checkpoints kept"),
+    "save_best_model": ("train.save_best_model", "true/false: keep best-model/"),
+    "max_seq_len": ("model.seq_len", "longest prompt / answer in tokens"),
+    "log_steps": ("train.log_steps", "metrics line every N steps"),
+    "dataset_workers": ("data.workers", "background workers reading examples"),
+    "max_val_samples": ("train.eval_max_examples", "evaluate at most this many examples during training"),
+    "hrm_gate_warmup_steps": ("model.hrm_gate_warmup_steps", "keep the bridge gate shut for N steps"),
+    "mixed_precision": ("train.precision", "no, fp16 or bf16"),
+    "grad_clip": ("train.grad_clip", "clip the gradient norm (0 = off)"),
+}
+_KWARGS_FLAGS = ("optimizer_kwargs", "lr_scheduler_kwargs", "loss_kwargs")
+
+
+def _parse_kwargs_flag(flag: str, text: str) -> dict:
+    import ast
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise UsageError(f"--{flag}: neither JSON nor a Python dict literal: {text!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--{flag} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def _guide_overrides(args) -> dict:
+    """Nested overrides from the guide's flags (dict-valued flags merge over the YAML's dicts)."""
+    overrides: dict = {}
+    for flag, (dotted, _) in GUIDE_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if flag in _KWARGS_FLAGS:
+            value = _parse_kwargs_flag(flag, value)
+        elif flag == "mixed_precision":
+            value = {"no": "fp32", "none": "fp32"}.get(value.lower(), value)
+        node = overrides
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+def _train_config(args, overrides: list[str]):
     from .config import load_run_config
-    from .config_base import parse_overrides
-    from .tasks.puzzle import PuzzleTask
+    from .config_base import deep_merge, parse_overrides
+    return load_run_config(args.config, deep_merge(_guide_overrides(args), parse_overrides(overrides)))
+
+
+def cmd_train(args, overrides: list[str]) -> int:
     from .train.distributed import shutdown_processes
     from .train.trainer import Trainer
-    cfg = load_run_config(args.config, parse_overrides(overrides))
+    cfg = _train_config(args, overrides)
+    if args.dry_run:
+        from .dry_run import dry_run
+        result = dry_run(cfg)
+        print(f"dry run ({result['task']}): loss {result['loss']:.4f} on {result['batch']} random examples, "
+              f"{result['parameters']:,} parameters ({result['parameters_with_grad']:,} got gradients), "
+              f"{result['seconds']:.2f} s")
+        return 0
     if not cfg.data.path:
-        raise UsageError("data.path is not set: pass data.path=DIR (a dataset built with `hrm prepare`)")
+        raise UsageError("data.path is not set: pass data.path=DIR or --dataset DIR (a dataset built with `hrm prepare`)")
+    if cfg.task == "seq2seq":
+        from .tasks.seq2seq import Seq2SeqTask as task_class
+    else:
+        from .tasks.puzzle import PuzzleTask as task_class
     try:
-        trainer = Trainer(cfg, PuzzleTask, reset_progress=args.reset_progress)
+        trainer = Trainer(cfg, task_class, reset_progress=args.reset_progress)
         result = trainer.train()
     finally:
         shutdown_processes()
@@ -97,9 +195,13 @@ def _print_train_result(result: dict) -> None:
         result = {**result, "eval": torch.load(final, map_location="cpu", weights_only=False).get("metrics")}
         print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
     evaluation = result.get("eval")
-    if evaluation:
+    if evaluation and "steps" in evaluation:
         print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
               f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
+    elif evaluation:
+        print(f"held-out exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
+              f"{evaluation['loss']:.4f}, teacher-forced token accuracy {evaluation['accuracy']:.2%}, "
+              f"{int(evaluation['count'])} examples)")
     if "train_seconds" in result:
         print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
               f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
@@ -141,6 +243,51 @@ def cmd_eval(args) -> int:
     if "valid_path" in metrics:
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}")
     print(f"predictions and metrics in {out}")
+    return 0
+
+
+# -- generate ------------------------------------------------------------------------------------
+def resolve_run_checkpoint(runs_dir: str, run_name: str) -> Path:
+    """The best model of a run, else its final weights, else its newest step checkpoint."""
+    run = Path(runs_dir) / run_name
+    for candidate in (run / "best-model" / "best.pt", run / "final.pt"):
+        if candidate.exists():
+            return candidate
+    steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    if steps:
+        return steps[-1]
+    raise FileNotFoundError(f"{run}: no best-model/best.pt, final.pt or checkpoints/step_N.pt")
+
+
+def cmd_generate(args) -> int:
+    from .data.tokenizers import load_tokenizer
+    from .generate import SamplingConfig, generate_text
+    from .loading import load_checkpoint
+    from .train.distributed import pick_device
+    if bool(args.checkpoint) == bool(args.run_name):
+        raise UsageError("give exactly one of --checkpoint and --run_name")
+    path = Path(args.checkpoint) if args.checkpoint else resolve_run_checkpoint(args.save_dir, args.run_name)
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        prompts += [line.rstrip("\n") for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
+    tokenizer_path = path.parent / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
+    device = pick_device(args.device)
+    model, cfg = load_checkpoint(path, device=device)
+    if cfg.task != "seq2seq":
+        raise UsageError(f"{path} is a {cfg.task} model; hrm generate needs an HRM-LM (task: seq2seq) checkpoint")
+    # Default: as long an answer as the decoder can place.
+    max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    started = time.perf_counter()
+    answers = generate_text(model, load_tokenizer(tokenizer_path), prompts, sampling, device, halt=args.halt)
+    for prompt, answer in zip(prompts, answers):
+        print(json.dumps({"prompt": prompt, "answer": answer}, ensure_ascii=False) if args.jsonl else f"{prompt} -> {answer}")
+    print(f"({len(prompts)} prompts, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
     return 0
 
 
@@ -311,7 +458,33 @@ def build_parser() -> argparse.ArgumentParser:
     maze.add_argument("--out", required=True, help="output folder")
     maze.add_argument("--force", action="store_true", help="replace an existing output folder")
 
-    train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)",
+    arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
+    arith.add_argument("--digits", type=int, default=2, help="operands have 1..digits digits")
+    arith.add_argument("--train", type=int, default=20000)
+    arith.add_argument("--val", type=int, default=1000, help="held-out problems, never in train")
+    arith.add_argument("--test", type=int, default=1000, help="held-out problems, never in train or val")
+    arith.add_argument("--seed", type=int, default=0)
+    arith.add_argument("--out", required=True, help="output folder")
+    arith.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    gen = verbs.add_parser("generate", help="answer prompts with a trained HRM-LM (KV-cached decoding)")
+    gen.add_argument("--prompt", action="append", help="a prompt (repeat for a batch)")
+    gen.add_argument("--prompts-file", default=None, help="one prompt per line")
+    gen.add_argument("--run_name", "--run-name", default=None, help="use this run's best model (else final, else newest step)")
+    gen.add_argument("--save_dir", "--save-dir", default="runs", help="parent folder of runs")
+    gen.add_argument("--checkpoint", default=None, help="a .pt file with tokenizer.json beside it")
+    gen.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=0,
+                     help="answer tokens at most (default: the model's seq_len + 1)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    gen.add_argument("--top_k", "--top-k", type=int, default=0)
+    gen.add_argument("--top_p", "--top-p", type=float, default=1.0)
+    gen.add_argument("--repetition_penalty", "--repetition-penalty", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--halt", action="store_true", help="stop the core's segments once its Q head says halt")
+    gen.add_argument("--device", default="auto")
+    gen.add_argument("--jsonl", action="store_true", help="print one JSON object per prompt")
+
+    train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)", allow_abbrev=False,
                              description="Train a model. Any config field below can be overridden as key.sub=value "
                                          "or --key.sub value; rerunning the same command resumes the run.",
                              epilog="config fields (default, meaning):\n" + _fields_table(),
@@ -319,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="YAML file or preset name (e.g. quickstart_sudoku4)")
     train.add_argument("--reset_progress", "--reset-progress", action="store_true",
                        help="load the newest checkpoint's weights but restart step, optimizer and schedule")
+    train.add_argument("--dry_run", "--dry-run", action="store_true",
+                       help="one forward and backward pass on random tokens; prints the loss and exits")
+    guide = train.add_argument_group("training-guide flags (aliases of the config fields named)")
+    for flag, (dotted, meaning) in GUIDE_FLAGS.items():
+        guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
 
     evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset")
     evaluate.add_argument("--checkpoint", required=True, help="final.pt, best.pt, step_N.pt or a reference step_N file")
@@ -397,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, extra)
         if args.verb == "eval":
             return cmd_eval(args)
+        if args.verb == "generate":
+            return cmd_generate(args)
         if args.verb == "quickstart":
             return cmd_quickstart(args)
         if args.verb == "info":

@@ -17,6 +17,30 @@ PRESETS_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass
+class MoEConfig:
+    """Mixture-of-experts feed-forward for the HRM-LM encoder (num_experts 0 = a plain SwiGLU)."""
+
+    num_experts: int = field_doc(0, "experts per MoE layer; 0 disables MoE")
+    top_k: int = field_doc(2, "experts each token is routed to")
+    capacity_factor: float = field_doc(1.25, "expert capacity = factor * tokens * top_k / experts; overflow tokens skip the layer")
+    ff_multiplier: float = field_doc(2.0, "expert SwiGLU expansion factor")
+    dropout: float = field_doc(0.0, "dropout on expert outputs (training only)")
+    aux_loss_weight: float = field_doc(0.01, "weight of the load-balancing loss")
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.num_experts < 0:
+            problems.append("num_experts must be >= 0")
+        if self.num_experts and not 1 <= self.top_k <= self.num_experts:
+            problems.append(f"top_k must be in [1, num_experts={self.num_experts}]")
+        if self.capacity_factor <= 0 or self.ff_multiplier <= 0:
+            problems.append("capacity_factor and ff_multiplier must be > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append("dropout must be in [0, 1)")
+        return problems
+
+
+@dataclass
 class ModelConfig:
     """Architecture of the recursive core and its ACT wrapper (names follow the reference)."""
 
@@ -37,10 +61,18 @@ class ModelConfig:
     puzzle_emb_ndim: int = field_doc(0, "width of the per-puzzle embedding; 0 disables it")
     puzzle_emb_len: int = field_doc(0, "prefix positions for the puzzle embedding; 0 = ceil(ndim / hidden)")
     rms_norm_eps: float = field_doc(1e-5, "RMSNorm epsilon")
-    loss: Literal["stablemax_cross_entropy", "softmax_cross_entropy"] = field_doc("stablemax_cross_entropy", "token loss (stablemax in float64, as the reference)")
+    loss: str = field_doc("stablemax_cross_entropy", "token loss: stablemax_cross_entropy (float64, as the reference), softmax_cross_entropy, or a pytorch-optimizer loss name")
+    loss_kwargs: dict[str, Any] = field_doc({}, "extra keyword arguments for the loss")
     vocab_size: int = field_doc(0, "token vocabulary; 0 = read from the dataset")
     seq_len: int = field_doc(0, "tokens per example; 0 = read from the dataset")
     num_puzzle_identifiers: int = field_doc(0, "rows of the puzzle-embedding table; 0 = read from the dataset")
+    # HRM-LM (task: seq2seq) only; seq_len is then the longest prompt or answer in tokens.
+    core: Literal["recursive", "none"] = field_doc("recursive", "seq2seq: recursive core between encoder and decoder, or none (a plain encoder-decoder baseline)")
+    encoder_layers: int = field_doc(2, "seq2seq: transformer blocks in the token encoder")
+    decoder_layers: int = field_doc(2, "seq2seq: blocks in the causal decoder")
+    hrm_gate_warmup_steps: int = field_doc(0, "seq2seq: hold the bridge gate shut for this many optimizer steps while the decoder trains")
+    deep_supervision: bool = field_doc(False, "seq2seq: decoder loss after every core segment (carry detached between), not only the last")
+    moe: MoEConfig = field(default_factory=MoEConfig)
 
     @property
     def halts_on_q_halt_alone(self) -> bool:
@@ -69,6 +101,14 @@ class ModelConfig:
             problems.append("halt_exploration_prob must be in [0, 1]")
         if self.puzzle_emb_ndim < 0 or self.puzzle_emb_len < 0:
             problems.append("puzzle_emb_ndim and puzzle_emb_len must be >= 0")
+        if self.encoder_layers < 1 or self.decoder_layers < 1:
+            problems.append("encoder_layers and decoder_layers must be >= 1")
+        if self.hrm_gate_warmup_steps < 0:
+            problems.append("hrm_gate_warmup_steps must be >= 0")
+        from .train.optim import loss_name_problem
+        problem = loss_name_problem(self.loss)
+        if problem:
+            problems.append(problem)
         return problems
 
 
@@ -76,9 +116,14 @@ class ModelConfig:
 class DataConfig:
     """Where the dataset lives."""
 
-    path: str = field_doc("", "dataset folder in the reference puzzle format (train/ and test/ inside)")
+    path: str = field_doc("", "dataset folder: the reference puzzle format (puzzle) or a processed corpus (seq2seq)")
     train_split: str = field_doc("train", "split used for training")
-    eval_split: str = field_doc("test", "split used for evaluation")
+    eval_split: str = field_doc("test", "split used for evaluation (seq2seq corpora call it val)")
+    workers: int = field_doc(0, "seq2seq: background workers reading examples; 0 reads in the training process")
+    build: Literal["", "arithmetic"] = field_doc("", "seq2seq: generate this synthetic corpus at data.path when it does not exist")
+    arithmetic_digits: int = field_doc(2, "arithmetic corpus: operands have 1..digits digits")
+    arithmetic_train: int = field_doc(16000, "arithmetic corpus: training problems")
+    arithmetic_val: int = field_doc(1000, "arithmetic corpus: held-out problems in val, and as many in test (never in train)")
 
 
 @dataclass
@@ -113,6 +158,10 @@ class TrainConfig:
     eval_max_examples: int = field_doc(0, "evaluate at most this many examples during training; 0 = all")
     checkpoint_interval: int = field_doc(0, "save a resumable checkpoint every N optimizer steps (0 = only at eval and end)")
     checkpoint_limit: int = field_doc(3, "keep at most this many step checkpoints; 0 keeps all")
+    save_best_model: bool = field_doc(True, "keep best-model/ with the weights of the best evaluation")
+    epochs: float = field_doc(0.0, "seq2seq: when > 0, train for this many passes over the training split (sets steps)")
+    eval_loss_patience: int = field_doc(0, "stop after this many evaluations without a better validation loss; 0 never stops early")
+    patience_grace_steps: int = field_doc(0, "never stop early before this optimizer step")
     log_steps: int = field_doc(10, "write a metrics line every N optimizer steps")
     progress: bool = field_doc(True, "show a progress bar")
 
@@ -139,11 +188,18 @@ class TrainConfig:
 class RunConfig:
     """Everything a training run needs; saved as ``config.yaml`` in the run folder."""
 
+    task: Literal["puzzle", "seq2seq"] = field_doc("puzzle", "puzzle: fixed-length grids with ACT; seq2seq: HRM-LM, prompt in, answer out")
     run_name: str = field_doc("", "folder name under runs_dir; empty = derived from the config name")
     runs_dir: str = field_doc("runs", "parent folder of run folders")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> list[str]:
+        from .model.losses import TOKEN_LOSSES
+        if self.task == "puzzle" and self.model.loss not in TOKEN_LOSSES:
+            return [f"model.loss: the puzzle task's ACT loss takes {' or '.join(TOKEN_LOSSES)}, not '{self.model.loss}'"]
+        return []
 
 
 def resolve_preset(name_or_path: str) -> Path:

@@ -17,6 +17,7 @@ import torch
 from .config import ModelConfig, RunConfig
 from .config_base import build_config
 from .model.act import ACTModel
+from .model.seq2seq import Seq2SeqHRM
 from .train import checkpoint as ckpt
 
 # Reference ``arch`` keys that mean the same thing in ModelConfig.
@@ -39,15 +40,15 @@ def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device:
         raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
     if dataset:
         cfg.data.path = str(dataset)
-    model = ACTModel(cfg.model)
+    model = Seq2SeqHRM(cfg.model) if cfg.task == "seq2seq" else ACTModel(cfg.model)
     _load_weights(model, weights, path)
     return model.to(device).eval(), cfg
 
 
-def _load_weights(model: ACTModel, weights: dict, path: Path) -> None:
+def _load_weights(model: ACTModel | Seq2SeqHRM, weights: dict, path: Path) -> None:
     weights = {k.removeprefix("inner."): v for k, v in weights.items()}
     try:
-        missing, unexpected = model.inner.load_state_dict(weights, strict=False)
+        missing, unexpected = model.checkpoint_module.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # shape mismatches
         first = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error).splitlines()[0])
         raise ckpt.CheckpointError(f"{path}: weights do not fit the architecture ({first})") from None

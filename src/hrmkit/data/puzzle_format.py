@@ -280,7 +280,8 @@ def _with_total_puzzles(meta: PuzzleDatasetMetadata, sets: dict[str, dict[str, n
     return replace(meta, total_puzzles=sum(len(arrays["puzzle_identifiers"]) for arrays in sets.values()))
 
 
-def _move_into_place(staging: Path, root: Path) -> None:
+def move_into_place(staging: Path, root: Path) -> None:
+    """Rename a finished staging folder to ``root``, replacing an old one only once the new one is in place."""
     if not root.exists():
         os.rename(staging, root)
         return
@@ -292,6 +293,9 @@ def _move_into_place(staging: Path, root: Path) -> None:
         os.rename(retired, root)
         raise
     shutil.rmtree(retired)
+
+
+_move_into_place = move_into_place  # older spelling, still imported by the ARC builder
 
 
 def write_dataset(
@@ -331,7 +335,7 @@ def write_dataset(
             for set_name, arrays in sets.items():
                 for array_name in ARRAY_NAMES:
                     np.save(_array_path(staging / split, set_name, array_name), arrays[array_name])
-        _move_into_place(staging, root)
+        move_into_place(staging, root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -449,7 +453,7 @@ def _collate(
     }
 
 
-def _local_batch_size(global_batch_size: int, rank: int, world_size: int) -> int:
+def local_batch_size(global_batch_size: int, rank: int, world_size: int) -> int:
     if global_batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {global_batch_size}")
     if world_size < 1 or not 0 <= rank < world_size:
@@ -519,7 +523,7 @@ class TrainSampler:
         world_size: int = 1,
         epochs_per_iter: int = 1,
     ) -> None:
-        self.local_batch_size = _local_batch_size(global_batch_size, rank, world_size)
+        self.local_batch_size = local_batch_size(global_batch_size, rank, world_size)
         if epochs_per_iter < 1:
             raise ValueError(f"epochs_per_iter must be >= 1, got {epochs_per_iter}")
         if seed < 0:
@@ -649,7 +653,7 @@ def eval_batches(
     every global batch, padded with pad_id / IGNORE_LABEL_ID / blank_identifier_id, and
     `num_valid` counts the real rows in it. All ranks yield the same number of batches.
     """
-    local_size = _local_batch_size(batch_size, rank, world_size)
+    local_size = local_batch_size(batch_size, rank, world_size)
     for set_name in split.metadata.sets:
         arrays = split.sets[set_name]
         puzzle_indices = np.asarray(arrays["puzzle_indices"], dtype=np.int64)

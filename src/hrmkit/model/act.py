@@ -41,6 +41,11 @@ class ACTModel(nn.Module):
         self.inner = RecursiveCore(config)
 
     @property
+    def checkpoint_module(self) -> nn.Module:
+        """What checkpoints hold: the inner model, keyed as the reference keys it."""
+        return self.inner
+
+    @property
     def puzzle_emb(self):
         return getattr(self.inner, "puzzle_emb", None)
 

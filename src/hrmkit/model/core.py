@@ -30,7 +30,9 @@ class CoreCarry:
 
 
 class RecursiveCore(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, token_io: bool = True):
+        """``token_io=False`` leaves out the token embedding and LM head: HRM-LM feeds the core
+        encoder states and reads its states through the bridge instead."""
         super().__init__()
         if config.vocab_size < 1 or config.seq_len < 1:
             raise ValueError("model.vocab_size and model.seq_len must be set (they come from the dataset)")
@@ -42,8 +44,9 @@ class RecursiveCore(nn.Module):
         self.total_len = config.seq_len + self.prefix_len
         self.embed_scale = math.sqrt(hidden)
         # Embeddings are scaled by sqrt(hidden) after lookup, so their init std is 1/sqrt(hidden).
-        self.embed_tokens = CastedEmbedding(config.vocab_size, hidden, 1.0 / self.embed_scale, torch.float32)
-        self.lm_head = CastedLinear(hidden, config.vocab_size, bias=False)
+        if token_io:
+            self.embed_tokens = CastedEmbedding(config.vocab_size, hidden, 1.0 / self.embed_scale, torch.float32)
+            self.lm_head = CastedLinear(hidden, config.vocab_size, bias=False)
         self.q_head = CastedLinear(hidden, 2, bias=True)
         if config.puzzle_emb_ndim > 0:
             self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, 0.0, torch.float32)
@@ -94,32 +97,33 @@ class RecursiveCore(nn.Module):
         return self.rotary_emb() if hasattr(self, "rotary_emb") else None
 
     @torch.no_grad()
-    def recurse_without_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
-        """Every update of a segment except those ``recurse_with_grad`` runs (no graph is kept)."""
+    def recurse_without_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, key_mask=None):
+        """Every update of a segment except those ``recurse_with_grad`` runs (no graph is kept).
+        ``key_mask`` [batch, seq] bool marks real tokens when rows are padded (HRM-LM)."""
         cfg, cos_sin = self.config, self._cos_sin()
         if cfg.variant == "hrm":
             for h_step in range(cfg.H_cycles):
                 last_h = h_step == cfg.H_cycles - 1
                 for l_step in range(cfg.L_cycles - 1 if last_h else cfg.L_cycles):
-                    z_L = self.L_level(z_L, z_H + x, cos_sin)
+                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
                 if not last_h:
-                    z_H = self.H_level(z_H, z_L, cos_sin)
+                    z_H = self.H_level(z_H, z_L, cos_sin, key_mask)
         else:
             for _ in range(cfg.H_cycles - 1):
                 for _ in range(cfg.L_cycles):
-                    z_L = self.L_level(z_L, z_H + x, cos_sin)  # latent update: z <- net(z + y + x)
-                z_H = self.L_level(z_H, z_L, cos_sin)  # answer update: y <- net(y + z)
+                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)  # latent update: z <- net(z + y + x)
+                z_H = self.L_level(z_H, z_L, cos_sin, key_mask)  # answer update: y <- net(y + z)
         return z_H, z_L
 
-    def recurse_with_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
+    def recurse_with_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, key_mask=None):
         """HRM: the last L and the last H update (1-step gradient). TRM: the whole last recursion."""
         cfg, cos_sin = self.config, self._cos_sin()
         if cfg.variant == "hrm":
-            z_L = self.L_level(z_L, z_H + x, cos_sin)
-            return self.H_level(z_H, z_L, cos_sin), z_L
+            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
+            return self.H_level(z_H, z_L, cos_sin, key_mask), z_L
         for _ in range(cfg.L_cycles):
-            z_L = self.L_level(z_L, z_H + x, cos_sin)
-        return self.L_level(z_H, z_L, cos_sin), z_L
+            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
+        return self.L_level(z_H, z_L, cos_sin, key_mask), z_L
 
     def q_logits(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = self.q_head(z_H[:, 0]).float()  # the Q head reads position 0

@@ -98,24 +98,26 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class Attention(nn.Module):
     """Non-causal multi-head attention through torch SDPA (any device, no flash-attn)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, causal: bool = False):
+    def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
-        self.causal = causal
         self.qkv_proj = CastedLinear(hidden_size, 3 * hidden_size, bias=False)
         self.o_proj = CastedLinear(hidden_size, hidden_size, bias=False)
 
-    def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None,
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_mask`` [batch, seq] bool: False marks padding that no position may attend to."""
         batch, seq, _ = hidden.shape
         qkv = self.qkv_proj(hidden).view(batch, seq, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, seq, head_dim]
         if cos_sin is not None:
             cos, sin = cos_sin
             query, key = apply_rotary(query, cos[:seq], sin[:seq]), apply_rotary(key, cos[:seq], sin[:seq])
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=self.causal)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1))
 
 
@@ -181,12 +183,12 @@ class Block(nn.Module):
             self.self_attn = Attention(hidden_size, num_heads)
         self.mlp = SwiGLU(hidden_size, expansion)
 
-    def forward(self, hidden: torch.Tensor, cos_sin=None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, cos_sin=None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         if hasattr(self, "mlp_t"):
             mixed = hidden.transpose(1, 2)  # [batch, hidden, seq]: mix across positions
             hidden = rms_norm(mixed + self.mlp_t(mixed), self.norm_eps).transpose(1, 2)
         else:
-            hidden = rms_norm(hidden + self.self_attn(hidden, cos_sin), self.norm_eps)
+            hidden = rms_norm(hidden + self.self_attn(hidden, cos_sin, key_mask), self.norm_eps)
         return rms_norm(hidden + self.mlp(hidden), self.norm_eps)
 
 
@@ -197,8 +199,8 @@ class ReasoningModule(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, cos_sin=None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, cos_sin=None, key_mask=None) -> torch.Tensor:
         hidden = hidden + injection
         for layer in self.layers:
-            hidden = layer(hidden, cos_sin)
+            hidden = layer(hidden, cos_sin, key_mask)
         return hidden

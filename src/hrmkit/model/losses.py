@@ -72,3 +72,4 @@ def act_loss(outputs: dict, labels: torch.Tensor, halted: torch.Tensor, steps: t
         total = total + 0.5 * q_continue_loss
         metrics["q_continue_loss"] = q_continue_loss.detach()
     return total, metrics
+

@@ -45,6 +45,14 @@ class PuzzleTask:
                 raise ValueError(f"model.{name} is {current} but the dataset at {self.cfg.data.path} has {value}")
             setattr(model, name, value)
 
+    def build_model(self) -> ACTModel:
+        return ACTModel(self.cfg.model)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps for one pass over the training groups (the sampler draws one puzzle per group)."""
+        return max(1, -(self.train_split.num_groups // -self.cfg.train.global_batch_size))
+
     @property
     def tokens_per_example(self) -> int:
         return self.train_split.metadata.seq_len

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from pytorch_optimizer import (
     get_supported_lr_schedulers,
     get_supported_optimizers,
@@ -23,12 +24,18 @@ from pytorch_optimizer import (
 from pytorch_optimizer.loss import LOSS_FUNCTIONS
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
+from ..model.losses import IGNORE_LABEL_ID, stablemax_cross_entropy
+
 ADAM_ATAN2_NAMES = ("adam_atan2", "adamatan2", "adam-atan2")
+# The training guide's short names for pytorch-optimizer's bitsandbytes optimizers.
+OPTIMIZER_ALIASES = {"adamw_8bit": "bnb_adamw8bit", "adam_8bit": "bnb_adam8bit"}
 OUR_SCHEDULES = ("cosine", "linear", "constant")
 # pytorch-optimizer's "proportion" wraps another scheduler to schedule SAM's rho, not an lr.
 NOT_LR_SCHEDULERS = ("proportion",)
-# Cross-entropy variants computed inside the model's loss head, not built here.
+# Cross-entropy variants computed inside the model's loss head, not built by build_loss.
 MODEL_HEAD_LOSSES = ("softmax_cross_entropy", "stablemax_cross_entropy")
+# Plain token cross-entropy for seq2seq (F.cross_entropy; takes label_smoothing and the like).
+CROSS_ENTROPY = "cross_entropy"
 # pytorch-optimizer name prefixes that load an optional package (import name, pip name).
 OPTIONAL_OPTIMIZER_PACKAGES = {
     "bnb": [("bitsandbytes", "bitsandbytes")],
@@ -135,6 +142,7 @@ def build_optimizer(
     """An optimizer by (case-insensitive) name: ``adamw``, ``adam_atan2``, or any
     pytorch-optimizer name. ``betas`` is passed only when given; ``kwargs`` last."""
     key = name.strip().lower()
+    key = OPTIMIZER_ALIASES.get(key, key)
     if key in ADAM_ATAN2_NAMES:
         optimizer_class: type = AdamATan2
     elif key == "adamw":
@@ -344,6 +352,14 @@ def _scheduler_options(
 # ---------------------------------------------------------------------------------------
 
 
+def _loss_class(name: str) -> type | None:
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    for candidate in (key, key + "loss"):
+        if candidate in LOSS_FUNCTIONS:
+            return LOSS_FUNCTIONS[candidate]
+    return None
+
+
 def build_loss(name: str, kwargs: dict | None = None) -> torch.nn.Module:
     """A pytorch-optimizer loss by name (``focal``, ``FocalLoss`` and ``focal_loss`` all work).
 
@@ -352,11 +368,65 @@ def build_loss(name: str, kwargs: dict | None = None) -> torch.nn.Module:
     """
     if name.strip().lower() in MODEL_HEAD_LOSSES:
         raise ValueError(f"loss '{name}' is computed by the model's loss head; set it in the model config")
-    key = name.strip().lower().replace("_", "").replace("-", "")
-    for candidate in (key, key + "loss"):
-        if candidate in LOSS_FUNCTIONS:
-            return LOSS_FUNCTIONS[candidate](**(kwargs or {}))
-    raise ValueError(_unknown_name_message("loss", name, LOSS_FUNCTIONS))
+    loss_class = _loss_class(name)
+    if loss_class is None:
+        raise ValueError(_unknown_name_message("loss", name, LOSS_FUNCTIONS))
+    return loss_class(**(kwargs or {}))
+
+
+def loss_name_problem(name: str) -> str | None:
+    """None when ``name`` is a token loss we can build, else why not (for config validation)."""
+    if name in (*MODEL_HEAD_LOSSES, CROSS_ENTROPY) or _loss_class(name) is not None:
+        return None
+    return _unknown_name_message("loss", name, [*MODEL_HEAD_LOSSES, CROSS_ENTROPY, *LOSS_FUNCTIONS])
+
+
+def build_token_loss(name: str, kwargs: dict | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A function (logits [N, vocab], labels [N] with -100 ignored) -> the loss *summed* over the
+    valid tokens (callers divide by the token count, so micro-batches and processes add up).
+
+    pytorch-optimizer's losses come from segmentation and classification and disagree on the
+    target they take (class indices or one-hot): one probe on a tiny batch picks the form that
+    works, or fails with that loss's own complaint.
+    """
+    kwargs = dict(kwargs or {})
+    if name == "stablemax_cross_entropy":
+        if kwargs:
+            raise ValueError(f"{name} takes no keyword arguments, got {sorted(kwargs)}")
+        return lambda logits, labels: stablemax_cross_entropy(logits, labels).sum()
+    if name in ("softmax_cross_entropy", CROSS_ENTROPY):
+        return lambda logits, labels: F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_LABEL_ID,
+                                                      reduction="sum", **kwargs)
+    try:
+        loss_fn = build_loss(name, kwargs)
+    except TypeError as error:
+        raise ValueError(f"loss '{name}' could not be built with loss_kwargs {kwargs}: {error}") from None
+    to_target = _probe_target_form(name, loss_fn)
+
+    def summed(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        valid = labels != IGNORE_LABEL_ID
+        if not valid.any():
+            return logits.sum() * 0.0
+        logits, labels = logits[valid].float(), labels[valid].long()
+        return loss_fn(logits, to_target(labels, logits.shape[-1])) * labels.numel()
+
+    return summed
+
+
+def _probe_target_form(name: str, loss_fn: torch.nn.Module):
+    forms = (lambda labels, classes: labels, lambda labels, classes: F.one_hot(labels, classes).float())
+    logits, labels = torch.randn(4, 5), torch.tensor([0, 1, 2, 4])
+    complaint = ""
+    for to_target in forms:
+        try:
+            value = loss_fn(logits, to_target(labels, 5))
+        except (RuntimeError, ValueError, IndexError, TypeError) as error:
+            complaint = str(error).splitlines()[0]
+            continue
+        if value.numel() == 1 and torch.isfinite(value):
+            return to_target
+        complaint = f"it returned shape {tuple(value.shape)}"
+    raise ValueError(f"loss '{name}' does not take (logits [tokens, vocab], targets) for token prediction: {complaint}")
 
 
 def list_names() -> dict[str, list[str]]:
@@ -364,5 +434,5 @@ def list_names() -> dict[str, list[str]]:
     return {
         "optimizers": sorted({*get_supported_optimizers(), ADAM_ATAN2_NAMES[0]}),
         "lr_schedulers": sorted({*_pytorch_lr_scheduler_names(), *OUR_SCHEDULES}),
-        "losses": [*MODEL_HEAD_LOSSES, *sorted(LOSS_FUNCTIONS)],
+        "losses": [*MODEL_HEAD_LOSSES, CROSS_ENTROPY, *sorted(LOSS_FUNCTIONS)],
     }

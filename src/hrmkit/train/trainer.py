@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import time
@@ -22,7 +23,6 @@ import torch.distributed as dist
 from ..config import RunConfig
 from ..config_base import config_to_dict, save_config_yaml
 from ..eval.puzzles import finish_metrics
-from ..model.act import ACTModel
 from ..model.puzzle_emb import SignSGDSparseEmbedding
 from . import checkpoint as ckpt
 from .distributed import ProcessInfo, gather_objects, init_processes, pick_device, reduce_sums
@@ -42,8 +42,10 @@ class Trainer:
             self.log = lambda *_: None
         self.task = task_factory(cfg, self.proc.rank, self.proc.world_size)
         self.task.fill_model_config()
+        if tc.epochs > 0:
+            tc.steps = max(1, math.ceil(tc.epochs * self.task.steps_per_epoch))
         _seed_everything(tc.seed)
-        self.model = ACTModel(cfg.model).to(self.device)
+        self.model = self.task.build_model().to(self.device)
         self.forward_model = torch.compile(self.model) if tc.compile else self.model
         self.optimizers, self.schedulers = self._build_optimizers()
         # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 and fp32 do not.
@@ -53,6 +55,8 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
         self.best_exact = -1.0
+        self.best_loss = math.inf
+        self.evals_without_better_loss = 0
         self.elapsed_before = 0.0
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
         self.started = time.perf_counter()
@@ -86,7 +90,7 @@ class Trainer:
     def _state(self, task_states: list[dict]) -> dict:
         return {
             "step": self.step,
-            "model": self.model.inner.state_dict(),
+            "model": self.model.checkpoint_module.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "scaler": self.scaler.state_dict(),
@@ -94,6 +98,13 @@ class Trainer:
             "task_by_rank": task_states,  # sampler position and ACT carries differ per process
             "rng": _rng_state(),
             "best_exact": self.best_exact,
+            "early_stop": {"best_loss": self.best_loss, "evals_without_better_loss": self.evals_without_better_loss},
+            # What the names resolved to, so a resumed run (and a reader) knows exactly what ran.
+            "resolved": {"optimizers": [type(opt).__name__ for opt in self.optimizers],
+                         "schedulers": [type(s).__name__ for s in self.schedulers],
+                         "optimizer_kwargs": self.cfg.train.optimizer_kwargs,
+                         "lr_schedule_kwargs": self.cfg.train.lr_schedule_kwargs,
+                         "loss": self.cfg.model.loss, "loss_kwargs": self.cfg.model.loss_kwargs},
             "elapsed": self.elapsed_before + (time.perf_counter() - self.started),
             "train_seconds": self.train_seconds,
             "config": config_to_dict(self.cfg),
@@ -106,7 +117,7 @@ class Trainer:
         if path is None:
             return
         state = ckpt.load_checkpoint_file(path)
-        self.model.inner.load_state_dict(state["model"])
+        self.model.checkpoint_module.load_state_dict(state["model"])
         if reset_progress:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
             return
@@ -126,6 +137,9 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.step = state["step"]
         self.best_exact = state.get("best_exact", -1.0)
+        early_stop = state.get("early_stop", {})
+        self.best_loss = early_stop.get("best_loss", math.inf)
+        self.evals_without_better_loss = early_stop.get("evals_without_better_loss", 0)
         self.elapsed_before = state.get("elapsed", 0.0)
         self.train_seconds = state.get("train_seconds", 0.0)
         self.log(f"resumed from {path} at step {self.step}")
@@ -137,6 +151,7 @@ class Trainer:
             yaml_text = (self.run_dir / "config.yaml").read_text()
             ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
                                  self.cfg.train.checkpoint_limit)
+            self._save_assets(self.ckpt_dir)
 
     def _save_weights(self, path: Path, metrics: dict | None) -> None:
         """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
@@ -146,6 +161,13 @@ class Trainer:
             path.parent.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_torch_save({"format": "hrmkit", "step": self.step, "model": inner,
                                     "config": config_to_dict(self.cfg), "metrics": metrics}, path)
+            self._save_assets(path.parent)
+
+    def _save_assets(self, folder: Path) -> None:
+        """Files a checkpoint needs beside it (seq2seq: tokenizer.json, meta.json)."""
+        save_assets = getattr(self.task, "save_assets", None)
+        if save_assets is not None:
+            save_assets(folder)
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> dict:
@@ -161,11 +183,14 @@ class Trainer:
         try:
             with progress:
                 while self.step < tc.steps:
+                    self._before_step()
                     step_started = time.perf_counter()
                     train_metrics = self._train_step()
                     self.train_seconds += time.perf_counter() - step_started
                     self.step += 1
-                    window.add(train_metrics, tc.global_batch_size, self.task.tokens_per_example)
+                    tokens = train_metrics.pop("tokens", tc.global_batch_size * self.task.tokens_per_example)
+                    # tokens: every real token processed this step (a task with variable lengths counts them)
+                    window.add(train_metrics, tc.global_batch_size, tokens)
                     progress.update(self.step, train_metrics)
                     if self.step % tc.log_steps == 0 or self.step == tc.steps:
                         self._write(metrics_file, {"kind": "train", **window.flush(), **self._lr()})
@@ -173,6 +198,10 @@ class Trainer:
                         last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
                         progress.show_eval(last_eval)
                         self._save_step_checkpoint()
+                        if self._should_stop_early(last_eval):
+                            self.log(f"early stop at step {self.step}: validation loss has not improved for "
+                                     f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
+                            break
                     elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
                         self._save_step_checkpoint()
             last_eval = self._evaluate_and_keep_best(metrics_file, 0)
@@ -211,12 +240,22 @@ class Trainer:
             _ema_update(self.ema, self.model.state_dict(), tc.ema_rate)
         reduced = reduce_sums(sums, self.proc)
         count = max(reduced.get("count", 0.0), 1.0)
-        out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items() if k != "count"}
+        out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items()
+               if k not in ("count", "tokens")}
         out["count"] = reduced.get("count", 0.0)
+        if "tokens" in reduced:
+            out["tokens"] = reduced["tokens"]
         out["grad_norm"] = grad_norm
         return out
 
+    def _before_step(self) -> None:
+        """The task's per-step hook (HRM-LM's gate warmup), for the model as it is after ``self.step`` steps."""
+        hook = getattr(self.task, "before_step", None)
+        if hook is not None:
+            hook(self.model, self.step)
+
     def _evaluate_and_keep_best(self, metrics_file, max_examples: int) -> dict | None:
+        self._before_step()
         with self._ema_weights():
             sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
         if sums is None:
@@ -227,10 +266,21 @@ class Trainer:
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
         if metrics["exact_accuracy"] > self.best_exact:
             self.best_exact = metrics["exact_accuracy"]
-            self._save_weights(self.run_dir / "best-model" / "best.pt", metrics)
-            if self.proc.is_main:
-                save_config_yaml(self.cfg, self.run_dir / "best-model" / "config.yaml")
+            if self.cfg.train.save_best_model:
+                self._save_weights(self.run_dir / "best-model" / "best.pt", metrics)
+                if self.proc.is_main:
+                    save_config_yaml(self.cfg, self.run_dir / "best-model" / "config.yaml")
+        if "loss" in metrics:
+            if metrics["loss"] < self.best_loss:
+                self.best_loss, self.evals_without_better_loss = metrics["loss"], 0
+            else:
+                self.evals_without_better_loss += 1
         return metrics
+
+    def _should_stop_early(self, metrics: dict | None) -> bool:
+        tc = self.cfg.train
+        return (metrics is not None and tc.eval_loss_patience > 0 and self.step >= tc.patience_grace_steps
+                and self.evals_without_better_loss >= tc.eval_loss_patience)
 
     @contextlib.contextmanager
     def _ema_weights(self):
@@ -263,12 +313,12 @@ class _Window:
     def reset(self):
         self.totals, self.steps, self.samples, self.tokens, self.start = {}, 0, 0, 0, time.perf_counter()
 
-    def add(self, metrics: dict, samples: int, tokens_per_example: int):
+    def add(self, metrics: dict, samples: int, tokens: float):
         for k, v in metrics.items():
             self.totals[k] = self.totals.get(k, 0.0) + v
         self.steps += 1
         self.samples += samples
-        self.tokens += samples * tokens_per_example
+        self.tokens += tokens
 
     def flush(self) -> dict:
         seconds = max(time.perf_counter() - self.start, 1e-9)
