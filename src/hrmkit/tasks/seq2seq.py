@@ -126,15 +126,14 @@ class Seq2SeqTask:
 
 
 def seq2seq_loss(model: Seq2SeqHRM, batch: dict, loss_fn, aux_loss_weight: float):
-    """(loss scaled so that dividing by the rows gives a per-token mean, metric sums over rows)."""
+    """(loss summed over rows, metric sums over rows): the trainer divides by the global batch.
+    ``lm_loss`` is each row's mean answer-token loss, averaged over the supervised segments."""
     outputs = model(batch)
     labels = batch["labels"]
     valid = labels != IGNORE_LABEL_ID
     rows = labels.shape[0]
-    tokens = valid.sum().clamp_min(1)
     logits_per_segment = outputs["segment_logits"]
-    lm_loss = sum(loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)) for logits in logits_per_segment)
-    lm_loss = lm_loss / len(logits_per_segment) * rows / tokens
+    lm_loss = sum(loss_fn(logits, labels).sum() for logits in logits_per_segment) / len(logits_per_segment)
     with torch.no_grad():
         last = logits_per_segment[-1]
         correct = valid & (last.argmax(-1) == labels)

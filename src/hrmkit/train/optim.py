@@ -382,35 +382,48 @@ def loss_name_problem(name: str) -> str | None:
 
 
 def build_token_loss(name: str, kwargs: dict | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A function (logits [N, vocab], labels [N] with -100 ignored) -> the loss *summed* over the
-    valid tokens (callers divide by the token count, so micro-batches and processes add up).
+    """A function (logits [rows, T, vocab], labels [rows, T] with -100 ignored) -> each row's mean
+    token loss [rows] (0 for a row with no label). Every example weighs the same whatever its
+    length, so sums over rows add up exactly across micro-batches and processes.
 
-    pytorch-optimizer's losses come from segmentation and classification and disagree on the
-    target they take (class indices or one-hot): one probe on a tiny batch picks the form that
-    works, or fails with that loss's own complaint.
+    pytorch-optimizer's losses come from segmentation and classification, return one scalar and
+    disagree on the target they take (class indices or one-hot): they run once per row, and one
+    probe on a tiny batch picks the target form that works, or fails with the loss's own complaint.
     """
     kwargs = dict(kwargs or {})
     if name == "stablemax_cross_entropy":
         if kwargs:
             raise ValueError(f"{name} takes no keyword arguments, got {sorted(kwargs)}")
-        return lambda logits, labels: stablemax_cross_entropy(logits, labels).sum()
+        return lambda logits, labels: _row_means(stablemax_cross_entropy(logits, labels), labels)
     if name in ("softmax_cross_entropy", CROSS_ENTROPY):
-        return lambda logits, labels: F.cross_entropy(logits.float(), labels.long(), ignore_index=IGNORE_LABEL_ID,
-                                                      reduction="sum", **kwargs)
+        def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            flat = F.cross_entropy(logits.float().flatten(0, -2), labels.long().flatten(), ignore_index=IGNORE_LABEL_ID,
+                                   reduction="none", **kwargs)
+            return _row_means(flat.view(labels.shape), labels)
+        return cross_entropy
     try:
         loss_fn = build_loss(name, kwargs)
     except TypeError as error:
         raise ValueError(f"loss '{name}' could not be built with loss_kwargs {kwargs}: {error}") from None
     to_target = _probe_target_form(name, loss_fn)
 
-    def summed(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        valid = labels != IGNORE_LABEL_ID
-        if not valid.any():
-            return logits.sum() * 0.0
-        logits, labels = logits[valid].float(), labels[valid].long()
-        return loss_fn(logits, to_target(labels, logits.shape[-1])) * labels.numel()
+    def per_row(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for row_logits, row_labels in zip(logits, labels):
+            valid = row_labels != IGNORE_LABEL_ID
+            if not valid.any():
+                rows.append(row_logits.sum().float() * 0.0)
+                continue
+            picked = row_labels[valid].long()
+            rows.append(loss_fn(row_logits[valid].float(), to_target(picked, row_logits.shape[-1])).float())
+        return torch.stack(rows)
 
-    return summed
+    return per_row
+
+
+def _row_means(token_losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    counts = (labels != IGNORE_LABEL_ID).sum(-1).clamp_min(1)
+    return token_losses.sum(-1) / counts
 
 
 def _probe_target_form(name: str, loss_fn: torch.nn.Module):
