@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrmkit.data.check import check_dataset, main_check, path_validity
+from hrmkit.data.check import check_dataset, main_check, path_split_kind, path_validity
+from hrmkit.data.puzzle_format import load_split
 from hrmkit.data.maze import MazeBuildConfig, build_maze
 from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku
 
@@ -164,6 +165,11 @@ def test_path_validity_scores_answers():
     assert path_validity(maze, with_path(maze, [(1, 2), (6, 6)]), 9) == (False, False)  # stray 'o'
     assert path_validity(maze, with_path(maze, [(2, 1), (3, 1)]), 9) == (False, False)  # route breaks off
     assert path_validity(maze, with_path(maze, [(1, 2), (0, 2)]), 9) == (False, False)  # 'o' on a wall
+
+
+def test_path_split_kind_scores_mazes_as_paths_and_leaves_sudoku_alone(sudoku_root, maze_root):
+    assert path_split_kind(maze_root, load_split(maze_root, "test")) == "maze"
+    assert path_split_kind(sudoku_root, load_split(sudoku_root, "test")) is None
 
 
 def test_cli_check_exits_1_on_a_fault_and_eval_scores_maze_paths(maze_root, tmp_path, capsys):

@@ -40,7 +40,7 @@ def cmd_prepare(args) -> int:
     from .progress_util import BuildProgress
     if args.kind == "arithmetic":
         return _prepare_arithmetic(args)
-    build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build}[args.kind](args)
+    build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build, "routing": _routing_build}[args.kind](args)
     with BuildProgress() as progress:
         summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
@@ -65,6 +65,13 @@ def _arc_build(args):
     from .data.arc import ArcBuildConfig, build_arc
     return build_arc, ArcBuildConfig(source=args.source, path=args.path, num_aug=args.num_aug, seed=args.seed,
                                      max_tasks=args.max_tasks, translate=args.translate)
+
+
+def _routing_build(args):
+    from .data.routing import RoutingBuildConfig, build_routing
+    return build_routing, RoutingBuildConfig(size=args.size, train_bases=args.train_bases, test_bases=args.test_bases,
+                                             vehicles=args.vehicles, unique_routes=args.unique_routes, aug=args.aug,
+                                             seed=args.seed)
 
 
 def _maze_build(args):
@@ -219,7 +226,7 @@ def _print_train_result(result: dict) -> None:
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from .data.check import is_maze_split, path_scores
+    from .data.check import path_scores, path_split_kind
     from .data.puzzle_format import load_split
     from .eval.arc import evaluate_arc_predictions, is_arc_dataset
     from .eval.puzzles import evaluate_puzzles, finish_metrics
@@ -236,7 +243,8 @@ def cmd_eval(args) -> int:
     sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
     predictions = sums.pop("predictions")
     metrics = finish_metrics(sums)
-    if is_maze_split(args.data, split):  # several shortest paths may exist: exact match alone undercounts
+    path_kind = path_split_kind(args.data, split)
+    if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
     out = Path(args.out or Path(args.checkpoint).parent / f"eval-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
@@ -249,8 +257,10 @@ def cmd_eval(args) -> int:
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
-    if "valid_path" in metrics:
+    if path_kind == "maze":
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}")
+    elif path_kind == "routing":
+        print(f"legal routes {metrics['valid_path']:.2%}  cost-optimal routes {metrics['optimal_path']:.2%}")
     for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
         print(f"ARC pass@{k}: {metrics[f'arc_pass@{k}']:.2%} of tasks (all test pairs right), "
               f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
@@ -494,6 +504,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random placement of train grids: per example (reference), per puzzle, or none")
     arc.add_argument("--out", required=True, help="output folder")
     arc.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    routing = prep_kinds.add_parser("routing", help="city maps with vehicle types, labelled with the A* minimum-cost route")
+    routing.add_argument("--size", type=int, default=30, help="grid side (10 for CPU runs)")
+    routing.add_argument("--train-bases", type=int, default=240, help="training city maps (one example per vehicle each)")
+    routing.add_argument("--test-bases", type=int, default=100, help="held-out maps, never in train")
+    routing.add_argument("--vehicles", default="bike,car,van,truck", help="comma-separated vehicle types")
+    routing.add_argument("--unique-routes", action="store_true",
+                         help="keep only maps where every vehicle has exactly one cheapest route (exact match = optimality)")
+    routing.add_argument("--aug", action="store_true", help="add the 8 dihedral transforms of each train map")
+    routing.add_argument("--seed", type=int, default=0)
+    routing.add_argument("--out", required=True, help="output folder")
+    routing.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
     arith.add_argument("--digits", type=int, default=2, help="operands have 1..digits digits")

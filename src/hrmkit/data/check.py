@@ -2,7 +2,8 @@
 
 `check_dataset` runs every check and keeps going after failures, so one report names every
 fault: per-split structure, train/test input overlap, augmentation group sizes, label
-distribution, and for Sudoku and maze datasets whether every label is a correct answer.
+distribution, and for Sudoku, maze and routing datasets whether every label is a correct answer
+(for routing: a legal S->G route for the example's vehicle, as cheap as the A* oracle's).
 Big splits are memory-mapped, so every pass over examples reads `CHUNK_ROWS` rows at a time.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.config_base import atomic_write_text
+from hrmkit.data import routing
 from hrmkit.data.maze import GOAL, OPEN, PATH, START, VOCAB_SIZE as MAZE_VOCAB_SIZE, shortest_path
 from hrmkit.data.puzzle_format import DatasetError, PuzzleSplit, load_split
 from hrmkit.data.sudoku import BLANK_TOKEN, BOX_SHAPES
@@ -29,6 +31,7 @@ CHUNK_ROWS = 65_536
 STANDARD_SPLITS = ("train", "test")
 SUDOKU_BUILDER = "hrmkit.data.sudoku"
 MAZE_BUILDER = "hrmkit.data.maze"
+ROUTING_BUILDER = "hrmkit.data.routing"
 
 
 @dataclass
@@ -329,6 +332,89 @@ def _maze_check(split_name: str, split: PuzzleSplit) -> Check:
     return Check(name, optimal_count == total, detail)
 
 
+# --------------------------------------------------------------------------- city routing
+
+
+def _routing_size(seq_len: int) -> int | None:
+    """Grid side of a routing row (size*size map cells plus the vehicle token)."""
+    size = math.isqrt(max(seq_len - 1, 0))
+    return size if size > 0 and size * size == seq_len - 1 else None
+
+
+def _looks_like_routing(split: PuzzleSplit, input_histogram: dict[int, int]) -> bool:
+    """A routing dataset: its vocabulary, a square map plus one position, and a vehicle token last in every input."""
+    vehicle_tokens = np.array(sorted(routing.VEHICLE_TOKENS.values()))
+    if split.metadata.vocab_size != routing.VOCAB_SIZE or _routing_size(split.metadata.seq_len) is None:
+        return False
+    if not set(input_histogram) <= set(range(routing.VOCAB_SIZE)):
+        return False
+    return all(np.isin(inputs[:, -1], vehicle_tokens).all() for _, inputs in _row_chunks(split, "inputs"))
+
+
+def routing_label_fault(input_row: Any, label_row: Any, size: int) -> tuple[str | None, bool]:
+    """(fault, legal) for one routing label: (None, True) when it marks a cost-optimal legal route.
+
+    legal is False for an illegal, disconnected or malformed label; a legal route that costs more
+    than the oracle's optimum comes back as (fault, True).
+    """
+    fault, cost = routing.judge_path(input_row, label_row, size)
+    if fault is not None:
+        return fault, False
+    ignored = int(np.asarray(label_row).reshape(-1)[-1])
+    if ignored != 0:
+        return f"label at the vehicle position is {ignored}, expected 0 (ignored)", False
+    optimum = routing.optimal_cost(input_row, size)
+    if cost != optimum:
+        return f"route costs {cost} but the optimum is {optimum}", True
+    return None, True
+
+
+def _vehicle_of(input_row: np.ndarray) -> str:
+    token = int(input_row[-1])
+    return next((name for name, t in routing.VEHICLE_TOKENS.items() if t == token), f"token {token}")
+
+
+def _routing_check(split_name: str, split: PuzzleSplit) -> Check:
+    name = f"routing:{split_name}"
+    size = _routing_size(split.metadata.seq_len)
+    if size is None:
+        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a square map plus a vehicle token")
+    legal_count = optimal_count = 0
+    first_illegal = first_detour = ""
+    for start, inputs, labels in _paired_chunks(split):
+        for row, (scenario, answer) in enumerate(zip(inputs, labels)):
+            fault, legal = routing_label_fault(scenario, answer, size)
+            legal_count += legal
+            optimal_count += fault is None
+            named = f"example {start + row} ({_vehicle_of(scenario)}): {fault}"
+            if not legal and not first_illegal:
+                first_illegal = f"; first illegal: {named}"
+            if legal and fault is not None and not first_detour:
+                first_detour = f"; first non-optimal: {named}"
+    total = split.num_examples()
+    detail = f"{legal_count} of {total} labels legal routes, {optimal_count} cost-optimal{first_illegal}{first_detour}"
+    return Check(name, optimal_count == total, detail)
+
+
+def routing_path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
+    """Share of predictions marking a legal route and a cost-optimal one, overall and per vehicle."""
+    size = _routing_size(split.metadata.seq_len)
+    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
+    tallies: dict[str, list[int]] = {}  # vehicle -> [examples, legal, optimal]
+    for scenario, predicted in zip(inputs, predictions):
+        valid, cost = routing.is_legal_path(scenario, predicted, size)
+        optimal = valid and cost == routing.optimal_cost(scenario, size)
+        tally = tallies.setdefault(_vehicle_of(scenario), [0, 0, 0])
+        tally[0], tally[1], tally[2] = tally[0] + 1, tally[1] + valid, tally[2] + optimal
+    total = max(sum(t[0] for t in tallies.values()), 1)
+    scores = {"valid_path": sum(t[1] for t in tallies.values()) / total,
+              "optimal_path": sum(t[2] for t in tallies.values()) / total}
+    for vehicle, (examples, valid, optimal) in tallies.items():
+        scores[f"valid_path/{vehicle}"] = valid / examples
+        scores[f"optimal_path/{vehicle}"] = optimal / examples
+    return scores
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -351,6 +437,8 @@ def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, re
         report.checks.append(_sudoku_check(split_name, split))
     elif builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, inputs)):
         report.checks.append(_maze_check(split_name, split))
+    elif builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, inputs)):
+        report.checks.append(_routing_check(split_name, split))
 
 
 def is_maze_split(root: str | Path, split: PuzzleSplit) -> bool:
@@ -359,8 +447,27 @@ def is_maze_split(root: str | Path, split: PuzzleSplit) -> bool:
     return builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, _histogram(split, "inputs")))
 
 
+def is_routing_split(root: str | Path, split: PuzzleSplit) -> bool:
+    """Whether a loaded split holds city-routing scenarios (named by its builder, else recognised by its tokens)."""
+    builder = _builder(Path(root))
+    return builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, _histogram(split, "inputs")))
+
+
+def path_split_kind(root: str | Path, split: PuzzleSplit) -> str | None:
+    """'maze' or 'routing' when predictions on this split are scored as paths (`path_scores`), else None."""
+    if is_maze_split(root, split):
+        return "maze"
+    return "routing" if is_routing_split(root, split) else None
+
+
 def path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
-    """Share of predicted grids that mark a valid S->G path, and a shortest one (maze splits)."""
+    """Share of predicted grids that mark a valid S->G path, and an optimal one.
+
+    Mazes: a shortest path. Routing splits (recognised as in `path_split_kind`): a legal route for
+    the example's vehicle and a cost-optimal one, also per vehicle (`routing_path_scores`).
+    """
+    if path_split_kind(split.root, split) == "routing":
+        return routing_path_scores(split, predictions)
     size = _maze_size(split.metadata.seq_len)
     inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
     scores = [path_validity(maze, predicted, size) for maze, predicted in zip(inputs, predictions)]
