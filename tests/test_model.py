@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hrmkit.config import ModelConfig, load_run_config
+from hrmkit.config import PRESETS_DIR, ModelConfig, load_run_config
 from hrmkit.model.act import ACTModel
 from hrmkit.model.core import CoreCarry
 from hrmkit.model.losses import IGNORE_LABEL_ID, act_loss, log_stablemax, stablemax_cross_entropy
@@ -231,3 +231,9 @@ def test_memory_saving_swiglu_matches_autograd_of_the_plain_formula():
     torch.testing.assert_close(fused, plain)
     for a, b in zip(fused_grads, plain_grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+def test_every_shipped_preset_parses(preset):
+    cfg = load_run_config(preset)
+    assert cfg.run_name and cfg.task in ("puzzle", "seq2seq")
