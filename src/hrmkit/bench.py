@@ -1,12 +1,16 @@
-"""``hrm bench train``: time the real training step of a config on synthetic batches.
+"""``hrm bench {train,eval,generate}``: time a config on synthetic batches (figures, not assertions).
 
-The step is the trainer's own (ACT segment, loss, backward, clipping, optimizer), fed random
-tokens of the config's shape, so no dataset is needed. Figures: samples/s, tokens/s, ms/step,
-achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode over one step), peak memory.
+train: the trainer's own step (puzzles: an ACT segment; HRM-LM: encoder, core, decoder), loss,
+backward, clipping, optimizer. eval: the evaluation forward (puzzles: all halt_max_steps segments;
+HRM-LM: a teacher-forced pass). generate: HRM-LM decoding with and without the KV cache. Batches are
+random tokens of the config's shape, so no dataset is needed. Figures: samples/s, tokens/s, ms/step,
+achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode), model FLOPs utilisation on a GPU whose
+peak is known, peak memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import platform
@@ -21,6 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import RunConfig
 from .model.act import ACTModel
+from .model.seq2seq import Seq2SeqHRM
+from .tasks.seq2seq import seq2seq_loss
+from .train.optim import build_token_loss
 from .tasks.puzzle import act_segment_loss
 
 
@@ -67,10 +74,70 @@ class SyntheticPuzzleTask:
         return {}
 
 
+class SyntheticSeq2SeqTask:
+    """An HRM-LM task whose batches are random prompts of model.seq_len tokens and answers of half that."""
+
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.local_batch = cfg.train.global_batch_size // world_size
+        self.loss_fn = build_token_loss(cfg.model.loss, cfg.model.loss_kwargs)
+
+    def fill_model_config(self) -> None:
+        if not self.cfg.model.vocab_size or not self.cfg.model.seq_len:
+            raise ValueError("benchmarks need model.vocab_size and model.seq_len (set them as overrides)")
+
+    def build_model(self):
+        return Seq2SeqHRM(self.cfg.model)
+
+    @property
+    def answer_len(self) -> int:
+        return max(1, self.cfg.model.seq_len // 2)
+
+    @property
+    def tokens_per_example(self) -> int:
+        return self.cfg.model.seq_len + self.answer_len
+
+    def random_batch(self, rows: int) -> dict:
+        m = self.cfg.model
+        prompt, answer = (rows, m.seq_len), (rows, self.answer_len)
+        return {"encoder_ids": torch.randint(4, m.vocab_size, prompt, generator=self.generator),
+                "encoder_mask": torch.ones(prompt, dtype=torch.bool),
+                "decoder_input_ids": torch.randint(4, m.vocab_size, answer, generator=self.generator),
+                "decoder_mask": torch.ones(answer, dtype=torch.bool),
+                "labels": torch.randint(4, m.vocab_size, answer, generator=self.generator)}
+
+    def next_micro_batches(self):
+        slots = self.cfg.train.grad_accum_steps
+        return [self.random_batch(self.local_batch // slots) for _ in range(slots)]
+
+    def train_loss(self, model, batch, slot):
+        loss, metrics = seq2seq_loss(model, batch, self.loss_fn, self.cfg.model.moe.aux_loss_weight)
+        metrics.pop("tokens")  # a fixed shape: the trainer counts tokens_per_example
+        return loss, metrics
+
+    def evaluate(self, *args, **kwargs):
+        return None
+
+    def state_dict(self):
+        return {}
+
+
+def _synthetic_task(cfg: RunConfig, reuse_target_forward: bool = True):
+    if cfg.task == "seq2seq":
+        return SyntheticSeq2SeqTask
+    return functools.partial(SyntheticPuzzleTask, reuse_target_forward=reuse_target_forward)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2, reuse_target_forward: bool = True) -> dict:
     from .train.trainer import Trainer
     name = cfg.run_name
-    task = functools.partial(SyntheticPuzzleTask, reuse_target_forward=reuse_target_forward)
+    task = _synthetic_task(cfg, reuse_target_forward)
     with tempfile.TemporaryDirectory() as runs_dir:
         cfg = replace(cfg, runs_dir=runs_dir, run_name="bench")
         trainer = Trainer(cfg, task, log=lambda *_: None)
@@ -79,29 +146,94 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2, reuse_target_fo
         with FlopCounterMode(display=False) as counter:
             trainer._train_step()
         flops_per_step = counter.get_total_flops()
+        _synchronize(trainer.device)
         if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(steps):
             started = time.perf_counter()
             trainer._train_step()
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
+            _synchronize(trainer.device)
             times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
-    batch, seq = cfg.train.global_batch_size, cfg.model.seq_len
-    result = {
-        "config": name, "variant": cfg.model.variant, "device": str(trainer.device),
+    batch = cfg.train.global_batch_size
+    return _result(cfg, name, "train", trainer.model, trainer.device, batch, seconds, flops_per_step,
+                   trainer.task.tokens_per_example, steps, reuse_target_forward=reuse_target_forward)
+
+
+def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
+    """The evaluation forward on random batches of train.eval_batch_size (or the global batch)."""
+    from .train.distributed import pick_device
+    device = pick_device(cfg.train.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    task = _synthetic_task(cfg)(cfg)
+    task.fill_model_config()
+    torch.manual_seed(cfg.train.seed)
+    model = task.build_model().to(device).eval()
+    batch_size = cfg.train.eval_batch_size or cfg.train.global_batch_size
+    if cfg.task == "seq2seq":
+        batch = {k: v.to(device) for k, v in task.random_batch(batch_size).items()}
+        forward = functools.partial(model, batch)
+    else:
+        task.local_batch = batch_size
+        batch = {k: v.to(device) for k, v in task.next_micro_batches()[0].items()}
+
+        def forward():  # every example runs all halt_max_steps segments, as evaluation does
+            carry = model.initial_carry(batch)
+            for _ in range(cfg.model.halt_max_steps):
+                carry, outputs = model(carry=carry, batch=batch)
+            return outputs
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+    autocast = torch.autocast(device.type, dtype=precision) if precision else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        for _ in range(warmup):
+            forward()
+        with FlopCounterMode(display=False) as counter:
+            forward()
+        _synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            forward()
+            _synchronize(device)
+            times.append(time.perf_counter() - started)
+    return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
+                   counter.get_total_flops(), task.tokens_per_example, steps)
+
+
+# Dense peak FLOP/s of GPUs whose model FLOPs utilisation we report, by name fragment and precision
+# (vendor datasheets; fp32 means TF32 tensor cores, which torch uses for fp32 matmuls when allowed).
+GPU_PEAK_FLOPS = {"H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 495e12},
+                  "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 495e12},
+                  "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 156e12}}
+
+
+def _model_flops_utilisation(device: torch.device, precision: str, flops_per_s: float) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, peaks in GPU_PEAK_FLOPS.items():
+        if fragment in name:
+            return flops_per_s / peaks[precision]
+    return None
+
+
+def _result(cfg: RunConfig, name: str, what: str, model, device: torch.device, batch: int, seconds: float,
+            flops: float, tokens_per_example: int, steps: int, **extra) -> dict:
+    return {
+        "what": what, "config": name, "task": cfg.task, "variant": cfg.model.variant, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "precision": cfg.train.precision, "threads": torch.get_num_threads(), "batch": batch,
-        "parameters": sum(p.numel() for p in trainer.model.parameters()),
-        "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * seq / seconds,
-        "gflop_per_step": flops_per_step / 1e9, "gflop_per_s": flops_per_step / 1e9 / seconds,
-        "peak_memory_gib": _peak_memory_gib(trainer.device), "steps_timed": steps,
-        "reuse_target_forward": reuse_target_forward,
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * tokens_per_example / seconds,
+        "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / seconds,
+        "mfu": _model_flops_utilisation(device, cfg.train.precision, flops / seconds),
+        "peak_memory_gib": _peak_memory_gib(device), "steps_timed": steps, "compile": cfg.train.compile,
+        "torch": torch.__version__, **extra,
     }
-    return result
 
 
 def _peak_memory_gib(device: torch.device) -> float:
@@ -111,10 +243,11 @@ def _peak_memory_gib(device: torch.device) -> float:
 
 
 def format_result(result: dict) -> str:
-    return (f"{result['config']} [{result['variant']}, {result['parameters']:,} params] on {result['device']} "
-            f"{result['precision']} x{result['threads']} threads, batch {result['batch']}: "
+    mfu = f", MFU {result['mfu']:.1%}" if result.get("mfu") is not None else ""
+    return (f"{result['what']} {result['config']} [{result['variant']}, {result['parameters']:,} params] on "
+            f"{result['device']} {result['precision']} x{result['threads']} threads, batch {result['batch']}: "
             f"{result['ms_per_step']:.0f} ms/step, {result['samples_per_s']:.1f} samples/s, "
-            f"{result['tokens_per_s']:.0f} tokens/s, {result['gflop_per_s']:.1f} GFLOP/s, "
+            f"{result['tokens_per_s']:.0f} tokens/s, {result['gflop_per_s']:.1f} GFLOP/s{mfu}, "
             f"peak memory {result['peak_memory_gib']:.2f} GiB")
 
 
@@ -153,8 +286,7 @@ def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt
                 started = time.perf_counter()
                 # eos_id -1 never occurs: every run decodes exactly ``count`` tokens.
                 generate(model, ids, mask, bos_id=1, eos_id=-1, pad_id=0, sampling=sampling, use_cache=use_cache)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
+                _synchronize(device)
                 times.append(time.perf_counter() - started)
             key = "cached" if use_cache else "uncached"
             row[f"{key}_tokens_per_s"] = batch * count / statistics.median(times)

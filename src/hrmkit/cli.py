@@ -418,7 +418,7 @@ def cmd_convert(args) -> int:
 def cmd_bench(args, overrides: list[str]) -> int:
     import torch
 
-    from .bench import bench_generate, bench_train, format_generate_result, format_result, to_json
+    from .bench import bench_eval, bench_generate, bench_train, format_generate_result, format_result, to_json
     from .config import load_run_config
     from .config_base import parse_overrides
     from .train.checkpoint import atomic_write_text
@@ -426,6 +426,8 @@ def cmd_bench(args, overrides: list[str]) -> int:
                 "train.progress=false", f"train.compile={str(args.compile).lower()}"]
     if args.batch and args.what == "train":
         settings.append(f"train.global_batch_size={args.batch}")
+    elif args.batch and args.what == "eval":
+        settings.append(f"train.eval_batch_size={args.batch}")
     cfg = load_run_config(args.config, parse_overrides(settings + overrides))
     if args.what == "generate":
         if args.threads:
@@ -434,6 +436,9 @@ def cmd_bench(args, overrides: list[str]) -> int:
         result = bench_generate(cfg, counts, batch=args.batch or 1, prompt_len=args.prompt_tokens, repeats=args.steps)
         for row in result:
             print(format_generate_result(row))
+    elif args.what == "eval":
+        result = bench_eval(cfg, steps=args.steps, warmup=args.warmup)
+        print(format_result(result))
     else:
         result = bench_train(cfg, steps=args.steps, warmup=args.warmup, reuse_target_forward=not args.no_reuse)
         print(format_result(result))
@@ -597,8 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
 
     bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
-    bench.add_argument("what", choices=("train", "generate"),
-                       help="train: optimizer steps; generate: HRM-LM decoding with and without the KV cache")
+    bench.add_argument("what", choices=("train", "eval", "generate"),
+                       help="train: optimizer steps; eval: the evaluation forward; generate: HRM-LM decoding "
+                            "with and without the KV cache")
     bench.add_argument("--config", required=True, help="YAML file or preset name")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))

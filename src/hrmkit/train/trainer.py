@@ -305,24 +305,42 @@ class Trainer:
 
 
 class _Window:
-    """Averages train metrics between log lines and measures throughput."""
+    """Averages train metrics between log lines and measures throughput.
+
+    Losses and the gradient norm are per step, so they average over steps. The other metrics are
+    means over the rows a step scored (``count``: under ACT only rows that halted), so they are
+    weighted by ``count``: a step where no row halted contributes nothing, not a zero.
+    """
+
+    PER_STEP = ("grad_norm",)
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        self.totals, self.steps, self.samples, self.tokens, self.start = {}, 0, 0, 0, time.perf_counter()
+        self.per_step, self.per_row, self.rows = {}, {}, 0.0
+        self.steps, self.samples, self.tokens, self.start = 0, 0, 0, time.perf_counter()
 
     def add(self, metrics: dict, samples: int, tokens: float):
+        count = metrics.get("count", 0.0)
         for k, v in metrics.items():
-            self.totals[k] = self.totals.get(k, 0.0) + v
+            if k == "count":
+                continue
+            if k.endswith("loss") or k in self.PER_STEP:
+                self.per_step[k] = self.per_step.get(k, 0.0) + v
+            else:
+                self.per_row[k] = self.per_row.get(k, 0.0) + v * count
+        self.rows += count
         self.steps += 1
         self.samples += samples
         self.tokens += tokens
 
     def flush(self) -> dict:
         seconds = max(time.perf_counter() - self.start, 1e-9)
-        out = {k: v / max(self.steps, 1) for k, v in self.totals.items()}
+        out = {k: v / max(self.steps, 1) for k, v in self.per_step.items()}
+        if self.rows > 0:
+            out.update({k: v / self.rows for k, v in self.per_row.items()})
+        out["count"] = self.rows / max(self.steps, 1)
         out.update(samples_per_s=self.samples / seconds, tokens_per_s=self.tokens / seconds,
                    ms_per_step=1000 * seconds / max(self.steps, 1))
         self.reset()
