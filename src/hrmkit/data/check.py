@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import numpy as np
 from hrmkit.config_base import atomic_write_text
 from hrmkit.data import routing
 from hrmkit.data.maze import GOAL, OPEN, PATH, START, VOCAB_SIZE as MAZE_VOCAB_SIZE, shortest_path
+from hrmkit.data.grid import reachable_cells
 from hrmkit.data.puzzle_format import DatasetError, PuzzleSplit, load_split
 from hrmkit.data.sudoku import BLANK_TOKEN, BOX_SHAPES
 from hrmkit.data.selection import spread
@@ -245,26 +246,6 @@ def _sudoku_check(split_name: str, split: PuzzleSplit) -> Check:
 # --------------------------------------------------------------------------- mazes
 
 
-def _reachable(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
-    """Cells 4-connected to `start` through walkable cells (flood fill)."""
-    seen = np.zeros(walkable.shape, dtype=bool)
-    seen[start] = True
-    queue = deque([start])
-    while queue:
-        cell = queue.popleft()
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if inside and walkable[neighbour] and not seen[neighbour]:
-                seen[neighbour] = True
-                queue.append(neighbour)
-    return seen
-
-
 def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool]:
     """(valid, optimal) for a maze answer `label_row` to the maze `input_row` (flat or square tokens).
 
@@ -283,7 +264,7 @@ def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool
     starts, goals = np.flatnonzero(inputs == START), np.flatnonzero(inputs == GOAL)
     if len(starts) != 1 or len(goals) != 1:
         return False, False
-    reached = _reachable(marked | (labels == GOAL), size, int(starts[0]))
+    reached = reachable_cells(marked | (labels == GOAL), size, int(starts[0]))
     valid = bool(reached[goals[0]]) and bool(reached[marked].all())
     if not valid:
         return False, False

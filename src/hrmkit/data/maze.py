@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows, spread
 
 CHARSET = "# SGo"
@@ -454,9 +454,7 @@ def build_maze(
     """Build a train/test maze dataset at `out_dir`; returns the summary also saved in hrmkit_build.json."""
     started = time.perf_counter()
     _validate_config(cfg)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+    out_dir = check_output_free(out_dir, overwrite)
     report = progress or (lambda description, completed, total: None)
     train, test = _base_mazes(cfg, report)
     train_arrays = _split_arrays(train, cfg.size, cfg.aug)

@@ -295,6 +295,14 @@ def move_into_place(staging: Path, root: Path) -> None:
     shutil.rmtree(retired)
 
 
+def check_output_free(out_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """The builders' guard: refuse to replace an existing dataset unless asked to."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+    return out_dir
+
+
 def write_dataset(
     root: str | os.PathLike,
     splits: dict[str, dict[str, dict[str, np.ndarray]]],
@@ -341,7 +349,8 @@ def write_dataset(
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing or malformed file is a one-line DatasetError."""
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
@@ -367,7 +376,7 @@ def _load_array(path: Path) -> np.ndarray:
 def load_identifiers(root: str | os.PathLike) -> list[str]:
     """The puzzle-identifier names in `<root>/identifiers.json`."""
     path = Path(root) / "identifiers.json"
-    identifiers = _read_json(path)
+    identifiers = read_json(path)
     if not (isinstance(identifiers, list) and all(isinstance(name, str) for name in identifiers)):
         raise DatasetError(path, "expected a JSON list of strings")
     return identifiers
@@ -409,7 +418,7 @@ def load_split(root: str | os.PathLike, split: str) -> PuzzleSplit:
         available = sorted(path.name for path in root.iterdir() if (path / "dataset.json").is_file())
         raise DatasetError(split_dir, f"split not found (this dataset has: {', '.join(available) or 'none'})")
     metadata_path = split_dir / "dataset.json"
-    meta = PuzzleDatasetMetadata.from_json_dict(_read_json(metadata_path), metadata_path)
+    meta = PuzzleDatasetMetadata.from_json_dict(read_json(metadata_path), metadata_path)
     _check_metadata_values(meta, metadata_path)  # before set names become file paths
     sets = {
         set_name: {name: _load_array(_array_path(split_dir, set_name, name)) for name in ARRAY_NAMES}

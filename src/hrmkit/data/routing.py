@@ -63,8 +63,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hrmkit.data.grid import reachable_cells
 from hrmkit.data.maze import dihedral_transform
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, spread
 
 PAD, BUILDING, LANE, STREET, AVENUE, HIGHWAY = 0, 1, 2, 3, 4, 5
@@ -345,26 +346,6 @@ def count_optimal_routes(input_row: Any, size: int) -> int:
     return routes[goal]
 
 
-def _flood(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
-    """Cells 4-connected to `start` through walkable cells."""
-    seen = np.zeros(walkable.shape, dtype=bool)
-    seen[start] = True
-    stack = [start]
-    while stack:
-        cell = stack.pop()
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if inside and walkable[neighbour] and not seen[neighbour]:
-                seen[neighbour] = True
-                stack.append(neighbour)
-    return seen
-
-
 def judge_path(input_row: Any, label_row: Any, size: int) -> tuple[str | None, int | None]:
     """(None, cost) when `label_row` marks a legal S->G route on `input_row`, else (one-line fault, None).
 
@@ -394,7 +375,7 @@ def judge_path(input_row: Any, label_row: Any, size: int) -> tuple[str | None, i
         return (f"path cell {divmod(cell, size)} is a {TOKEN_NAMES[cells[cell]]}, "
                 f"which {scenario.vehicle} may not use"), None
     start, goal = (row * size + column for row, column in (scenario.start, scenario.goal))
-    reached = _flood(marked | (cells == GOAL), size, start)
+    reached = reachable_cells(marked | (cells == GOAL), size, start)
     if not reached[goal]:
         return "path does not connect S to G", None
     stray = np.flatnonzero(marked & ~reached)
@@ -696,9 +677,7 @@ def build_routing(
     """Build a train/test routing dataset at `out_dir`; returns the summary also saved in hrmkit_build.json."""
     started = time.perf_counter()
     vehicles = _validate_config(cfg)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+    out_dir = check_output_free(out_dir, overwrite)
     report = progress or (lambda description, completed, total: None)
     taken_maps: set[bytes] = set()
     test = _select(_scenario_candidates(cfg.size, vehicles, np.random.default_rng([cfg.seed, 0])), cfg.test_bases,

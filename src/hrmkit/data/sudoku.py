@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, write_dataset
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows, spread
 
 # Box rows x box columns for each supported size.
@@ -583,9 +583,7 @@ def build_sudoku(
     """Build a train/test Sudoku dataset at `out_dir`; returns the summary also saved in hrmkit_build.json."""
     started = time.perf_counter()
     _validate_config(cfg)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+    out_dir = check_output_free(out_dir, overwrite)
     report = progress or (lambda description, completed, total: None)
     train, test = _base_puzzles(cfg, report)
     test_inputs = {puzzle.tobytes() for puzzle in test.inputs}
