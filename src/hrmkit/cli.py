@@ -562,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (dotted, meaning) in GUIDE_FLAGS.items():
         guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
 
-    evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset")
+    evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset; code tasks: hrm eval code",
+                                epilog="code tasks (MBPP, HumanEval, EvalPlus) in a sandbox with pass@k: hrm eval code --help")
     evaluate.add_argument("--checkpoint", required=True, help="final.pt, best.pt, step_N.pt or a reference step_N file")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", default="test")
@@ -634,6 +635,9 @@ def _print_fields() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (cli_code.py)
+        from .cli_code import main as code_eval_main
+        return code_eval_main(argv[2:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.verb not in ("train", "bench"):

