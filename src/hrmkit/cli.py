@@ -449,6 +449,9 @@ def cmd_bench(args, overrides: list[str]) -> int:
 
 # -- data ----------------------------------------------------------------------------------------
 def cmd_data(args) -> int:
+    if args.tool != "check":
+        from .cli_data import run_language_tool
+        return run_language_tool(args)
     from .data.check import main_check
     return main_check(args.dir, args.json)
 
@@ -597,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "maze path validity and optimality.")
     check.add_argument("dir", help="dataset folder")
     check.add_argument("--json", default=None, help="also write the report as JSON here")
+    from .cli_data import add_language_tools
+    add_language_tools(data_tools)
 
     report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
     report.add_argument("runs", nargs="+", help="run folders (runs/<name>)")

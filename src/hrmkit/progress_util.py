@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class BuildProgress:
     def __init__(self, enabled: bool | None = None):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                                  disable=not sys.stderr.isatty() if enabled is None else not enabled)
         self.tasks: dict[str, int] = {}
 
