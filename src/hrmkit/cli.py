@@ -1,4 +1,4 @@
-"""``hrm <verb>``: prepare, train, eval, generate, quickstart, info, convert, bench, report, data.
+"""``hrm <verb>``: prepare, train, eval, generate, quickstart, info, convert, bench, report, viz, data.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -603,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_data import add_language_tools
     add_language_tools(data_tools)
 
+    from .cli_viz import add_viz_parser
+    add_viz_parser(verbs)
+
     report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
     report.add_argument("runs", nargs="+", help="run folders (runs/<name>)")
     report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
@@ -666,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args, extra)
         if args.verb == "report":
             return cmd_report(args)
+        if args.verb == "viz":
+            from .cli_viz import run_viz
+            return run_viz(args)
         if args.verb == "data":
             return cmd_data(args)
     except _expected_errors() as error:

@@ -1,0 +1,71 @@
+"""``hrm viz``: the command line of the HTML viewer (``hrmkit.viz.viewer``).
+
+Bad input ends with one line on stderr and exit code 2, like every other verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_BAD_INPUT = 2
+
+DESCRIPTION = """\
+Write one self-contained HTML page (open it from disk: no server, no network).
+
+With a run: per example the input, the target and the model's prediction after every ACT
+segment, with q_halt / q_continue and the segment where it would halt; a slider steps through
+the segments, a filter shows solved or unsolved examples. Sudoku, mazes, city routing and ARC
+(where an example is one test pair, voted across all its augmented variants).
+
+With a city-routing --dataset and no run: pick a base scenario and switch the vehicle to see
+its legal roads, jams, closures and optimal route."""
+
+
+def add_viz_parser(verbs) -> argparse.ArgumentParser:
+    """Add the ``viz`` verb to the ``hrm`` sub-parsers ``verbs``; returns its parser."""
+    viz = verbs.add_parser("viz", help="an HTML page showing a run's predictions segment by segment, or a routing dataset",
+                           description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    viz.add_argument("run", nargs="?", default=None,
+                     help="run folder (runs/<name>: its best model, else final.pt) or a checkpoint file")
+    viz.add_argument("--dataset", default=None,
+                     help="dataset folder (default: the run's data.path); alone, a routing dataset to explore")
+    viz.add_argument("--n", type=int, default=50,
+                     help="examples to show (ARC: test pairs; routing explorer: base scenarios)")
+    viz.add_argument("--out", default=None,
+                     help="the page (default: viz.html in the run folder; <dataset>-viz.html here without a run)")
+    viz.add_argument("--split", default="test", help="dataset split to draw from")
+    viz.add_argument("--device", default="auto", help="where the model runs: auto, cpu, cuda, mps")
+    viz.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    viz.add_argument("--screenshot", default=None, metavar="PNG",
+                     help="also save a PNG of the page as headless Chromium draws it (needs chromium)")
+    return viz
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from .config_base import ConfigError
+    from .data.puzzle_format import DatasetError
+    from .train.checkpoint import CheckpointError
+    from .viz.headless import BrowserError
+    return (ConfigError, DatasetError, CheckpointError, BrowserError, FileNotFoundError, ValueError)
+
+
+def run_viz(args) -> int:
+    """Write the page (and the screenshot when asked); 0 on success, 2 with one line on bad input."""
+    try:
+        from .viz.viewer import write_dataset_page, write_run_page
+        if args.run is None and args.dataset is None:
+            raise ValueError("give a run folder, or --dataset DIR to explore a routing dataset")
+        if args.run is None:
+            page = write_dataset_page(args.dataset, out=args.out, n=args.n, split=args.split)
+        else:
+            page = write_run_page(args.run, dataset=args.dataset, out=args.out, n=args.n, split=args.split,
+                                  device=args.device, batch_size=args.batch_size)
+        print(f"wrote {page}  (open it in a browser; it needs no server)")
+        if args.screenshot:
+            from .viz.headless import screenshot
+            print(f"wrote {screenshot(page, args.screenshot)}")
+    except _expected_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
