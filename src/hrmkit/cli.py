@@ -271,26 +271,14 @@ def cmd_eval(args) -> int:
 
 
 # -- generate ------------------------------------------------------------------------------------
-def resolve_run_checkpoint(runs_dir: str, run_name: str) -> Path:
-    """The best model of a run, else its final weights, else its newest step checkpoint."""
-    run = Path(runs_dir) / run_name
-    for candidate in (run / "best-model" / "best.pt", run / "final.pt"):
-        if candidate.exists():
-            return candidate
-    steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    if steps:
-        return steps[-1]
-    raise FileNotFoundError(f"{run}: no best-model/best.pt, final.pt or checkpoints/step_N.pt")
-
-
 def cmd_generate(args) -> int:
     from .data.tokenizers import load_tokenizer
     from .generate import SamplingConfig, generate_text
-    from .loading import load_checkpoint
+    from .loading import load_checkpoint, resolve_run_checkpoint
     from .train.distributed import pick_device
     if bool(args.checkpoint) == bool(args.run_name):
         raise UsageError("give exactly one of --checkpoint and --run_name")
-    path = Path(args.checkpoint) if args.checkpoint else resolve_run_checkpoint(args.save_dir, args.run_name)
+    path = Path(args.checkpoint) if args.checkpoint else resolve_run_checkpoint(Path(args.save_dir) / args.run_name)
     prompts = list(args.prompt or [])
     if args.prompts_file:
         prompts += [line.rstrip("\n") for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]

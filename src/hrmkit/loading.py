@@ -26,6 +26,22 @@ _SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_lay
                      "puzzle_emb_ndim", "puzzle_emb_len", "rms_norm_eps", "no_ACT_continue")
 
 
+def resolve_run_checkpoint(run: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's best model, else its final weights, else its newest step."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run folder or checkpoint file")
+    for candidate in (run / "best-model" / "best.pt", run / "final.pt"):
+        if candidate.is_file():
+            return candidate
+    steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda path: int(path.stem.split("_")[1]))
+    if steps:
+        return steps[-1]
+    raise FileNotFoundError(f"{run}: no best-model/best.pt, final.pt or checkpoints/step_N.pt")
+
+
 def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device: str | torch.device = "cpu"):
     """Returns ``(model, run_config)`` with the model in eval mode on ``device``."""
     path = Path(path)

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
+
+
+def neighbours(cell: int, size: int) -> Iterator[int]:
+    """The up / down / left / right neighbours of a cell of a flat ``size`` x ``size`` grid, in that order."""
+    row, column = divmod(cell, size)
+    if row > 0:
+        yield cell - size
+    if row < size - 1:
+        yield cell + size
+    if column > 0:
+        yield cell - 1
+    if column < size - 1:
+        yield cell + 1
 
 
 def reachable_cells(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
@@ -14,14 +28,8 @@ def reachable_cells(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
     queue = deque([start])
     while queue:
         cell = queue.popleft()
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if inside and walkable[neighbour] and not seen[neighbour]:
+        for neighbour in neighbours(cell, size):
+            if walkable[neighbour] and not seen[neighbour]:
                 seen[neighbour] = True
                 queue.append(neighbour)
     return seen

@@ -63,7 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hrmkit.data.grid import reachable_cells
+from hrmkit.data.grid import neighbours, reachable_cells
 from hrmkit.data.maze import dihedral_transform
 from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, spread
@@ -250,14 +250,8 @@ def astar(costs: Any, size: int, start: int, goal: int) -> tuple[int, list[int]]
                 path.append(parents[path[-1]])
             return spent[goal], path[::-1]
         closed[cell] = 1
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if not inside or closed[neighbour] or cost_of[neighbour] <= 0:
+        for neighbour in neighbours(cell, size):
+            if closed[neighbour] or cost_of[neighbour] <= 0:
                 continue
             reached = spent[cell] + cost_of[neighbour]
             if spent[neighbour] < 0 or reached < spent[neighbour]:
@@ -307,14 +301,8 @@ def _distances(cost_of: list[int], size: int, start: int) -> list[int]:
         reached, cell = heapq.heappop(queue)
         if reached != spent[cell]:
             continue
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if inside and cost_of[neighbour] > 0:
+        for neighbour in neighbours(cell, size):
+            if cost_of[neighbour] > 0:
                 onward = reached + cost_of[neighbour]
                 if spent[neighbour] < 0 or onward < spent[neighbour]:
                     spent[neighbour] = onward
@@ -334,14 +322,8 @@ def count_optimal_routes(input_row: Any, size: int) -> int:
     routes[start] = 1
     # Costs are positive, so every cell's predecessors on cheapest routes come before it in this order.
     for cell in sorted((cell for cell, cost in enumerate(spent) if cost > 0), key=spent.__getitem__):
-        row, column = divmod(cell, size)
-        for neighbour, inside in (
-            (cell - size, row > 0),
-            (cell + size, row < size - 1),
-            (cell - 1, column > 0),
-            (cell + 1, column < size - 1),
-        ):
-            if inside and spent[neighbour] >= 0 and spent[neighbour] + cost_of[cell] == spent[cell]:
+        for neighbour in neighbours(cell, size):
+            if spent[neighbour] >= 0 and spent[neighbour] + cost_of[cell] == spent[cell]:
                 routes[cell] += routes[neighbour]
     return routes[goal]
 

@@ -57,20 +57,11 @@ EXPLORER_SCRIPTS = ("paths.js", "explorer.js")
 
 
 def resolve_checkpoint(run: str | Path) -> Path:
-    """A checkpoint file as given, or a run folder's best model, else its final weights, else its newest step."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    if not run.is_dir():
-        raise ViewerError(f"{run}: no such run folder or checkpoint file")
-    for candidate in (run / "best-model" / "best.pt", run / "final.pt"):
-        if candidate.is_file():
-            return candidate
-    steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda path: int(path.stem.split("_")[1]))
-    if steps:
-        return steps[-1]
-    raise ViewerError(f"{run}: no best-model/best.pt, final.pt or checkpoints/step_N.pt")
-
+    from ..loading import resolve_run_checkpoint
+    try:
+        return resolve_run_checkpoint(run)
+    except FileNotFoundError as error:
+        raise ViewerError(str(error)) from None
 
 def _check_count(n: int) -> None:
     if n < 1:
