@@ -308,11 +308,13 @@ class BwrapSandbox(Sandbox):
                 argv += ["--symlink", os.readlink(path), str(path)]
             elif path.is_dir():
                 argv += ["--ro-bind", str(path), str(path)]
+        # The private /tmp first: an interpreter or virtual environment living under /tmp is bound
+        # on top of it afterwards (read-only), instead of being hidden by it.
+        argv += ["--size", str(self.limits.tmp_size_mb << 20), "--tmpfs", "/tmp"]
         for path in self._python_dirs():
             argv += ["--ro-bind", path, path]
         argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.tmp_size_mb << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
-                 self.python, *self.python_flags, "-c", RUNNER_SOURCE]
+                 "--chdir", "/tmp", self.python, *self.python_flags, "-c", RUNNER_SOURCE]
         return argv
 
     def _python_dirs(self) -> list[str]:
