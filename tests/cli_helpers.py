@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 # A model small enough that a CLI training step takes milliseconds.
 TINY_MODEL = ["model.hidden_size=32", "model.L_layers=1", "model.H_cycles=2", "model.L_cycles=2",
@@ -15,3 +16,7 @@ def hrm(*args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
+
+
+# MBPP (CC BY 4.0) as the workplace provides it beside the repository; HRM_MBPP_DIR points elsewhere.
+MBPP_DIR = Path(os.environ.get("HRM_MBPP_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import MBPP_DIR
 from hrmkit.data.code import (CodeDataError, docstring_prompt, extract_code, load_code_tasks, load_evalplus,
                               load_humaneval, load_mbpp, mbpp_few_shot_prompt, mbpp_shots, plain_prompt,
                               solution_from_completion)
 
-MBPP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp"
 MBPP = MBPP_DIR / "mbpp.jsonl"
 SANITIZED = MBPP_DIR / "sanitized-mbpp.json"
 needs_mbpp = pytest.mark.skipif(not MBPP.exists() or not SANITIZED.exists(), reason=f"MBPP files not at {MBPP_DIR}")

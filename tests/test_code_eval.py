@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import MBPP_DIR
 from hrmkit.data.code import CodeTask, load_code_tasks, load_evalplus, load_humaneval, load_mbpp
 from hrmkit.eval.code import (CodeEvalError, evaluate_code, model_provider, outputs_match, reference_provider,
                               program_under_test)
 from hrmkit.eval.sandbox import SandboxLimits, make_sandbox
 
-MBPP_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp"
 MBPP = MBPP_DIR / "mbpp.jsonl"
 SANITIZED = MBPP_DIR / "sanitized-mbpp.json"
 needs_mbpp = pytest.mark.skipif(not MBPP.exists() or not SANITIZED.exists(), reason=f"MBPP files not at {MBPP_DIR}")

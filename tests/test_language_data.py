@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import MBPP_DIR
 from hrmkit.cli import OneLineParser
 from hrmkit.cli_data import add_language_tools, run_language_tool
 from hrmkit.data.language import sources
@@ -29,7 +30,7 @@ pyarrow = pytest.importorskip("pyarrow")
 zstandard = pytest.importorskip("zstandard")
 import pyarrow.parquet as pq  # noqa: E402
 
-MBPP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+MBPP = MBPP_DIR / "mbpp.jsonl"
 STDLIB_MODULES = ("argparse", "collections", "functools", "inspect", "json", "pathlib", "re", "shutil",
                   "subprocess", "tempfile", "textwrap", "threading", "typing", "zipfile", "csv", "logging")
 
