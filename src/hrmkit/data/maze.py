@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_generated_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, shuffled_rows, spread
 
 CHARSET = "# SGo"
@@ -475,14 +475,5 @@ def build_maze(
         },
     }
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    report("writing", 0, 1)
-    write_dataset(
-        out_dir,
-        {"train": {"all": train_arrays}, "test": {"all": test_arrays}},
-        {"train": _metadata(cfg.size, len(train.inputs)), "test": _metadata(cfg.size, len(test.inputs))},
-        ["<blank>"],
-        extra_files={"hrmkit_build.json": summary},
-        overwrite=overwrite,
-    )
-    report("writing", 1, 1)
-    return summary
+    return write_generated_dataset(out_dir, train_arrays, test_arrays, _metadata(cfg.size, len(train.inputs)),
+                                   _metadata(cfg.size, len(test.inputs)), summary, overwrite, report)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -301,6 +301,19 @@ def check_output_free(out_dir: str | os.PathLike, overwrite: bool) -> Path:
     if out_dir.exists() and not overwrite:
         raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
     return out_dir
+
+
+def write_generated_dataset(out_dir: Path, train_arrays: dict[str, np.ndarray], test_arrays: dict[str, np.ndarray],
+                            train_meta: PuzzleDatasetMetadata, test_meta: PuzzleDatasetMetadata,
+                            summary: dict[str, Any], overwrite: bool, report: Callable[[str, int, int], None]) -> dict[str, Any]:
+    """The builders' last step (Sudoku, maze, routing): one set per split, the ``<blank>`` identifier
+    list, and ``hrmkit_build.json``; returns the summary."""
+    report("writing", 0, 1)
+    write_dataset(out_dir, {"train": {"all": train_arrays}, "test": {"all": test_arrays}},
+                  {"train": train_meta, "test": test_meta}, ["<blank>"],
+                  extra_files={"hrmkit_build.json": summary}, overwrite=overwrite)
+    report("writing", 1, 1)
+    return summary
 
 
 def write_dataset(

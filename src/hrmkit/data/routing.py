@@ -65,7 +65,7 @@ import numpy as np
 
 from hrmkit.data.grid import neighbours, reachable_cells
 from hrmkit.data.maze import dihedral_transform
-from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_dataset
+from hrmkit.data.puzzle_format import DatasetError, PuzzleDatasetMetadata, check_output_free, write_generated_dataset
 from hrmkit.data.selection import MAX_CONSECUTIVE_REJECTIONS, ProgressCallback, Selection, select, spread
 
 PAD, BUILDING, LANE, STREET, AVENUE, HIGHWAY = 0, 1, 2, 3, 4, 5
@@ -682,17 +682,6 @@ def build_routing(
         "rejected": {"train": _rejections(train), "test": _rejections(test)},
     }
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    report("writing", 0, 1)
-    write_dataset(
-        out_dir,
-        {"train": {"all": train_arrays}, "test": {"all": test_arrays}},
-        {
-            "train": _metadata(cfg.size, len(train.inputs), len(vehicles)),
-            "test": _metadata(cfg.size, len(test.inputs), len(vehicles)),
-        },
-        ["<blank>"],
-        extra_files={"hrmkit_build.json": summary},
-        overwrite=overwrite,
-    )
-    report("writing", 1, 1)
-    return summary
+    return write_generated_dataset(out_dir, train_arrays, test_arrays,
+                                   _metadata(cfg.size, len(train.inputs), len(vehicles)),
+                                   _metadata(cfg.size, len(test.inputs), len(vehicles)), summary, overwrite, report)
