@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from hrmkit.data.check import check_dataset, main_check, path_split_kind, path_validity
+from hrmkit.data.arc import EOS, PAD, ArcBuildConfig, build_arc, encode_grid
+from hrmkit.data.check import (
+    arc_grid_fault, arc_grid_layout, check_dataset, main_check, path_split_kind, path_validity,
+)
 from hrmkit.data.puzzle_format import load_split
 from hrmkit.data.maze import MazeBuildConfig, build_maze
 from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku
+from test_arc import write_kaggle  # the real ARC-1 tasks test_arc builds from
 
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 
@@ -195,3 +199,253 @@ def test_cli_check_exits_1_on_a_fault_and_eval_scores_maze_paths(maze_root, tmp_
                  "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0.0 <= metrics["optimal_path"] <= metrics["valid_path"] <= 1.0
+
+
+# --------------------------------------------------------------------------- ARC
+
+
+@pytest.fixture(scope="module")
+def arc_root(tmp_path_factory) -> Path:
+    kaggle = write_kaggle(tmp_path_factory.mktemp("check") / "kaggle")
+    root = tmp_path_factory.mktemp("check") / "arc"
+    build_arc(ArcBuildConfig(source="kaggle-json", path=str(kaggle), num_aug=4, seed=0), root)
+    return root
+
+
+def box(tokens: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a well-formed grid row."""
+    ok, top, left, height, width = arc_grid_layout(np.asarray(tokens)[None])
+    assert ok[0]
+    return int(top[0]), int(left[0]), int(height[0]), int(width[0])
+
+
+def first_fitting(rows: np.ndarray, fits) -> int:
+    return next(index for index, row in enumerate(rows) if fits(*box(row)))
+
+
+def colour_far_away(square, top, left, height, width):
+    square[29, 29] = 7
+    return f"colour token outside the {height}x{width} grid at ({top},{left}), at (29,29)"
+
+
+def eos_row_missing(square, top, left, height, width):
+    square[top + height, left : left + width] = PAD
+    return f"EOS border of the {height}x{width} grid at ({top},{left}) missing at ({top + height},{left})"
+
+
+def eos_column_moved(square, top, left, height, width):
+    square[top : top + height, left + width] = PAD
+    square[top : top + height, left + width + 1] = EOS
+    return (f"EOS border of the {height}x{width} grid at ({top},{left}) misplaced: "
+            f"missing at ({top},{left + width})")
+
+
+def eos_inside(square, top, left, height, width):
+    square[top + 1, left + 1] = EOS
+    return f"stray EOS inside the {height}x{width} grid at ({top},{left}), at ({top + 1},{left + 1})"
+
+
+def last_row_short(square, top, left, height, width):
+    square[top + height - 1, left + width - 1] = EOS
+    return f"ragged grid at ({top},{left}): its rows hold"
+
+
+GRID_FAULTS = {  # what to break, in which array, on an example whose grid fits the breakage
+    "colour outside the grid": ("inputs", lambda t, l, h, w: t + h < 29 and l + w < 29, colour_far_away),
+    "EOS row missing": ("labels", lambda t, l, h, w: t + h < 30, eos_row_missing),
+    "EOS column misplaced": ("inputs", lambda t, l, h, w: l + w < 29, eos_column_moved),
+    "stray EOS inside the grid": ("labels", lambda t, l, h, w: h >= 3 and w >= 3, eos_inside),
+    "ragged grid": ("inputs", lambda t, l, h, w: h >= 2 and w >= 2, last_row_short),
+}
+
+
+def shifted(tokens: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """The canvas moved down and right; the caller makes sure nothing wraps round."""
+    return np.roll(tokens.reshape(30, 30), (rows, columns), axis=(0, 1)).reshape(-1)
+
+
+def test_clean_arc_build_passes_the_arc_checks(arc_root, tmp_path):
+    code, report = run_check(arc_root, tmp_path)
+    assert code == 0, report["failed"]
+    examples = report["stats"]["train"]["examples"]
+    assert detail(report, "arc:train").startswith(f"{examples} of {examples} examples well-formed")
+    assert "keep one example at the top-left" in detail(report, "arc:train")
+    assert "leave every example at the top-left" in detail(report, "arc:test")
+    assert detail(report, "arc:puzzles").endswith("0 faults")
+    assert "test_puzzles.json (3 tasks)" in detail(report, "arc:puzzles")
+
+
+def test_reference_built_arc_is_recognised_without_the_build_summary(arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    (root / "hrmkit_build.json").unlink()
+    report = check_dataset(root)
+    assert report.ok, report.format()
+    assert {"arc:train", "arc:test", "arc:puzzles"} <= {check.name for check in report.checks}
+
+
+def test_translate_puzzle_builds_pass_with_their_own_rule(tmp_path):
+    root = tmp_path / "arc"
+    build_arc(ArcBuildConfig(source="arc1", max_tasks=2, num_aug=2, translate="puzzle"), root)
+    report = check_dataset(root)
+    assert report.ok, report.format()
+    assert "place all their examples at one offset" in next(c.detail for c in report.checks if c.name == "arc:train")
+
+
+@pytest.mark.parametrize("fault", GRID_FAULTS)
+def test_each_broken_arc_grid_is_named_with_its_example(fault, arc_root, tmp_path):
+    array_name, fits, breaks = GRID_FAULTS[fault]
+    root = copy_of(arc_root, tmp_path)
+    rows = load(root, "train", array_name)
+    index = first_fitting(rows, fits)
+    square = rows[index].reshape(30, 30)
+    expected = breaks(square, *box(rows[index]))
+    save(root, "train", array_name, rows)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["arc:train"]
+    text = detail(report, "arc:train")
+    what = "input" if array_name == "inputs" else "label"
+    assert f"1 fault: example {index} {what}: {expected}" in text, text
+    assert text.startswith(f"{len(rows) - 1} of {len(rows)} examples well-formed")
+
+
+def test_a_token_out_of_range_is_named_by_the_structure_check_or_else_the_arc_check(arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    labels = load(root, "train", "labels")
+    labels[5, 0] = 12
+    save(root, "train", "labels", labels)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["structure:train"]
+    assert "token 12 at example 5, position 0 is outside [0, vocab_size=12)" in detail(report, "structure:train")
+
+    meta_path = root / "train" / "dataset.json"  # metadata that allows the token: only the ARC check objects
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "vocab_size": 16}))
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["arc:train"]
+    assert "example 5 label: token 12 at (0,0) is out of range 0..11" in detail(report, "arc:train")
+
+
+def test_input_and_label_at_different_offsets_are_named(arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    inputs, labels = load(root, "train", "inputs"), load(root, "train", "labels")
+    index = first_fitting(labels, lambda t, l, h, w: l + w < 29)
+    top, left = box(inputs[index])[:2]
+    label_top, label_left = box(labels[index])[:2]
+    labels[index] = shifted(labels[index], 0, 1)
+    save(root, "train", "labels", labels)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["arc:train"]
+    assert (f"example {index} input at ({top},{left}) but label at ({label_top},{label_left + 1}), "
+            "expected one offset for both") in detail(report, "arc:train")
+
+
+def fits_one_step(tokens: np.ndarray) -> bool:
+    top, left, height, width = box(tokens)
+    return top + height < 29 and left + width < 29
+
+
+def test_a_train_puzzle_with_no_example_at_the_top_left_breaks_the_reference_rule(arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    inputs, labels = load(root, "train", "inputs"), load(root, "train", "labels")
+    bounds = load(root, "train", "puzzle_indices")
+    for puzzle, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
+        placed = [row for row in range(start, end) if box(inputs[row])[:2] == (0, 0)]
+        if all(fits_one_step(inputs[row]) and fits_one_step(labels[row]) for row in placed):
+            break
+    for row in placed:
+        inputs[row], labels[row] = shifted(inputs[row], 1, 1), shifted(labels[row], 1, 1)
+    save(root, "train", "inputs", inputs)
+    save(root, "train", "labels", labels)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["arc:train"]
+    assert f"1 fault: puzzle {puzzle} (examples {start}..{end - 1}): no example at the top-left" \
+        in detail(report, "arc:train")
+
+
+def test_a_translated_test_example_is_named(arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    inputs, labels = load(root, "test", "inputs"), load(root, "test", "labels")
+    index = next(row for row in range(len(inputs)) if fits_one_step(inputs[row]) and fits_one_step(labels[row]))
+    inputs[index], labels[index] = shifted(inputs[index], 1, 1), shifted(labels[index], 1, 1)
+    save(root, "test", "inputs", inputs)
+    save(root, "test", "labels", labels)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["arc:test"]
+    assert f"example {index} at (1,1), not the top-left (only train is translated)" in detail(report, "arc:test")
+
+
+def drop_a_test_task(root: Path) -> str:
+    tasks = json.loads((root / "test_puzzles.json").read_text())
+    task_id = sorted(tasks)[0]
+    del tasks[task_id]
+    (root / "test_puzzles.json").write_text(json.dumps(tasks))
+    return f"test: task {task_id} is not in test_puzzles.json"
+
+
+def misname_a_variant(root: Path) -> str:
+    names = json.loads((root / "identifiers.json").read_text())
+    names[2] = "a9f96cdd|||t9|||0123456789"
+    (root / "identifiers.json").write_text(json.dumps(names))
+    return "identifiers.json entry 2 'a9f96cdd|||t9|||0123456789' is not <task>|||t<k>|||<colours>"
+
+
+def delete_test_puzzles(root: Path) -> str:
+    (root / "test_puzzles.json").unlink()
+    return "test_puzzles.json is missing"
+
+
+@pytest.mark.parametrize("breaks", [drop_a_test_task, misname_a_variant, delete_test_puzzles])
+def test_identifiers_and_test_puzzles_must_match_the_splits(breaks, arc_root, tmp_path):
+    root = copy_of(arc_root, tmp_path)
+    expected = breaks(root)
+    report = check_dataset(root)
+    assert report.failed == ["arc:puzzles"], report.format()
+    assert f"1 fault: {expected}" in next(c.detail for c in report.checks if c.name == "arc:puzzles")
+
+
+def test_cli_check_exits_1_on_a_broken_arc_grid(arc_root, tmp_path, capsys):
+    from hrmkit.cli import main
+
+    root = copy_of(arc_root, tmp_path)
+    inputs = load(root, "test", "inputs")
+    index = first_fitting(inputs, lambda t, l, h, w: h >= 3 and w >= 3)
+    top, left = box(inputs[index])[:2]
+    inputs[index].reshape(30, 30)[top + 1, left + 1] = EOS
+    save(root, "test", "inputs", inputs)
+    assert main(["data", "check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  arc:test" in out and f"example {index} input: stray EOS inside" in out
+
+
+def test_grid_layout_and_fault_description_agree_on_random_grids():
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(300):
+        height, width = rng.integers(1, 31, size=2)
+        top, left = rng.integers(0, 31 - height), rng.integers(0, 31 - width)
+        row = encode_grid(rng.integers(0, 10, size=(height, width)).astype(np.uint8), top, left)
+        broken = row.copy()
+        broken[rng.integers(0, 900)] = rng.integers(0, 12)  # often breaks the layout, sometimes not
+        rows += [row, broken]
+    well_formed = arc_grid_layout(np.stack(rows))[0]
+    assert well_formed[::2].all() and not well_formed[1::2].all()
+    for row, ok in zip(rows, well_formed):
+        assert (arc_grid_fault(row) is None) == ok, arc_grid_fault(row)
+    assert arc_grid_fault(np.zeros(900, dtype=np.uint8)) == "no grid: not one colour token"
+
+
+def test_arc_overlap_fails_only_when_a_test_answer_is_in_train(arc_root, tmp_path):
+    # ARC-AGI repeats some input grids across tasks, so a shared input alone is reported but allowed;
+    # a test pair whose input *and* answer occur together in train is a leak.
+    root = copy_of(arc_root, tmp_path)
+    train_inputs, train_labels = load(root, "train", "inputs"), load(root, "train", "labels")
+    test_inputs, test_labels = load(root, "test", "inputs"), load(root, "test", "labels")
+    train_inputs[0] = test_inputs[0]
+    save(root, "train", "inputs", train_inputs)
+    report = check_dataset(root)
+    overlap = next(c for c in report.checks if c.name == "overlap:train/test")
+    assert overlap.ok and "1 of" in overlap.detail and "0 of them with the same answer" in overlap.detail
+    train_labels[0] = test_labels[0]
+    save(root, "train", "labels", train_labels)
+    report = check_dataset(root)
+    overlap = next(c for c in report.checks if c.name == "overlap:train/test")
+    assert not overlap.ok and "1 of them with the same answer" in overlap.detail

@@ -1,4 +1,5 @@
-"""``hrm viz``: run pages for every puzzle family, the routing explorer, and the page in headless Chromium."""
+"""``hrm viz``: run pages for every puzzle family, code-evaluation pages, the routing explorer, and the
+pages in headless Chromium."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import TINY_MODEL, hrm
+from cli_helpers import MBPP_DIR, TINY_MODEL, hrm
 from hrmkit.data.maze import MazeBuildConfig, build_maze
 from hrmkit.data.puzzle_format import load_split
 from hrmkit.data.routing import RoutingBuildConfig, build_routing, optimal_cost
 from hrmkit.viz.headless import find_chromium, screenshot, self_test
-from hrmkit.viz.page import embedded_json
+from hrmkit.viz.page import SHARED_SCRIPTS, embedded_json
 from hrmkit.viz.trace import halting_steps, read_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,6 +23,9 @@ SEGMENTS = 4  # TINY_MODEL's halt_max_steps
 CHROMIUM_MISSING = ("headless Chromium is not installed (Debian: apt-get install chromium; or set HRM_CHROMIUM); "
                     "the browser check of hrm viz pages is skipped")
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason=CHROMIUM_MISSING)
+MBPP = MBPP_DIR / "mbpp.jsonl"
+needs_mbpp = pytest.mark.skipif(not MBPP.exists(), reason=f"MBPP is not at {MBPP_DIR} (set HRM_MBPP_DIR); "
+                                                          "the page of real `hrm eval code` results is skipped")
 
 
 def page_data(page: Path) -> dict:
@@ -105,6 +109,72 @@ def arc_page(arc_run, pages) -> Path:
 @pytest.fixture(scope="module")
 def explorer_page(routing_data, pages) -> Path:
     return viz("--dataset", str(routing_data), "--n", "2", "--out", str(pages / "explore.html"))
+
+
+# ----------------------------------------------------------------------------- code-evaluation results
+
+
+@pytest.fixture(scope="module")
+def mbpp_results(tmp_path_factory) -> Path:
+    """`hrm eval code --references` on the first 5 MBPP test tasks, really run in the sandbox."""
+    if not MBPP.exists():
+        pytest.skip(f"MBPP is not at {MBPP_DIR} (set HRM_MBPP_DIR)")
+    results = tmp_path_factory.mktemp("code") / "code-eval-mbpp-test-references.jsonl"
+    hrm("eval", "code", "--task", "mbpp", "--data", str(MBPP), "--references", "--limit", "5", "--workers", "2",
+        "--out", str(results))
+    return results
+
+
+# Untrusted text as a model may write it: each would run or show as markup if the page parsed it.
+HOSTILE = [
+    "</script><script>console.error('injected by a completion')</script>",
+    '<img src=x onerror="console.error(\'injected by a completion\')"><b>bold?</b>',
+    "<!-- <script> ]]> &amp; &lt; \u2028\u2029 ${'`'} \\u003c/script>",
+]
+
+
+def sample_record(task, sample, verdict, completion, code=None, seconds=0.1, detail=""):
+    return {"task_id": task, "sample": sample, "completion": completion, "code": completion if code is None else code,
+            "passed": verdict == "passed", "verdict": verdict, "seconds": seconds, "detail": detail, "run_key": "k"}
+
+
+@pytest.fixture(scope="module")
+def hostile_results(tmp_path_factory) -> Path:
+    """A hand-written results file: every sandbox verdict, hostile completions and prompt, a task file."""
+    folder = tmp_path_factory.mktemp("hostile")
+    tasks = folder / "tasks.jsonl"  # MBPP's format; task 12's prompt is hostile too
+    tasks.write_text("".join(json.dumps({"task_id": number, "text": text, "code": "def f(x):\n    return x",
+                                         "test_list": ["assert f(1) == 1"], "test_setup_code": "",
+                                         "challenge_test_list": []}) + "\n"
+                             for number, text in ((11, "Return x."), (12, HOSTILE[0]), (13, "Loop."), (14, "Kill."))))
+    records = [
+        sample_record("MBPP/11", 0, "passed", "def f(x):\n    return x"),
+        sample_record("MBPP/11", 1, "failed", HOSTILE[0], code="def f(x):\n    return 0", detail="AssertionError"),
+        sample_record("MBPP/12", 0, "failed", HOSTILE[1], detail="AssertionError: " + HOSTILE[1]),
+        sample_record("MBPP/12", 1, "error", HOSTILE[2], detail="SyntaxError"),
+        sample_record("MBPP/13", 0, "timeout", "def f(x):\n    while True: pass", seconds=2.0),
+        sample_record("MBPP/13", 1, "passed", "```python\ndef f(x):\n    return x\n```", code="def f(x):\n    return x"),
+        sample_record("MBPP/14", 0, "killed", "def f(x):\n    return [0] * 10**10"),
+        sample_record("MBPP/14", 1, "output-limit", "def f(x):\n    print('x' * 10**9)"),
+        sample_record("MBPP/14", 2, "passed", "beyond n: left out, as pass@k leaves it out"),
+    ]
+    results = folder / "hostile.jsonl"
+    results.write_text("".join(json.dumps(record) + "\n" for record in records))
+    summary = {"settings": {"task": "mbpp", "data": str(tasks), "split": "test", "source": "references"},
+               "sandbox": "bwrap", "n": 2, "tasks": 4, "pass_at_k": {"pass@1": 0.25, "pass@2": 0.5},
+               "not_reported": {"pass@5": "needs n >= 5"}, "verdicts": {"passed": 2, "failed": 2}, "per_task": {}}
+    (folder / "hostile.summary.json").write_text(json.dumps(summary))
+    return results
+
+
+@pytest.fixture(scope="module")
+def mbpp_code_page(mbpp_results) -> Path:
+    return viz(str(mbpp_results))  # default: beside the results
+
+
+@pytest.fixture(scope="module")
+def hostile_code_page(hostile_results, pages) -> Path:
+    return viz(str(hostile_results), "--out", str(pages / "hostile.html"))
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -194,6 +264,66 @@ def test_bad_input_is_one_line_and_exit_2(sudoku4, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+# ----------------------------------------------------------------------------- code-evaluation pages
+
+
+def test_code_page_of_real_mbpp_references_shows_each_task_with_its_prompt(mbpp_code_page, mbpp_results):
+    assert mbpp_code_page == mbpp_results.with_suffix(".html")
+    data = page_data(mbpp_code_page)
+    assert data["kind"] == "code" and "segments" not in data and len(data["examples"]) == 5
+    prompts = {json.loads(line)["task_id"]: json.loads(line)["text"] for line in MBPP.read_text().splitlines()}
+    records = [json.loads(line) for line in mbpp_results.read_text().splitlines()]
+    for example, record in zip(data["examples"], records):
+        assert example["title"] == record["task_id"] and example["solved"]
+        assert (example["passed"], example["n"], example["rate"]) == (1, 1, 1.0)
+        assert example["prompt"] == prompts[int(record["task_id"].split("/")[1])]
+        sample, = example["samples"]
+        assert sample["verdict"] == "passed" and sample["completion"] == record["completion"] and "code" not in sample
+    assert ["pass@1", "100.0 %"] in data["meta"]
+
+
+def test_code_page_counts_samples_per_task_and_keeps_every_verdict(hostile_code_page):
+    data = page_data(hostile_code_page)
+    examples = {example["title"]: example for example in data["examples"]}
+    assert [(e["passed"], e["n"], e["solved"]) for e in examples.values()] == [(1, 2, True), (0, 2, False),
+                                                                             (1, 2, True), (0, 2, False)]
+    assert [s["verdict"] for s in examples["MBPP/14"]["samples"]] == ["killed", "output-limit"]  # sample 2 >= n
+    assert [s["verdict"] for s in examples["MBPP/13"]["samples"]] == ["timeout", "passed"]
+    assert examples["MBPP/13"]["samples"][1]["code"] == "def f(x):\n    return x"  # sanitised code differs
+    assert "code" not in examples["MBPP/13"]["samples"][0]  # ran as it was written
+    assert examples["MBPP/12"]["prompt"] == HOSTILE[0] and examples["MBPP/11"]["prompt"] == "Return x."
+    meta = dict(map(tuple, data["meta"]))
+    assert meta["pass@1"] == "25.0 %" and meta["pass@2"] == "50.0 %" and "needs n >= 5" in meta["pass@5"]
+
+
+def test_untrusted_code_text_cannot_end_the_data_or_add_markup(hostile_code_page):
+    text = hostile_code_page.read_text()
+    # The page's own script elements only: the shared ones, the kind's, the viewer, the self-test, errors, data.
+    assert text.lower().count("<script") == len(SHARED_SCRIPTS) + 5
+    data_text = re.search(r'<script id="viz-data" type="application/json">(.*?)</script>', text, re.S).group(1)
+    assert "<" not in data_text and ">" not in data_text and "&" not in data_text
+    shown = [sample["completion"] for example in page_data(hostile_code_page)["examples"] for sample in example["samples"]]
+    assert all(hostile in shown for hostile in HOSTILE)  # and they come back exactly as written
+
+
+def test_code_page_bad_input_is_one_line_and_exit_2(hostile_results, tmp_path, capsys):
+    from hrmkit.cli import main
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(sample_record("T/0", 0, "passed", "x")) + "\n{cut short\n")
+    nameless = tmp_path / "nameless.jsonl"
+    nameless.write_text(json.dumps({"completion": "x"}) + "\n")
+    for args, needle in (([str(tmp_path / "missing.jsonl")], "no such results file"),
+                         ([str(broken)], "broken.jsonl:2"),
+                         ([str(nameless)], "no task_id"),
+                         ([str(hostile_results), "--dataset", str(tmp_path / "gone.jsonl"), "--out",
+                           str(tmp_path / "page.html")], "gone.jsonl"),
+                         ([str(hostile_results), "--n", "0", "--out", str(tmp_path / "page.html")], "--n")):
+        assert main(["viz", *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.jsonl", "nameless.jsonl"]  # no page written
+
+
 # ----------------------------------------------------------------------------- in the browser
 
 
@@ -231,3 +361,32 @@ def test_browser_check_fails_a_broken_page(sudoku_page, tmp_path):
     noisy.write_text(text.replace("<body>", "<body><script>console.error('boom')</script>", 1))
     verdict = self_test(noisy)
     assert not verdict["ok"] and any("boom" in error for error in verdict["errors"] + verdict["console_errors"])
+
+
+@needs_chromium
+def test_code_pages_pass_their_self_test_and_filter_in_headless_chromium(mbpp_code_page, hostile_code_page, tmp_path):
+    verdict = self_test(mbpp_code_page)
+    assert verdict["ok"], verdict
+    assert verdict["kind"] == "code" and verdict["segments"] == 0
+    assert verdict["examples"] == verdict["cards_in_dom"] == 5
+    assert verdict["shown_by_filter"] == {"solved": 5, "unsolved": 0, "all": 5}
+    # Hostile completions: nothing ran (no console error), nothing became markup, every text shown as written.
+    verdict = self_test(hostile_code_page)
+    assert verdict["ok"] and not verdict["console_errors"] and not verdict["errors"], verdict
+    assert verdict["examples"] == verdict["cards_in_dom"] == 4
+    assert verdict["shown_by_filter"] == {"solved": 2, "unsolved": 2, "all": 4}
+    shot = screenshot(hostile_code_page, tmp_path / "code.png", width=1000, height=700)
+    assert shot.read_bytes().startswith(PNG_MAGIC) and shot.stat().st_size > 5000
+
+
+@needs_chromium
+def test_code_page_self_test_catches_text_rendered_as_markup(hostile_code_page, tmp_path):
+    text = hostile_code_page.read_text()
+    as_markup = 'VIZ.el("pre", {className: "code", text: text})'
+    assert as_markup in text
+    unsafe = tmp_path / "unsafe.html"
+    unsafe.write_text(text.replace(as_markup, '(function () { var n = VIZ.el("pre", {className: "code"}); '
+                                              'n.innerHTML = text; return n; })()'))
+    verdict = self_test(unsafe)
+    assert not verdict["ok"]
+    assert any("became markup" in failure for failure in verdict["failures"])

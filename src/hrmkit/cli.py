@@ -121,6 +121,7 @@ GUIDE_FLAGS = {
     "hrm_gate_warmup_steps": ("model.hrm_gate_warmup_steps", "keep the bridge gate shut for N steps"),
     "mixed_precision": ("train.precision", "no, fp16 or bf16"),
     "grad_clip": ("train.grad_clip", "clip the gradient norm (0 = off)"),
+    "logger": ("train.logger", "none, tensorboard or wandb: also log the metrics there"),
 }
 _KWARGS_FLAGS = ("optimizer_kwargs", "lr_scheduler_kwargs", "loss_kwargs")
 

@@ -18,23 +18,32 @@ segment, with q_halt / q_continue and the segment where it would halt; a slider 
 the segments, a filter shows solved or unsolved examples. Sudoku, mazes, city routing and ARC
 (where an example is one test pair, voted across all its augmented variants).
 
+With the results .jsonl of `hrm eval code`: per task the samples passed / n and the prompt, and
+per sample the sandbox verdict (passed, failed, timeout, error, killed, output-limit), seconds,
+the completion and the code that ran; pass@k from the summary file beside the results in the
+header; a filter shows solved (at least one sample passed) or unsolved tasks.
+
 With a city-routing --dataset and no run: pick a base scenario and switch the vehicle to see
 its legal roads, jams, closures and optimal route."""
 
 
 def add_viz_parser(verbs) -> argparse.ArgumentParser:
     """Add the ``viz`` verb to the ``hrm`` sub-parsers ``verbs``; returns its parser."""
-    viz = verbs.add_parser("viz", help="an HTML page showing a run's predictions segment by segment, or a routing dataset",
+    viz = verbs.add_parser("viz", help="an HTML page showing a run's predictions segment by segment, "
+                                       "code-evaluation results, or a routing dataset",
                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     viz.add_argument("run", nargs="?", default=None,
-                     help="run folder (runs/<name>: its best model, else final.pt) or a checkpoint file")
+                     help="run folder (runs/<name>: its best model, else final.pt), a checkpoint file, "
+                          "or the results .jsonl of `hrm eval code`")
     viz.add_argument("--dataset", default=None,
-                     help="dataset folder (default: the run's data.path); alone, a routing dataset to explore")
+                     help="dataset folder (default: the run's data.path); alone, a routing dataset to explore; "
+                          "with code results, the task file to read prompts from (default: the one the summary names)")
     viz.add_argument("--n", type=int, default=50,
-                     help="examples to show (ARC: test pairs; routing explorer: base scenarios)")
+                     help="examples to show (ARC: test pairs; routing explorer: base scenarios; code results: tasks)")
     viz.add_argument("--out", default=None,
-                     help="the page (default: viz.html in the run folder; <dataset>-viz.html here without a run)")
-    viz.add_argument("--split", default="test", help="dataset split to draw from")
+                     help="the page (default: viz.html in the run folder; <results stem>.html beside code results; "
+                          "<dataset>-viz.html here without a run)")
+    viz.add_argument("--split", default="test", help="dataset split to draw from (runs)")
     viz.add_argument("--device", default="auto", help="where the model runs: auto, cpu, cuda, mps")
     viz.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     viz.add_argument("--screenshot", default=None, metavar="PNG",
@@ -55,7 +64,8 @@ def run_viz(args) -> int:
     try:
         from .viz.viewer import write_dataset_page, write_run_page
         if args.run is None and args.dataset is None:
-            raise ValueError("give a run folder, or --dataset DIR to explore a routing dataset")
+            raise ValueError("give a run folder, the results .jsonl of `hrm eval code`, "
+                             "or --dataset DIR to explore a routing dataset")
         if args.run is None:
             page = write_dataset_page(args.dataset, out=args.out, n=args.n, split=args.split)
         else:

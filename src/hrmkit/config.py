@@ -164,6 +164,7 @@ class TrainConfig:
     patience_grace_steps: int = field_doc(0, "never stop early before this optimizer step")
     log_steps: int = field_doc(10, "write a metrics line every N optimizer steps")
     progress: bool = field_doc(True, "show a progress bar")
+    logger: Literal["none", "tensorboard", "wandb"] = field_doc("none", "also log metrics.jsonl's scalars to TensorBoard (<run>/tensorboard/) or W&B (offline unless WANDB_MODE is set)")
 
     def validate(self) -> list[str]:
         problems = []

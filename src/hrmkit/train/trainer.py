@@ -3,7 +3,8 @@ optimizers and schedule, precision, accumulation, clipping, EMA, checkpoints and
 resume, logging, progress, and the process group under torchrun.
 
 Run folder (``runs/<run_name>/``): ``config.yaml`` (resolved), ``metrics.jsonl``,
-``checkpoints/step_<N>.pt`` (+ ``.yaml``), ``final.pt``, ``best-model/best.pt``.
+``checkpoints/step_<N>.pt`` (+ ``.yaml``), ``final.pt``, ``best-model/best.pt``; with
+``train.logger``, ``tensorboard/`` or ``wandb/`` + ``wandb_run_id.txt`` (see ``loggers``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..eval.puzzles import finish_metrics
 from ..model.puzzle_emb import SignSGDSparseEmbedding
 from . import checkpoint as ckpt
 from .distributed import ProcessInfo, gather_objects, init_processes, pick_device, reduce_sums
+from .loggers import MetricsLogger, NullLogger, check_logger_available, open_logger, record_scalars
 from .optim import build_optimizer, build_scheduler
 from .progress import TrainProgress
 
@@ -34,6 +36,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, task_factory, reset_progress: bool = False, log=print):
         self.cfg, self.log = cfg, log
         tc = cfg.train
+        check_logger_available(tc.logger)  # every process: a missing package stops all of them at once
         if tc.threads > 0:
             torch.set_num_threads(tc.threads)
         self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -60,6 +63,7 @@ class Trainer:
         self.elapsed_before = 0.0
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
         self.started = time.perf_counter()
+        self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
         self._resume(reset_progress)
         if self.proc.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +184,11 @@ class Trainer:
         progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
         window = _Window()
         last_eval = None
+        failed = True
         try:
+            if self.proc.is_main:
+                self.metrics_logger = open_logger(tc.logger, self.run_dir, self.cfg.run_name, config_to_dict(self.cfg),
+                                                  self.step)
             with progress:
                 while self.step < tc.steps:
                     self._before_step()
@@ -207,9 +215,12 @@ class Trainer:
             last_eval = self._evaluate_and_keep_best(metrics_file, 0)
             self._save_step_checkpoint()
             self._save_weights(self.run_dir / "final.pt", last_eval)
+            failed = False
         finally:
             if metrics_file:
                 metrics_file.close()
+            self.metrics_logger.close(failed=failed)
+            self.metrics_logger = NullLogger()
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
 
@@ -302,6 +313,7 @@ class Trainer:
         if metrics_file is not None:
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
+        self.metrics_logger.log(record_scalars(record), self.step)
 
 
 class _Window:

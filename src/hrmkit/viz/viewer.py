@@ -1,21 +1,25 @@
 """``hrm viz``: self-contained HTML pages that show what a trained model does, segment by segment.
 
-Two pages:
+Three pages:
 
 - a **run page** (``write_run_page``): per example the input, the target, and the model's
   prediction after every ACT segment with q_halt / q_continue and the segment where it would
   halt; a slider steps through the segments and a filter shows solved or unsolved examples;
+- a **code-evaluation page** (``write_code_eval_page``; ``write_run_page`` hands a ``.jsonl`` to
+  it): the per-sample results of ``hrm eval code``, one card per task with samples passed / n, the
+  prompt, and each sample's sandbox verdict, seconds, completion and the code that ran; the header
+  has pass@k from the summary file beside the results; the filter shows solved (at least one
+  sample passed) or unsolved tasks; no slider;
 - a **routing explorer** (``write_dataset_page``): a city-routing dataset alone, no model: pick a
   base scenario, switch the vehicle, see its legal roads, jams, closures and optimal route.
 
 Extending: a page is its data (a dict with ``page``, ``kind``, ``title``, ``meta``, ``examples``)
 plus template scripts, put together by ``page.render_page``. On a run page ``viewer.js`` owns the
 cards, the solved/unsolved filter, the segment slider (only when the data has ``segments``) and
-the self-test; a kind adds one script registering ``VIZ.kinds[kind]``, which draws a card. Puzzle
-families are listed in ``RUN_VIEWS``. Code-evaluation runs (tasks with pass/fail, the completion
-and the sandbox verdict) are meant to come in the same way, without segments: a function making
-page data from the evaluation's per-task results and a ``code.js`` card script, chosen in
-``write_run_page`` by the run's task (``config.task``) before the puzzle-family lookup.
+the self-test; a kind adds one script registering ``VIZ.kinds[kind]``, which draws a card (and may
+add its own self-test checks). Puzzle families are listed in ``RUN_VIEWS``, their page data made
+from a dataset split and a model tracer; the code kind's page data comes from a results file
+(``code_view.code_eval_page``) and its card script is ``code.js`` (``CODE_VIEW_SCRIPTS``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from ..data.puzzle_format import PuzzleSplit, load_split
 from .arc_view import arc_page
+from .code_view import code_eval_page
 from .kinds import KINDS, dataset_kind
 from .page import render_page, write_page
 from .page_data import ViewerError
@@ -52,7 +57,9 @@ RUN_VIEWS: dict[str, RunView] = {
     "routing": RunView(routing_page, ("paths.js",)),
     "arc": RunView(arc_page, ("arc.js",)),
 }
+CODE_VIEW_SCRIPTS = ("code.js",)
 RUN_PAGE_SCRIPT = "viewer.js"  # after the kind's scripts: it builds the cards with their renderer
+CODE_RESULTS_SUFFIX = ".jsonl"  # what `hrm eval code` writes; a run is a folder or a .pt file
 EXPLORER_SCRIPTS = ("paths.js", "explorer.js")
 
 
@@ -93,7 +100,8 @@ def _load_run(run: Path, dataset: str | Path | None, device: str):
     torch_device = pick_device(device)
     model, config = load_checkpoint(checkpoint, dataset=dataset, device=torch_device)
     if config.task != "puzzle":
-        raise ViewerError(f"{checkpoint} is a {config.task} model; hrm viz draws puzzle runs (Sudoku, mazes, routing, ARC)")
+        raise ViewerError(f"{checkpoint} is a {config.task} model; hrm viz draws puzzle runs (Sudoku, mazes, routing, ARC) "
+                          "and the results .jsonl of `hrm eval code`")
     dataset = dataset or config.data.path
     if not dataset:
         raise ViewerError(f"{checkpoint}: the checkpoint names no dataset; pass --dataset DIR")
@@ -105,8 +113,12 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     """Trace a run's model over ``n`` examples of ``dataset`` (default: the run's own) and write its page.
 
     ``run`` is a run folder or a checkpoint file; the page goes to ``out`` (default: ``viz.html``
-    in the run folder, or beside the checkpoint file). Returns the page's path.
+    in the run folder, or beside the checkpoint file). Returns the page's path. A ``.jsonl`` run
+    is the results of ``hrm eval code``: see :func:`write_code_eval_page` (``dataset`` is then the
+    task file the prompts are read from).
     """
+    if is_code_eval_results(run):
+        return write_code_eval_page(run, out=out, n=n, task_file=dataset)
     _check_count(n)
     if batch_size < 1:
         raise ViewerError(f"--batch-size must be at least 1, got {batch_size}")
@@ -129,6 +141,25 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     })
     target = Path(out) if out else (run if run.is_dir() else run.parent) / "viz.html"
     return write_page(target, render_page(f"hrm viz: {data['title']}", [*view.scripts, RUN_PAGE_SCRIPT], data))
+
+
+def is_code_eval_results(path: str | Path) -> bool:
+    return Path(path).suffix == CODE_RESULTS_SUFFIX
+
+
+def write_code_eval_page(results: str | Path, out: str | Path | None = None, n: int = DEFAULT_EXAMPLES,
+                         task_file: str | Path | None = None) -> Path:
+    """The page of the first ``n`` tasks of an ``hrm eval code`` results JSONL; returns its path.
+
+    Prompts come from ``task_file`` (default: the task file the summary names, when it still
+    exists). The page goes to ``out`` (default: beside the results, ``<results stem>.html``).
+    """
+    _check_count(n)
+    results = Path(results)
+    data = code_eval_page(results, n, task_file)
+    data["page"] = "run"
+    target = Path(out) if out else results.with_suffix(".html")
+    return write_page(target, render_page(f"hrm viz: {data['title']}", [*CODE_VIEW_SCRIPTS, RUN_PAGE_SCRIPT], data))
 
 
 def write_dataset_page(dataset: str | Path, out: str | Path | None = None, n: int = DEFAULT_EXAMPLES,

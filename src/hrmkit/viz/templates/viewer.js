@@ -1,6 +1,8 @@
 // Run pages: one card per example, a segment slider shared by all cards, a solved/unsolved filter.
-// A puzzle family's script registers VIZ.kinds[kind] = {legend, differs(example, a, b),
-// buildCard(example, body) -> {show(segment)}}; segments count from 1, arrays from 0.
+// A kind's script registers VIZ.kinds[kind] = {legend, differs(example, a, b),
+// buildCard(example, body) -> {show(segment)}, optional check(data, cards) -> [failures] for the
+// self-test}; segments count from 1, arrays from 0. Pages without segments (code evaluation) have
+// no slider and never call show or differs.
 (function () {
   var data = VIZ.data;
   if (data.page !== "run") return;
@@ -196,6 +198,7 @@
       counts[filter] = visible;
       if (visible !== expected) failures.push("filter " + filter + " shows " + visible + " cards, expected " + expected);
     });
+    if (kind.check) failures = failures.concat(kind.check(data, cards));  // the kind's own checks of its cards
     return {ok: failures.length === 0, failures: failures, page: "run", kind: data.kind, examples: shown.length,
             segments: segments, shown_by_filter: counts, grid_changes: changes, data_changes: dataChanges,
             stepping_changed_grid: changes > 0};
