@@ -38,8 +38,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 # -- prepare -------------------------------------------------------------------------------------
 def cmd_prepare(args) -> int:
     from .progress_util import BuildProgress
-    if args.kind == "arithmetic":
-        return _prepare_arithmetic(args)
+    if args.kind in ("arithmetic", "mbpp"):
+        return _prepare_corpus(args)
     build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build, "routing": _routing_build}[args.kind](args)
     with BuildProgress() as progress:
         summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
@@ -47,16 +47,22 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def _prepare_arithmetic(args) -> int:
-    from .data.text import build_arithmetic_corpus
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists (use --force to replace it)")
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
-    build_arithmetic_corpus(out, digits=args.digits, train=args.train, val=args.val, test=args.test, seed=args.seed)
-    meta = json.loads((out / "meta.json").read_text())
+def _prepare_corpus(args) -> int:
+    """The HRM-LM corpora: synthetic arithmetic, or MBPP prompts -> solutions with a code BPE."""
+    from .data.puzzle_format import check_output_free
+    out = check_output_free(args.out, args.force)
+    if args.kind == "arithmetic":
+        from .data.text import build_arithmetic_corpus
+        meta = build_arithmetic_corpus(out, digits=args.digits, train=args.train, val=args.val, test=args.test,
+                                       seed=args.seed, overwrite=args.force)
+    else:
+        from .data.code_corpus import build_mbpp_corpus
+        meta = build_mbpp_corpus(args.data, out, prompt_format=args.prompt_format, vocab_size=args.vocab_size,
+                                 max_seq_len=args.max_seq_len, extra_corpora=tuple(args.extra_corpus),
+                                 overwrite=args.force)
+        dropped = meta["source"]["dropped_longer_than_max_seq_len"]
+        if any(dropped.values()):
+            print(f"dropped examples longer than {args.max_seq_len} tokens: {dropped}")
     print(f"wrote {out}: {meta.get('splits')} (vocab {meta['vocab_size']}, max_seq_len {meta.get('max_seq_len')})")
     return 0
 
@@ -522,6 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
     arith.add_argument("--seed", type=int, default=0)
     arith.add_argument("--out", required=True, help="output folder")
     arith.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    from .data.code import PROMPT_FORMATS
+    from .data.code_corpus import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE
+    mbpp = prep_kinds.add_parser("mbpp", help="an HRM-LM corpus of MBPP prompts -> solutions (train 601-974, val 511-600) "
+                                              "with a BPE trained on code")
+    mbpp.add_argument("--data", "--mbpp-path", dest="data", required=True, help="mbpp.jsonl (the full MBPP file)")
+    mbpp.add_argument("--prompt-format", default="plain", choices=PROMPT_FORMATS,
+                      help="how each task is put to the model; hrm eval code reads it back from meta.json")
+    mbpp.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="byte-level BPE vocabulary")
+    mbpp.add_argument("--max-seq-len", type=int, default=DEFAULT_MAX_SEQ_LEN,
+                      help="longer prompts or solutions are dropped (counted), never cut")
+    mbpp.add_argument("--extra-corpus", action="append", default=[],
+                      help="a processed code corpus (hrm data prepare-language ...) added to train; repeatable")
+    mbpp.add_argument("--out", required=True, help="output folder")
+    mbpp.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     gen = verbs.add_parser("generate", help="answer prompts with a trained HRM-LM (KV-cached decoding)")
     gen.add_argument("--prompt", action="append", help="a prompt (repeat for a batch)")

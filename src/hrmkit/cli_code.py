@@ -43,7 +43,8 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     sampling.add_argument("--top-k", type=int, default=0)
     sampling.add_argument("--max-new-tokens", type=int, default=0, help="default: the model's seq_len + 1")
     sampling.add_argument("--prompt-format", default="auto", choices=("auto", *PROMPT_FORMATS),
-                          help="auto: mbpp-3shot for MBPP, docstring for HumanEval / EvalPlus")
+                          help="auto: the format the model was trained on (meta.json beside the checkpoint), "
+                               "else mbpp-3shot for MBPP and docstring for HumanEval / EvalPlus")
     sampling.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
     sampling.add_argument("--seed", type=int, default=0)
     sampling.add_argument("--device", default="auto")
@@ -106,9 +107,7 @@ def _run(args) -> int:
         settings["source"] = "references"
         out = Path(args.out or f"code-eval-{args.task}-{args.split}-references.jsonl")
     else:
-        prompt_format = args.prompt_format
-        if prompt_format == "auto":
-            prompt_format = "mbpp-3shot" if args.task.startswith("mbpp") else "docstring"
+        prompt_format = _prompt_format(args)
         shots = mbpp_shots(load_mbpp(args.data, "prompt")) if prompt_format == "mbpp-3shot" else None
         complete, sampling_settings = _model_completer(args)
         n, ks = args.n, args.k
@@ -119,6 +118,29 @@ def _run(args) -> int:
         result = evaluate_code(tasks, sandbox, provider, n=n, ks=ks, out=out, settings=settings, workers=workers,
                                progress=bar.update)
     return _print_result(args, result, len(tasks))
+
+
+def _prompt_format(args) -> str:
+    """--prompt-format, where auto means: as the model was trained (the corpus's meta.json beside the
+    checkpoint), else the task's standard (3-shot for MBPP, the docstring for the others)."""
+    trained = _trained_prompt_format(Path(args.checkpoint))
+    if args.prompt_format == "auto":
+        return trained or ("mbpp-3shot" if args.task.startswith("mbpp") else "docstring")
+    if trained and trained != args.prompt_format:
+        print(f"warning: the model was trained on {trained} prompts; scoring with --prompt-format {args.prompt_format}",
+              file=sys.stderr)
+    return args.prompt_format
+
+
+def _trained_prompt_format(checkpoint: Path) -> str | None:
+    import json
+    meta = checkpoint.parent / "meta.json"
+    try:
+        value = json.loads(meta.read_text()).get("prompt_format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    from .data.code import PROMPT_FORMATS
+    return value if value in PROMPT_FORMATS else None
 
 
 def _check_numbers(args) -> None:

@@ -299,7 +299,7 @@ def check_output_free(out_dir: str | os.PathLike, overwrite: bool) -> Path:
     """The builders' guard: refuse to replace an existing dataset unless asked to."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+        raise DatasetError(out_dir, "already exists; remove it or pass --force (overwrite=True)")
     return out_dir
 
 
@@ -332,7 +332,7 @@ def write_dataset(
     root = Path(root)
     extra_files = extra_files or {}
     if root.exists() and not overwrite:
-        raise DatasetError(root, "already exists; remove it or pass overwrite=True")
+        raise DatasetError(root, "already exists; remove it or pass --force (overwrite=True)")
     _check_write_request(root, splits, metadata, extra_files)
     metadata = {split: _with_total_puzzles(meta, splits[split]) for split, meta in metadata.items()}
     for split, meta in metadata.items():

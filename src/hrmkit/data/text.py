@@ -427,7 +427,7 @@ def write_corpus(
     for name in splits:
         _check_split_name(name, out_dir)
     if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass overwrite=True")
+        raise DatasetError(out_dir, "already exists; remove it or pass --force (overwrite=True)")
     limit = meta_extra.pop("max_seq_len", None)
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ValueError(f"max_seq_len must be an integer >= 1, got {limit!r}")

@@ -125,7 +125,7 @@ def _write_verified(
 ) -> dict[str, Any]:
     """write_corpus under a staging name, check the counts there, then rename to `output`."""
     if output.exists() and not overwrite:
-        raise DatasetError(output, "already exists; remove it or pass overwrite=True")
+        raise DatasetError(output, "already exists; remove it or pass --force (overwrite=True)")
     staging = output.with_name(f"{output.name}.tmp-{os.getpid()}-unverified")
     shutil.rmtree(staging, ignore_errors=True)
     try:
