@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from hrmkit.data.arc import EOS, PAD, ArcBuildConfig, build_arc, encode_grid
-from hrmkit.data.check import (
-    arc_grid_fault, arc_grid_layout, check_dataset, main_check, path_split_kind, path_validity,
-)
+from hrmkit.data.check import check_dataset, main_check, path_split_kind, path_validity
+from hrmkit.data.check_arc import arc_grid_fault, arc_grid_layout
 from hrmkit.data.puzzle_format import load_split
 from hrmkit.data.maze import MazeBuildConfig, build_maze
 from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku
