@@ -397,6 +397,11 @@ def _builder(root: Path) -> str | None:
     return builder if isinstance(builder, str) else None
 
 
+def _is_arc(builder: str | None, split: PuzzleSplit) -> bool:
+    """Built by hrmkit's ARC builder, or (no hrmkit summary) shaped like the reference's ARC datasets."""
+    return builder == ARC_BUILDER or (builder is None and looks_like_arc(split))
+
+
 def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, report: CheckReport) -> str | None:
     """Adds the generic checks and the one of the split's kind; returns that kind (None: unknown)."""
     puzzles_per_group, examples_per_group = _group_sizes(split)
@@ -410,7 +415,7 @@ def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, re
         report.checks.append(_maze_check(split_name, split))
     elif builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, inputs)):
         report.checks.append(_routing_check(split_name, split))
-    elif builder == ARC_BUILDER or (builder is None and looks_like_arc(split)):
+    elif _is_arc(builder, split):
         report.checks.append(arc_check(split_name, split, arc_translation(split.root, split_name)))
         return "arc"
     return None
@@ -463,8 +468,7 @@ def check_dataset(root: str | Path) -> CheckReport:
         if split is not None:
             loaded[split_name] = split
     if all(name in loaded for name in STANDARD_SPLITS):
-        arc_like = builder == ARC_BUILDER or looks_like_arc(loaded["test"])
-        report.checks.append(_overlap_check(loaded["train"], loaded["test"], arc_like))
+        report.checks.append(_overlap_check(loaded["train"], loaded["test"], _is_arc(builder, loaded["test"])))
     arc_splits = {name: split for name, split in loaded.items()
                   if _content_checks(name, split, builder, report) == "arc"}
     if arc_splits:

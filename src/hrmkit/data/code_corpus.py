@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .code import PROMPT_FORMATS, CodeDataError, load_mbpp, mbpp_shots, render_prompt
+from .code import CodeDataError, load_mbpp, mbpp_shots, render_prompt
 from .text import CorpusSplit, load_corpus_tokenizer, make_text_example, train_bpe_tokenizer, write_corpus
 
 DEFAULT_VOCAB_SIZE = 4096
@@ -33,8 +33,6 @@ DEFAULT_MAX_SEQ_LEN = 512
 
 def mbpp_pairs(mbpp_path: str | os.PathLike, split: str, prompt_format: str) -> list[tuple[str, str]]:
     """(prompt, reference solution) for every task of an MBPP split, the prompt as ``hrm eval code`` renders it."""
-    if prompt_format not in PROMPT_FORMATS:
-        raise CodeDataError(f"unknown prompt format {prompt_format!r} (choose from {', '.join(PROMPT_FORMATS)})")
     shots = mbpp_shots(load_mbpp(mbpp_path, "prompt")) if prompt_format == "mbpp-3shot" else None
     return [(render_prompt(task, prompt_format, shots), task.reference.strip() + "\n")
             for task in load_mbpp(mbpp_path, split)]

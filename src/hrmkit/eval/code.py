@@ -222,6 +222,12 @@ def run_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def summary_path_of(results: str | Path) -> Path:
+    """Where the summary (pass@k, per-task rates, settings) of a per-sample results JSONL goes."""
+    results = Path(results)
+    return results.with_name(results.stem + ".summary.json")
+
+
 class ResultsFile:
     def __init__(self, path: str | Path, key: str):
         self.path = Path(path)
@@ -230,7 +236,7 @@ class ResultsFile:
 
     @property
     def summary_path(self) -> Path:
-        return self.path.with_name(self.path.stem + ".summary.json")
+        return summary_path_of(self.path)
 
     def load(self) -> dict[tuple[str, int], dict]:
         records: dict[tuple[str, int], dict] = {}

@@ -14,17 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..eval.code import summary_path_of
 from ..eval.sandbox import VERDICTS
 from .page_data import ViewerError
 
 MAX_TEXT = 20_000  # characters of one completion / code / prompt kept; a longer one is cut with a note
 REQUIRED_FIELDS = ("task_id", "sample", "passed", "verdict")
 WHAT_IT_READS = "hrm viz reads the per-sample JSONL of `hrm eval code`"
-
-
-def summary_path(results: Path) -> Path:
-    """Where ``hrm eval code`` writes the summary of ``results`` (as ``eval.code.ResultsFile``)."""
-    return results.with_name(results.stem + ".summary.json")
 
 
 def _clipped(text: Any) -> str:
@@ -104,7 +100,7 @@ def code_eval_page(results: str | Path, n: int, task_file: str | Path | None = N
     """Page data for the first ``n`` tasks of a results JSONL (tasks in the file's order)."""
     results = Path(results)
     records = read_results(results)
-    summary = read_summary(summary_path(results))
+    summary = read_summary(summary_path_of(results))
     samples_per_task = int(summary["n"]) if summary and isinstance(summary.get("n"), int) else None
     by_task: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -121,7 +117,7 @@ def code_eval_page(results: str | Path, n: int, task_file: str | Path | None = N
     settings = (summary or {}).get("settings") or {}
     meta = [["results", str(results)]]
     if summary is None:
-        meta.append(["summary", f"none ({summary_path(results).name} not found): no pass@k"])
+        meta.append(["summary", f"none ({summary_path_of(results).name} not found): no pass@k"])
     else:
         meta += _pass_at_k_meta(summary)
         source = settings.get("source") or settings.get("checkpoint") or "model samples"
