@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hrmkit.data.arc import EOS, PAD, ArcBuildConfig, build_arc, encode_grid
-from hrmkit.data.check import check_dataset, main_check, path_split_kind, path_validity
+from hrmkit.data.check import check_dataset, copy_exact_share, main_check, path_scores, path_split_kind, path_validity
 from hrmkit.data.check_arc import arc_grid_fault, arc_grid_layout
 from hrmkit.data.puzzle_format import load_split
 from hrmkit.data.maze import MazeBuildConfig, build_maze
@@ -168,6 +168,18 @@ def test_path_validity_scores_answers():
     assert path_validity(maze, with_path(maze, [(1, 2), (6, 6)]), 9) == (False, False)  # stray 'o'
     assert path_validity(maze, with_path(maze, [(2, 1), (3, 1)]), 9) == (False, False)  # route breaks off
     assert path_validity(maze, with_path(maze, [(1, 2), (0, 2)]), 9) == (False, False)  # 'o' on a wall
+
+
+def test_copy_baseline_counts_the_mazes_whose_path_is_empty(maze_root, tmp_path):
+    split = load_split(maze_root, "test")
+    assert copy_exact_share(split) == path_scores(split, load(maze_root, "test", "inputs"))["copy_exact"]
+    broken = copy_of(maze_root, tmp_path)
+    inputs, labels = load(broken, "test", "inputs"), load(broken, "test", "labels")
+    labels[:3] = inputs[:3]  # three labels with no path marked: a copy of the input gets them right
+    save(broken, "test", "labels", labels)
+    expected = (inputs == labels).all(axis=1).mean()
+    assert expected >= 3 / len(inputs)
+    assert copy_exact_share(load_split(broken, "test")) == expected
 
 
 def test_path_split_kind_scores_mazes_as_paths_and_leaves_sudoku_alone(sudoku_root, maze_root):

@@ -62,6 +62,34 @@ def test_zero_puzzle_embedding_works_for_both_variants(variant):
     assert out["logits"].shape == (4, cfg.seq_len, cfg.vocab_size)
 
 
+def test_grid_rope_scores_depend_only_on_the_row_and_column_offsets():
+    from hrmkit.model.layers import GridRotaryEmbedding, apply_rotary
+    prefix, width = 2, 5
+    cos, sin = GridRotaryEmbedding(16, prefix + 26, 10000.0, width, prefix)()
+    gen = torch.Generator().manual_seed(0)
+    q, k = (apply_rotary(torch.randn(16, generator=gen).expand(1, 1, prefix + 26, 16), cos, sin)[0, 0] for _ in "qk")
+
+    def score(cell_a, cell_b):  # (row, column) -> position
+        return float(q[prefix + cell_a[0] * width + cell_a[1]] @ k[prefix + cell_b[0] * width + cell_b[1]])
+
+    assert score((0, 0), (1, 2)) == pytest.approx(score((3, 2), (4, 4)), abs=1e-4)  # one down, two right
+    assert score((0, 4), (1, 4)) == pytest.approx(score((2, 1), (3, 1)), abs=1e-4)  # the cell below
+    # Flattened, the cell below is `width` positions on; on the grid it is not the cell 5 to the right.
+    assert score((0, 0), (1, 0)) != pytest.approx(score((0, 0), (0, 4)), abs=1e-3)
+
+
+def test_grid_rope_model_runs_and_its_config_is_validated():
+    cfg = tiny("trm", pos_encodings="rope2d", grid_width=3, puzzle_emb_ndim=0)
+    model = ACTModel(cfg)
+    batch = batch_for(cfg)
+    _, out = model(carry=model.initial_carry(batch), batch=batch)
+    assert out["logits"].shape == (4, cfg.seq_len, cfg.vocab_size)
+    assert "grid_width must be >= 0" in " ".join(tiny("trm", pos_encodings="rope2d", grid_width=-1).validate())
+    derived = ACTModel(tiny("trm", pos_encodings="rope2d")).inner.rotary_emb  # seq_len 9: a 3x3 grid
+    torch.testing.assert_close(derived.cos_cached, model.inner.rotary_emb.cos_cached)
+    assert "divisible by 4" in " ".join(tiny("trm", pos_encodings="rope2d", grid_width=3, hidden_size=36, num_heads=6).validate())
+
+
 def _count_module_calls_with_grad(model, cycles_cfg):
     calls = {"H": 0, "L": 0}
 

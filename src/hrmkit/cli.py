@@ -265,9 +265,11 @@ def cmd_eval(args) -> int:
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
     if path_kind == "maze":
-        print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}")
+        print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
+              f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
     elif path_kind == "routing":
-        print(f"legal routes {metrics['valid_path']:.2%}  cost-optimal routes {metrics['optimal_path']:.2%}")
+        print(f"legal routes {metrics['valid_path']:.2%}  cost-optimal routes {metrics['optimal_path']:.2%}  "
+              f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
     for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
         print(f"ARC pass@{k}: {metrics[f'arc_pass@{k}']:.2%} of tasks (all test pairs right), "
               f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")

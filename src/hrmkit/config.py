@@ -55,8 +55,9 @@ class ModelConfig:
     halt_max_steps: int = field_doc(8, "maximum ACT segments per example; evaluation runs all of them")
     halt_exploration_prob: float = field_doc(0.1, "probability of forcing a random minimum number of segments")
     no_ACT_continue: bool | None = field_doc(None, "true: halt when q_halt > 0 without a continue target (trm default); false: hrm-style Q-learning; null: the variant's default")
-    pos_encodings: Literal["rope", "learned", "none"] = field_doc("rope", "position encoding")
+    pos_encodings: Literal["rope", "rope2d", "learned", "none"] = field_doc("rope", "position encoding; rope2d: RoPE over grid rows and columns (needs grid_width)")
     rope_theta: float = field_doc(10000.0, "RoPE base")
+    grid_width: int = field_doc(0, "rope2d: cells per grid row; 0 = the integer square root of seq_len (a square grid, plus any trailing tokens such as routing's vehicle)")
     mlp_t: bool = field_doc(False, "token-mixing MLP instead of attention (trm Sudoku variant)")
     puzzle_emb_ndim: int = field_doc(0, "width of the per-puzzle embedding; 0 disables it")
     puzzle_emb_len: int = field_doc(0, "prefix positions for the puzzle embedding; 0 = ceil(ndim / hidden)")
@@ -103,6 +104,12 @@ class ModelConfig:
             problems.append("puzzle_emb_ndim and puzzle_emb_len must be >= 0")
         if self.encoder_layers < 1 or self.decoder_layers < 1:
             problems.append("encoder_layers and decoder_layers must be >= 1")
+        if self.grid_width < 0:
+            problems.append("grid_width must be >= 0")
+        if self.pos_encodings == "rope2d":
+            if not self.mlp_t and self.num_heads > 0 and (self.hidden_size // self.num_heads) % 4:
+                problems.append(f"pos_encodings rope2d needs hidden_size / num_heads divisible by 4, "
+                                f"got {self.hidden_size} / {self.num_heads}")
         if self.hrm_gate_warmup_steps < 0:
             problems.append("hrm_gate_warmup_steps must be >= 0")
         from .train.optim import loss_name_problem

@@ -446,14 +446,26 @@ def path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]
     Mazes: a shortest path. Routing splits (recognised as in `path_split_kind`): a legal route for
     the example's vehicle and a cost-optimal one, also per vehicle (`routing_path_scores`).
     """
+    baseline = {"copy_exact": copy_exact_share(split, len(predictions))}
     if path_split_kind(split.root, split) == "routing":
-        return routing_path_scores(split, predictions)
+        return routing_path_scores(split, predictions) | baseline
     size = _maze_size(split.metadata.seq_len)
     inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
     scores = [path_validity(maze, predicted, size) for maze, predicted in zip(inputs, predictions)]
     total = max(len(scores), 1)
     return {"valid_path": sum(valid for valid, _ in scores) / total,
-            "optimal_path": sum(optimal for _, optimal in scores) / total}
+            "optimal_path": sum(optimal for _, optimal in scores) / total} | baseline
+
+
+def copy_exact_share(split: PuzzleSplit, limit: int | None = None) -> float:
+    """Exact accuracy a model would score by copying its input: the share of (the first `limit`)
+    examples whose label equals the input at every labelled position. On mazes whose start touches
+    the goal the path is empty, so exact accuracy is only worth what it adds to this."""
+    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[:limit]
+    labels = np.concatenate([arrays["labels"] for arrays in split.sets.values()])[:limit]
+    labelled = labels != split.metadata.pad_id  # on disk, label 0 (pad) is what the loader ignores
+    copied = ((inputs == labels) | ~labelled).all(axis=1) & labelled.any(axis=1)
+    return float(copied.sum() / max(int(labelled.any(axis=1).sum()), 1))
 
 
 def check_dataset(root: str | Path) -> CheckReport:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import Block, CastedEmbedding, CastedLinear, ReasoningModule, RotaryEmbedding, trunc_normal_init_
+from .layers import Block, CastedEmbedding, CastedLinear, GridRotaryEmbedding, ReasoningModule, RotaryEmbedding, trunc_normal_init_
 from .puzzle_emb import CastedSparseEmbedding
 
 
@@ -52,6 +52,9 @@ class RecursiveCore(nn.Module):
             self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, 0.0, torch.float32)
         if config.pos_encodings == "rope" and not config.mlp_t:
             self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta)
+        elif config.pos_encodings == "rope2d" and not config.mlp_t:
+            self.rotary_emb = GridRotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta,
+                                                  config.grid_width or math.isqrt(config.seq_len), self.prefix_len)
         elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
 

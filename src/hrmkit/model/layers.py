@@ -83,6 +83,31 @@ class RotaryEmbedding(nn.Module):
         return self.cos_cached, self.sin_cached
 
 
+class GridRotaryEmbedding(RotaryEmbedding):
+    """RoPE over a row-major grid: half of each head's rotary pairs turn with the row, half with the
+    column, so attention sees both offsets of a cell pair instead of one flattened distance, in
+    which a cell's lower neighbour is as far as a cell `grid_width` steps away on its row.
+
+    Position p (after `prefix` puzzle-embedding positions) is cell (p // grid_width, p % grid_width);
+    positions past the grid (e.g. a trailing vehicle token) continue as further rows, prefix
+    positions count back from -1.
+    """
+
+    def __init__(self, head_dim: int, max_positions: int, base: float, grid_width: int, prefix: int = 0):
+        nn.Module.__init__(self)
+        if head_dim % 4:
+            raise ValueError(f"rope2d needs a head size divisible by 4, got {head_dim}")
+        axis_dim = head_dim // 2  # rotary dims per axis
+        inv_freq = 1.0 / (base ** (torch.arange(0, axis_dim, 2, dtype=torch.float32) / axis_dim))
+        positions = torch.arange(max_positions) - prefix
+        rows = torch.div(positions, grid_width, rounding_mode="floor").float()
+        columns = torch.remainder(positions, grid_width).float()
+        angles = torch.cat((torch.outer(rows, inv_freq), torch.outer(columns, inv_freq)), dim=-1)  # [positions, head_dim/2]
+        angles = torch.cat((angles, angles), dim=-1)  # [positions, head_dim]
+        self.register_buffer("cos_cached", angles.cos(), persistent=False)
+        self.register_buffer("sin_cached", angles.sin(), persistent=False)
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     first, second = x.chunk(2, dim=-1)
     return torch.cat((-second, first), dim=-1)
