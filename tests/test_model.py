@@ -90,6 +90,38 @@ def test_grid_rope_model_runs_and_its_config_is_validated():
     assert "divisible by 4" in " ".join(tiny("trm", pos_encodings="rope2d", grid_width=3, hidden_size=36, num_heads=6).validate())
 
 
+def test_grid_alibi_favours_near_cells_per_head_and_leaves_off_grid_positions_alone():
+    from hrmkit.model.layers import grid_distance_bias
+    prefix, width = 1, 4
+    bias = grid_distance_bias(3, prefix + 17, prefix, width, 16)  # a 4x4 grid, then one extra token
+    cell = lambda row, column: prefix + row * width + column  # noqa: E731
+    assert bias[0, cell(1, 1), cell(1, 2)] == bias[0, cell(1, 1), cell(2, 1)] == -1.0  # neighbours
+    assert bias[0, cell(0, 0), cell(3, 3)] == -6.0 and bias[2, cell(0, 0), cell(3, 3)] == -1.5  # slope 2^-h
+    assert (bias[:, 0] == 0).all() and (bias[:, :, -1] == 0).all()  # prefix and trailing token: no bias
+    cfg = tiny("trm", pos_encodings="rope2d", grid_alibi=True, seq_len=17, grid_width=4, puzzle_emb_ndim=0)
+    model = ACTModel(cfg)
+    assert "inner.grid_bias" not in model.state_dict()  # rebuilt from the config, never saved
+    batch = batch_for(cfg)
+    _, out = model(carry=model.initial_carry(batch), batch=batch)
+    _, plain = ACTModel(tiny("trm", pos_encodings="rope2d", seq_len=17, grid_width=4, puzzle_emb_ndim=0))(
+        carry=model.initial_carry(batch), batch=batch)
+    assert out["logits"].shape == plain["logits"].shape and not torch.allclose(out["logits"], plain["logits"])
+
+
+def test_attention_takes_a_key_mask_and_a_bias_together():
+    from hrmkit.model.layers import Attention
+    attention = Attention(16, 2)
+    hidden = torch.randn(2, 5, 16)
+    key_mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    bias = torch.zeros(2, 5, 5)
+    torch.testing.assert_close(attention(hidden, None, key_mask, bias), attention(hidden, None, key_mask))
+    # Padding stays invisible under a bias: changing the padded tokens changes no real position.
+    bias = torch.randn(2, 5, 5)
+    changed = hidden.clone()
+    changed[1, 3:] = torch.randn(2, 16)
+    torch.testing.assert_close(attention(changed, None, key_mask, bias)[1, :3], attention(hidden, None, key_mask, bias)[1, :3])
+
+
 def _count_module_calls_with_grad(model, cycles_cfg):
     calls = {"H": 0, "L": 0}
 

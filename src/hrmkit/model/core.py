@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import Block, CastedEmbedding, CastedLinear, GridRotaryEmbedding, ReasoningModule, RotaryEmbedding, trunc_normal_init_
+from .layers import (Block, CastedEmbedding, CastedLinear, GridRotaryEmbedding, ReasoningModule, RotaryEmbedding,
+                     grid_distance_bias, trunc_normal_init_)
 from .puzzle_emb import CastedSparseEmbedding
 
 
@@ -41,6 +42,7 @@ class RecursiveCore(nn.Module):
         self.config = config
         hidden = config.hidden_size
         self.prefix_len = config.prefix_len
+        self.grid_width = config.grid_width or math.isqrt(config.seq_len)
         self.total_len = config.seq_len + self.prefix_len
         self.embed_scale = math.sqrt(hidden)
         # Embeddings are scaled by sqrt(hidden) after lookup, so their init std is 1/sqrt(hidden).
@@ -54,7 +56,11 @@ class RecursiveCore(nn.Module):
             self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta)
         elif config.pos_encodings == "rope2d" and not config.mlp_t:
             self.rotary_emb = GridRotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta,
-                                                  config.grid_width or math.isqrt(config.seq_len), self.prefix_len)
+                                                  self.grid_width, self.prefix_len)
+        if config.grid_alibi and not config.mlp_t:
+            grid_cells = config.seq_len // self.grid_width * self.grid_width
+            self.register_buffer("grid_bias", grid_distance_bias(config.num_heads, self.total_len, self.prefix_len,
+                                                                 self.grid_width, grid_cells), persistent=False)
         elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
 
@@ -99,34 +105,37 @@ class RecursiveCore(nn.Module):
     def _cos_sin(self):
         return self.rotary_emb() if hasattr(self, "rotary_emb") else None
 
+    def _bias(self):
+        return getattr(self, "grid_bias", None)
+
     @torch.no_grad()
     def recurse_without_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, key_mask=None):
         """Every update of a segment except those ``recurse_with_grad`` runs (no graph is kept).
         ``key_mask`` [batch, seq] bool marks real tokens when rows are padded (HRM-LM)."""
-        cfg, cos_sin = self.config, self._cos_sin()
+        cfg, cos_sin, bias = self.config, self._cos_sin(), self._bias()
         if cfg.variant == "hrm":
             for h_step in range(cfg.H_cycles):
                 last_h = h_step == cfg.H_cycles - 1
                 for l_step in range(cfg.L_cycles - 1 if last_h else cfg.L_cycles):
-                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
+                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
                 if not last_h:
-                    z_H = self.H_level(z_H, z_L, cos_sin, key_mask)
+                    z_H = self.H_level(z_H, z_L, cos_sin, key_mask, bias)
         else:
             for _ in range(cfg.H_cycles - 1):
                 for _ in range(cfg.L_cycles):
-                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)  # latent update: z <- net(z + y + x)
-                z_H = self.L_level(z_H, z_L, cos_sin, key_mask)  # answer update: y <- net(y + z)
+                    z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)  # latent update: z <- net(z + y + x)
+                z_H = self.L_level(z_H, z_L, cos_sin, key_mask, bias)  # answer update: y <- net(y + z)
         return z_H, z_L
 
     def recurse_with_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, key_mask=None):
         """HRM: the last L and the last H update (1-step gradient). TRM: the whole last recursion."""
-        cfg, cos_sin = self.config, self._cos_sin()
+        cfg, cos_sin, bias = self.config, self._cos_sin(), self._bias()
         if cfg.variant == "hrm":
-            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
-            return self.H_level(z_H, z_L, cos_sin, key_mask), z_L
+            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
+            return self.H_level(z_H, z_L, cos_sin, key_mask, bias), z_L
         for _ in range(cfg.L_cycles):
-            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask)
-        return self.L_level(z_H, z_L, cos_sin, key_mask), z_L
+            z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
+        return self.L_level(z_H, z_L, cos_sin, key_mask, bias), z_L
 
     def q_logits(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = self.q_head(z_H[:, 0]).float()  # the Q head reads position 0

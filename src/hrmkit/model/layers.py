@@ -108,6 +108,21 @@ class GridRotaryEmbedding(RotaryEmbedding):
         self.register_buffer("sin_cached", angles.sin(), persistent=False)
 
 
+def grid_distance_bias(num_heads: int, total_len: int, prefix: int, grid_width: int, grid_cells: int) -> torch.Tensor:
+    """[heads, total_len, total_len] attention-score bias of -slope_h * (grid distance): ALiBi on a
+    grid. Head h has slope 2^-h, so the first head favours a cell's neighbours and the last looks
+    almost anywhere. The distance is Manhattan over (row, column) of the row-major grid that starts
+    after `prefix` positions and spans `grid_cells`; pairs with a position off the grid get 0."""
+    positions = torch.arange(total_len) - prefix
+    rows = torch.div(positions, grid_width, rounding_mode="floor")
+    columns = torch.remainder(positions, grid_width)
+    distance = (rows[:, None] - rows[None, :]).abs() + (columns[:, None] - columns[None, :]).abs()
+    on_grid = (positions >= 0) & (positions < grid_cells)
+    distance = distance.where(on_grid[:, None] & on_grid[None, :], 0).float()
+    slopes = 2.0 ** -torch.arange(num_heads, dtype=torch.float32)
+    return -slopes[:, None, None] * distance
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     first, second = x.chunk(2, dim=-1)
     return torch.cat((-second, first), dim=-1)
@@ -133,8 +148,9 @@ class Attention(nn.Module):
         self.o_proj = CastedLinear(hidden_size, hidden_size, bias=False)
 
     def forward(self, hidden: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``key_mask`` [batch, seq] bool: False marks padding that no position may attend to."""
+                key_mask: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_mask`` [batch, seq] bool: False marks padding that no position may attend to.
+        ``bias`` [heads, seq, seq]: added to the attention scores (see `grid_distance_bias`)."""
         batch, seq, _ = hidden.shape
         qkv = self.qkv_proj(hidden).view(batch, seq, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, seq, head_dim]
@@ -142,6 +158,9 @@ class Attention(nn.Module):
             cos, sin = cos_sin
             query, key = apply_rotary(query, cos[:seq], sin[:seq]), apply_rotary(key, cos[:seq], sin[:seq])
         mask = None if key_mask is None else key_mask[:, None, None, :]
+        if bias is not None:
+            bias = bias.to(query.dtype)
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1))
 
@@ -208,12 +227,13 @@ class Block(nn.Module):
             self.self_attn = Attention(hidden_size, num_heads)
         self.mlp = SwiGLU(hidden_size, expansion)
 
-    def forward(self, hidden: torch.Tensor, cos_sin=None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, cos_sin=None, key_mask: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         if hasattr(self, "mlp_t"):
             mixed = hidden.transpose(1, 2)  # [batch, hidden, seq]: mix across positions
             hidden = rms_norm(mixed + self.mlp_t(mixed), self.norm_eps).transpose(1, 2)
         else:
-            hidden = rms_norm(hidden + self.self_attn(hidden, cos_sin, key_mask), self.norm_eps)
+            hidden = rms_norm(hidden + self.self_attn(hidden, cos_sin, key_mask, bias), self.norm_eps)
         return rms_norm(hidden + self.mlp(hidden), self.norm_eps)
 
 
@@ -224,8 +244,8 @@ class ReasoningModule(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, cos_sin=None, key_mask=None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, cos_sin=None, key_mask=None, bias=None) -> torch.Tensor:
         hidden = hidden + injection
         for layer in self.layers:
-            hidden = layer(hidden, cos_sin, key_mask)
+            hidden = layer(hidden, cos_sin, key_mask, bias)
         return hidden

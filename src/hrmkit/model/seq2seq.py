@@ -148,8 +148,8 @@ class Seq2SeqHRM(nn.Module):
             raise ValueError("model.vocab_size and model.seq_len must be set (they come from the corpus meta.json)")
         if config.mlp_t or config.puzzle_emb_ndim:
             raise ValueError("HRM-LM takes variable-length prompts: set model.mlp_t=false and model.puzzle_emb_ndim=0")
-        if config.pos_encodings in ("learned", "rope2d"):
-            raise ValueError("HRM-LM supports pos_encodings rope or none")
+        if config.pos_encodings in ("learned", "rope2d") or config.grid_alibi:
+            raise ValueError("HRM-LM supports pos_encodings rope or none, and no grid_alibi")
         self.config = config
         hidden = config.hidden_size
         self.embed_scale = math.sqrt(hidden)
