@@ -360,3 +360,18 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
         build_maze(MazeBuildConfig(size=7, train=2, test=1), root)
     build_maze(MazeBuildConfig(size=7, train=3, test=1), root, overwrite=True)
     assert load_split(root, "train").num_groups == 3
+
+
+def test_the_maze_small_preset_trains_with_grid_attention_on_a_maze_dataset(tmp_path):
+    from hrmkit.cli import main
+    from hrmkit.config import load_run_config
+    from hrmkit.loading import load_checkpoint
+
+    preset = load_run_config("maze_small")
+    assert (preset.model.pos_encodings, preset.model.grid_alibi) == ("rope2d", True)
+    root, _ = build(tmp_path, size=9, train=16, test=4, min_path_length=6)
+    tiny = ["model.hidden_size=32", "model.num_heads=2", "model.halt_max_steps=2", "model.L_cycles=1",
+            "train.global_batch_size=8", "train.eval_max_examples=4", "train.progress=false"]
+    assert main(["train", "--config", "maze_small", f"data.path={root}", f"runs_dir={tmp_path}", "train.steps=2", *tiny]) == 0
+    model, _ = load_checkpoint(tmp_path / "maze_small" / "final.pt")
+    assert model.inner.grid_width == 9 and model.inner.grid_bias.shape == (2, 81, 81)  # rebuilt from the saved config
