@@ -59,6 +59,18 @@ def test_a_finished_run_exits_at_once_and_reset_progress_keeps_only_weights(sudo
     assert "progress reset" in reset.stdout
 
 
+def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    other = hrm(*train_args(sudoku4, tmp_path, "run", 6, "model.hidden_size=64"), check=False)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert other.stderr.strip().count("\n") == 0 and "model.hidden_size 32 -> 64" in other.stderr
+    assert (tmp_path / "run" / "config.yaml").read_text() == config  # the run folder is left as it was
+    # Settings that leave the weights loadable resume, with a warning that names them.
+    longer = hrm(*train_args(sudoku4, tmp_path, "run", 6, "model.halt_max_steps=5"))
+    assert "model.halt_max_steps 4 -> 5" in longer.stdout + longer.stderr and "resumed from" in longer.stdout + longer.stderr
+
+
 def test_run_folder_has_config_metrics_checkpoints_and_best_model(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3", "train.checkpoint_limit=1"))
     run = tmp_path / "run"

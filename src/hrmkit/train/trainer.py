@@ -121,7 +121,15 @@ class Trainer:
         if path is None:
             return
         state = ckpt.load_checkpoint_file(path)
-        self.model.checkpoint_module.load_state_dict(state["model"])
+        changed = _changed_model_fields(state.get("config", {}).get("model", {}), config_to_dict(self.cfg)["model"])
+        try:
+            self.model.checkpoint_module.load_state_dict(state["model"])
+        except RuntimeError:  # the weights do not fit this model: say which settings moved, not a shape dump
+            raise ckpt.CheckpointError(
+                f"{self.run_dir} holds a run of another model ({changed or 'different weights'}); "
+                "pick a new run_name or remove that folder") from None
+        if changed:
+            self.log(f"warning: resuming {path} with model settings changed since it was saved: {changed}")
         if reset_progress:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
             return
@@ -393,6 +401,17 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _changed_model_fields(saved: dict, current: dict) -> str:
+    """'name saved -> current' for each model setting that differs (sub-configs flattened)."""
+    def flat(values: dict, prefix: str = "model.") -> dict:
+        out = {}
+        for key, value in values.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) and key != "loss_kwargs" else {prefix + key: value})
+        return out
+    before, after = flat(saved), flat(current)
+    return ", ".join(f"{key} {before[key]!r} -> {after[key]!r}" for key in after if key in before and before[key] != after[key])
 
 
 def _rng_state() -> dict:
