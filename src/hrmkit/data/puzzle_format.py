@@ -425,7 +425,8 @@ def load_split(root: str | os.PathLike, split: str) -> PuzzleSplit:
     """Open and validate one split; any problem raises DatasetError naming the file."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(root, "dataset folder not found")
+        raise DatasetError(root, "dataset folder not found (build one with `hrm prepare`; a shipped preset "
+                                 "that names a dataset shows the command in its header)")
     split_dir = root / split
     if not split_dir.is_dir():
         available = sorted(path.name for path in root.iterdir() if (path / "dataset.json").is_file())
