@@ -108,6 +108,15 @@ def test_grid_alibi_favours_near_cells_per_head_and_leaves_off_grid_positions_al
     assert out["logits"].shape == plain["logits"].shape and not torch.allclose(out["logits"], plain["logits"])
 
 
+@pytest.mark.parametrize("pos_encodings", ["learned", "rope", "rope2d"])
+def test_grid_alibi_leaves_the_position_encoding_in_place(pos_encodings):
+    with_bias = ACTModel(tiny("trm", pos_encodings=pos_encodings, grid_alibi=True)).inner
+    without = ACTModel(tiny("trm", pos_encodings=pos_encodings)).inner
+    assert hasattr(with_bias, "grid_bias") and not hasattr(without, "grid_bias")
+    assert hasattr(with_bias, "embed_pos") == hasattr(without, "embed_pos") == (pos_encodings == "learned")
+    assert hasattr(with_bias, "rotary_emb") == hasattr(without, "rotary_emb") == (pos_encodings != "learned")
+
+
 def test_attention_takes_a_key_mask_and_a_bias_together():
     from hrmkit.model.layers import Attention
     attention = Attention(16, 2)

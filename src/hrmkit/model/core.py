@@ -57,12 +57,12 @@ class RecursiveCore(nn.Module):
         elif config.pos_encodings == "rope2d" and not config.mlp_t:
             self.rotary_emb = GridRotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta,
                                                   self.grid_width, self.prefix_len)
+        elif config.pos_encodings == "learned":
+            self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
         if config.grid_alibi and not config.mlp_t:
             grid_cells = config.seq_len // self.grid_width * self.grid_width
             self.register_buffer("grid_bias", grid_distance_bias(config.num_heads, self.total_len, self.prefix_len,
                                                                  self.grid_width, grid_cells), persistent=False)
-        elif config.pos_encodings == "learned":
-            self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
 
         def module(num_layers: int) -> ReasoningModule:
             return ReasoningModule([
