@@ -63,9 +63,9 @@ def test_zero_puzzle_embedding_works_for_both_variants(variant):
 
 
 def test_grid_rope_scores_depend_only_on_the_row_and_column_offsets():
-    from hrmkit.model.layers import GridRotaryEmbedding, apply_rotary
+    from hrmkit.model.layers import RotaryEmbedding, apply_rotary
     prefix, width = 2, 5
-    cos, sin = GridRotaryEmbedding(16, prefix + 26, 10000.0, width, prefix)()
+    cos, sin = RotaryEmbedding(16, prefix + 26, 10000.0, width, prefix)()
     gen = torch.Generator().manual_seed(0)
     q, k = (apply_rotary(torch.randn(16, generator=gen).expand(1, 1, prefix + 26, 16), cos, sin)[0, 0] for _ in "qk")
 

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import (Block, CastedEmbedding, CastedLinear, GridRotaryEmbedding, ReasoningModule, RotaryEmbedding,
-                     grid_distance_bias, trunc_normal_init_)
+from .layers import Block, CastedEmbedding, CastedLinear, ReasoningModule, RotaryEmbedding, grid_distance_bias, trunc_normal_init_
 from .puzzle_emb import CastedSparseEmbedding
 
 
@@ -52,11 +51,10 @@ class RecursiveCore(nn.Module):
         self.q_head = CastedLinear(hidden, 2, bias=True)
         if config.puzzle_emb_ndim > 0:
             self.puzzle_emb = CastedSparseEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, 0.0, torch.float32)
-        if config.pos_encodings == "rope" and not config.mlp_t:
-            self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta)
-        elif config.pos_encodings == "rope2d" and not config.mlp_t:
-            self.rotary_emb = GridRotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta,
-                                                  self.grid_width, self.prefix_len)
+        if config.pos_encodings in ("rope", "rope2d") and not config.mlp_t:
+            grid_width = self.grid_width if config.pos_encodings == "rope2d" else 0
+            self.rotary_emb = RotaryEmbedding(hidden // config.num_heads, self.total_len, config.rope_theta,
+                                              grid_width, self.prefix_len)
         elif config.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(self.total_len, hidden, 1.0 / self.embed_scale, torch.float32)
         if config.grid_alibi and not config.mlp_t:

@@ -68,13 +68,32 @@ class CastedEmbedding(nn.Module):
         return F.embedding(ids, self.embedding_weight.to(self.cast_to))
 
 
-class RotaryEmbedding(nn.Module):
-    """cos/sin tables for RoPE; not persistent, so checkpoints never carry them (as the reference)."""
+def grid_coordinates(total_len: int, prefix: int, grid_width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of each position of a row-major grid that starts after `prefix` positions.
+    Positions past the grid (e.g. routing's trailing vehicle token) continue as further rows;
+    prefix positions count back from -1."""
+    positions = torch.arange(total_len) - prefix
+    return torch.div(positions, grid_width, rounding_mode="floor"), torch.remainder(positions, grid_width)
 
-    def __init__(self, head_dim: int, max_positions: int, base: float):
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for RoPE; not persistent, so checkpoints never carry them (as the reference).
+
+    With `grid_width` (rope2d), half of each head's rotary pairs turn with the grid row and half
+    with the column, so attention sees both offsets of a cell pair instead of one flattened
+    distance, in which a cell's lower neighbour is as far as a cell `grid_width` steps along its row.
+    """
+
+    def __init__(self, head_dim: int, max_positions: int, base: float, grid_width: int = 0, prefix: int = 0):
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), inv_freq)
+        if grid_width:
+            if head_dim % 4:
+                raise ValueError(f"rope2d needs a head size divisible by 4, got {head_dim}")
+            inv_freq = _inverse_frequencies(head_dim // 2, base)  # per axis
+            rows, columns = grid_coordinates(max_positions, prefix, grid_width)
+            angles = torch.cat((torch.outer(rows.float(), inv_freq), torch.outer(columns.float(), inv_freq)), dim=-1)
+        else:
+            angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), _inverse_frequencies(head_dim, base))
         angles = torch.cat((angles, angles), dim=-1)  # [positions, head_dim]
         self.register_buffer("cos_cached", angles.cos(), persistent=False)
         self.register_buffer("sin_cached", angles.sin(), persistent=False)
@@ -83,40 +102,18 @@ class RotaryEmbedding(nn.Module):
         return self.cos_cached, self.sin_cached
 
 
-class GridRotaryEmbedding(RotaryEmbedding):
-    """RoPE over a row-major grid: half of each head's rotary pairs turn with the row, half with the
-    column, so attention sees both offsets of a cell pair instead of one flattened distance, in
-    which a cell's lower neighbour is as far as a cell `grid_width` steps away on its row.
-
-    Position p (after `prefix` puzzle-embedding positions) is cell (p // grid_width, p % grid_width);
-    positions past the grid (e.g. a trailing vehicle token) continue as further rows, prefix
-    positions count back from -1.
-    """
-
-    def __init__(self, head_dim: int, max_positions: int, base: float, grid_width: int, prefix: int = 0):
-        nn.Module.__init__(self)
-        if head_dim % 4:
-            raise ValueError(f"rope2d needs a head size divisible by 4, got {head_dim}")
-        axis_dim = head_dim // 2  # rotary dims per axis
-        inv_freq = 1.0 / (base ** (torch.arange(0, axis_dim, 2, dtype=torch.float32) / axis_dim))
-        positions = torch.arange(max_positions) - prefix
-        rows = torch.div(positions, grid_width, rounding_mode="floor").float()
-        columns = torch.remainder(positions, grid_width).float()
-        angles = torch.cat((torch.outer(rows, inv_freq), torch.outer(columns, inv_freq)), dim=-1)  # [positions, head_dim/2]
-        angles = torch.cat((angles, angles), dim=-1)  # [positions, head_dim]
-        self.register_buffer("cos_cached", angles.cos(), persistent=False)
-        self.register_buffer("sin_cached", angles.sin(), persistent=False)
+def _inverse_frequencies(rotary_dim: int, base: float) -> torch.Tensor:
+    return 1.0 / (base ** (torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim))
 
 
 def grid_distance_bias(num_heads: int, total_len: int, prefix: int, grid_width: int, grid_cells: int) -> torch.Tensor:
     """[heads, total_len, total_len] attention-score bias of -slope_h * (grid distance): ALiBi on a
     grid. Head h has slope 2^-h, so the first head favours a cell's neighbours and the last looks
-    almost anywhere. The distance is Manhattan over (row, column) of the row-major grid that starts
-    after `prefix` positions and spans `grid_cells`; pairs with a position off the grid get 0."""
-    positions = torch.arange(total_len) - prefix
-    rows = torch.div(positions, grid_width, rounding_mode="floor")
-    columns = torch.remainder(positions, grid_width)
+    almost anywhere. The distance is Manhattan over `grid_coordinates`; pairs with a position off
+    the grid's `grid_cells` cells get 0."""
+    rows, columns = grid_coordinates(total_len, prefix, grid_width)
     distance = (rows[:, None] - rows[None, :]).abs() + (columns[:, None] - columns[None, :]).abs()
+    positions = torch.arange(total_len) - prefix
     on_grid = (positions >= 0) & (positions < grid_cells)
     distance = distance.where(on_grid[:, None] & on_grid[None, :], 0).float()
     slopes = 2.0 ** -torch.arange(num_heads, dtype=torch.float32)
