@@ -11,6 +11,6 @@ for precision in fp32 bf16; do
   run "trm_mlp_$precision" --config trm_sudoku_mlp --batch 32 --steps 2 --warmup 1 --precision $precision
   run "trm_att_$precision" --config trm_sudoku_att --batch 32 --steps 2 --warmup 1 --precision $precision
 done
-# The same HRM step recomputing the Q-target forward's work, as the reference does: the ratio of
-# the two hrm_v1 fp32 rows is what reusing it buys.
-run "hrm_v1_fp32_no_reuse" --config hrm_v1 --batch 32 --steps 3 --warmup 2 --no-reuse
+# The same HRM step reusing the Q-target forward's no-grad work (an approximation, off by default):
+# the ratio of the two hrm_v1 fp32 rows is what reusing it buys.
+run "hrm_v1_fp32_reuse" --config hrm_v1 --batch 32 --steps 3 --warmup 2 model.reuse_q_target_forward=true

@@ -218,33 +218,85 @@ def test_training_halts_when_q_halt_wins_and_trm_halts_on_q_halt_alone():
         assert bool(carry.halted.all()) is expect, (variant, bias)
 
 
-def test_q_continue_target_comes_from_the_next_segment():
-    cfg = tiny("hrm", halt_max_steps=4)
+def test_q_continue_target_is_the_sigmoid_of_the_next_q_values_and_next_q_halt_at_the_last_step():
+    # A Q head with zero weights outputs its bias at every segment: q_halt = -1, q_continue = 2.
+    # No row halts early (q_halt < q_continue), so segment 2 of 2 is every row's last step.
+    cfg = tiny("hrm", halt_max_steps=2)
+    model = ACTModel(cfg).train()
+    with torch.no_grad():
+        model.inner.q_head.weight.zero_()
+        model.inner.q_head.bias.copy_(torch.tensor([-1.0, 2.0]))
+    batch = batch_for(cfg)
+    carry, first = model(carry=model.initial_carry(batch), batch=batch)
+    carry, last = model(carry=carry, batch=batch)
+    assert not carry.halted.logical_not().any() and carry.steps.tolist() == [2, 2, 2, 2]
+    torch.testing.assert_close(first["target_q_continue"], torch.full((4,), 1 / (1 + math.exp(-2.0))))
+    torch.testing.assert_close(last["target_q_continue"], torch.full((4,), 1 / (1 + math.exp(1.0))))
+
+
+def test_q_continue_target_predicts_the_q_values_of_the_segment_that_follows():
+    cfg = tiny("hrm", halt_max_steps=6)
+    torch.manual_seed(0)
     model = ACTModel(cfg).train()
     with torch.no_grad():
         model.inner.q_head.weight.normal_(0, 0.3)
-    batch = batch_for(cfg)
-    carry0 = model.initial_carry(batch)
-    carry, out = model(carry=carry0, batch=batch)
+        model.inner.q_head.bias.copy_(torch.tensor([-1.0, 1.0]))
+    batch = batch_for(cfg, size=8)
+    carry, out = model(carry=model.initial_carry(batch), batch=batch)
+    checked = 0
+    for _ in range(4):
+        target, continuing = out["target_q_continue"], ~carry.halted
+        carry, out = model(carry=carry, batch=batch)
+        expected = torch.sigmoid(torch.maximum(out["q_halt_logits"], out["q_continue_logits"]))
+        torch.testing.assert_close(target[continuing], expected[continuing])
+        checked += int(continuing.sum())
+    assert checked >= 8
+
+
+def _second_segment_after_an_optimizer_step(reuse: bool):
+    """Runs segment 1, takes an SGD step, runs segment 2. Returns segment 2's outputs and what the
+    reference computes for it: one segment from the carried state with the *updated* weights."""
+    cfg = tiny("hrm", halt_max_steps=4, reuse_q_target_forward=reuse)
+    torch.manual_seed(0)
+    model = ACTModel(cfg).train()
     with torch.no_grad():
-        _, _, (next_halt, next_continue) = model.inner(carry.inner_carry, carry.current_data)
-    expected = torch.sigmoid(torch.maximum(next_halt, next_continue))
-    torch.testing.assert_close(out["target_q_continue"], expected)
+        model.inner.q_head.bias.copy_(torch.tensor([-30.0, 30.0]))  # every row continues
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    batch = batch_for(cfg)
+    carry, out = model(carry=model.initial_carry(batch), batch=batch)
+    loss, _ = act_loss(out, carry.current_data["labels"], carry.halted, carry.steps, cfg.loss)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    assert not carry.halted.any()
+    with torch.no_grad():
+        _, reference_logits, (reference_halt, _) = model.inner(carry.inner_carry, carry.current_data)
+    _, out = model(carry=carry, batch=batch)
+    return out, reference_logits, reference_halt
 
 
-def test_reusing_the_target_forward_gives_the_same_training_trajectory():
-    cfg = tiny("hrm", halt_max_steps=3, halt_exploration_prob=0.5)
+def test_default_training_recomputes_each_segment_with_the_updated_weights():
+    out, reference_logits, reference_halt = _second_segment_after_an_optimizer_step(reuse=False)
+    torch.testing.assert_close(out["logits"], reference_logits)
+    torch.testing.assert_close(out["q_halt_logits"], reference_halt)
 
+
+def test_reusing_the_q_target_forward_is_an_approximation_after_an_optimizer_step():
+    out, reference_logits, _ = _second_segment_after_an_optimizer_step(reuse=True)
+    assert (out["logits"] - reference_logits).abs().max() > 1e-3
+
+
+def test_reusing_the_target_forward_matches_recomputing_while_the_weights_stay_fixed():
     def trajectory(reuse: bool):
+        cfg = tiny("hrm", halt_max_steps=3, halt_exploration_prob=0.5, reuse_q_target_forward=reuse)
         torch.manual_seed(0)
         model = ACTModel(cfg).train()
         batch = batch_for(cfg, size=6)
         carry = model.initial_carry(batch)
         losses = []
         for step in range(6):
-            if not reuse:
-                carry.prefetched = None
             carry, out = model(carry=carry, batch=batch_for(cfg, size=6, seed=step))
+            assert (carry.prefetched is not None) == reuse
             loss, _ = act_loss(out, carry.current_data["labels"], carry.halted, carry.steps, cfg.loss)
             losses.append(loss.item())
         return losses

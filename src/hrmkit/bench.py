@@ -34,10 +34,8 @@ from .tasks.puzzle import act_segment_loss
 class SyntheticPuzzleTask:
     """A puzzle task whose batches are random tokens of the configured shape (for benchmarks)."""
 
-    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1, reuse_target_forward: bool = True):
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
         self.cfg = cfg
-        # False drops HRM's prefetched no-grad segment each step, to time the reference's full second forward.
-        self.reuse_target_forward = reuse_target_forward
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.carries = [None] * cfg.train.grad_accum_steps
         self.local_batch = cfg.train.global_batch_size // world_size
@@ -63,8 +61,6 @@ class SyntheticPuzzleTask:
                                                      dtype=torch.int32)} for _ in self.carries]
 
     def train_loss(self, model, batch, slot):
-        if not self.reuse_target_forward and self.carries[slot] is not None:
-            self.carries[slot].prefetched = None
         return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
 
     def evaluate(self, *args, **kwargs):
@@ -123,10 +119,8 @@ class SyntheticSeq2SeqTask:
         return {}
 
 
-def _synthetic_task(cfg: RunConfig, reuse_target_forward: bool = True):
-    if cfg.task == "seq2seq":
-        return SyntheticSeq2SeqTask
-    return functools.partial(SyntheticPuzzleTask, reuse_target_forward=reuse_target_forward)
+def _synthetic_task(cfg: RunConfig):
+    return SyntheticSeq2SeqTask if cfg.task == "seq2seq" else SyntheticPuzzleTask
 
 
 def _synchronize(device: torch.device) -> None:
@@ -134,10 +128,10 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2, reuse_target_forward: bool = True) -> dict:
+def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
     from .train.trainer import Trainer
     name = cfg.run_name
-    task = _synthetic_task(cfg, reuse_target_forward)
+    task = _synthetic_task(cfg)
     with tempfile.TemporaryDirectory() as runs_dir:
         cfg = replace(cfg, runs_dir=runs_dir, run_name="bench")
         trainer = Trainer(cfg, task, log=lambda *_: None)
@@ -158,7 +152,7 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2, reuse_target_fo
     seconds = statistics.median(times)
     batch = cfg.train.global_batch_size
     return _result(cfg, name, "train", trainer.model, trainer.device, batch, seconds, flops_per_step,
-                   trainer.task.tokens_per_example, steps, reuse_target_forward=reuse_target_forward)
+                   trainer.task.tokens_per_example, steps, reuse_q_target_forward=cfg.model.reuse_q_target_forward)
 
 
 def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:

@@ -437,7 +437,7 @@ def cmd_bench(args, overrides: list[str]) -> int:
         result = bench_eval(cfg, steps=args.steps, warmup=args.warmup)
         print(format_result(result))
     else:
-        result = bench_train(cfg, steps=args.steps, warmup=args.warmup, reuse_target_forward=not args.no_reuse)
+        result = bench_train(cfg, steps=args.steps, warmup=args.warmup)
         print(format_result(result))
     if args.json:
         atomic_write_text(args.json, to_json(result))
@@ -634,8 +634,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=5, help="timed steps or generate repeats (median reported)")
     bench.add_argument("--warmup", type=int, default=2)
     bench.add_argument("--compile", action="store_true", help="torch.compile the model")
-    bench.add_argument("--no-reuse", action="store_true",
-                       help="HRM: recompute the Q-target forward's work each step, as the reference does")
     bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")
     bench.add_argument("--prompt-tokens", type=int, default=32, help="generate: prompt length")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")

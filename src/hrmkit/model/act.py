@@ -25,8 +25,9 @@ class ACTCarry:
     steps: torch.Tensor  # [batch] int32: segments run on the current example
     halted: torch.Tensor  # [batch] bool: the row takes a new example at the next call
     current_data: dict[str, torch.Tensor]
-    # The no-grad part of the next segment, computed by HRM's Q-target forward; reused next call
-    # for rows that keep going (that forward is the same computation). None when not available.
+    # With model.reuse_q_target_forward only: the no-grad part of the next segment as HRM's
+    # Q-target forward computed it, reused next call for rows that keep going. It was computed
+    # with the weights before the optimizer step, so reusing it approximates the reference.
     prefetched: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
@@ -84,11 +85,14 @@ class ACTModel(nn.Module):
                 min_steps = explore * torch.randint_like(steps, low=2, high=cfg.halt_max_steps + 1)
                 halted = (halted | wants_halt) & (steps >= min_steps)
                 if not cfg.halts_on_q_halt_alone:
-                    outputs["target_q_continue"], prefetched = self._q_continue_target(new_inner, x.detach(), is_last_step)
+                    outputs["target_q_continue"], warm = self._q_continue_target(new_inner, x.detach(), is_last_step)
+                    prefetched = warm if cfg.reuse_q_target_forward else None
         return ACTCarry(new_inner, steps, halted, data, prefetched), outputs
 
     def _warm_state(self, carry: ACTCarry, inner_carry: CoreCarry, x: torch.Tensor):
-        """The no-grad part of this segment; rows that continue reuse the prefetched result."""
+        """The no-grad part of this segment. By default it is computed here, with the current
+        weights, as the reference does; with ``reuse_q_target_forward`` rows that continue take
+        the prefetched result of the last Q-target forward instead."""
         if carry.prefetched is None or not self.training:
             return self.inner.recurse_without_grad(inner_carry.z_H, inner_carry.z_L, x)
         z_H, z_L = (t.clone() for t in carry.prefetched)
