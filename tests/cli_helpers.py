@@ -1,6 +1,7 @@
 """Run the ``hrm`` command in a real subprocess, as a user would."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,25 @@ def hrm(*args, check=True):
     result = subprocess.run([sys.executable, "-m", "hrmkit", *args], capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(*args, nproc=2, script=None, env=None, check=True):
+    """``hrm ARGS`` in ``nproc`` real processes under torchrun (gloo on the CPU); ``script`` runs a
+    wrapper (such as tests/dist_guard.py) in place of ``-m hrmkit``."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    target = [str(script)] if script else ["-m", "hrmkit"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
+              "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *target, *args]
+    result = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"torchrun {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
 
 

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import pathlib
+import random
+
+import numpy as np
 import pytest
 import torch
 
+from cli_helpers import hrm
 from hrmkit.train.checkpoint import (
     CheckpointError,
     atomic_torch_save,
@@ -138,3 +143,111 @@ def test_load_reference_config_reads_all_config_beside_the_checkpoint(tmp_path):
         load_reference_config(checkpoint)
     (tmp_path / "all_config.yaml").write_text("arch:\n  name: hrm\n  hidden_size: 512\nlr: 0.0001\n")
     assert load_reference_config(checkpoint) == {"arch": {"name": "hrm", "hidden_size": 512}, "lr": 0.0001}
+
+
+# ---------------------------------------------------------------------------------------
+# Loading never unpickles code: only tensors, plain data and numpy's RNG state load
+# ---------------------------------------------------------------------------------------
+
+
+class _TouchOnLoad:
+    """Unpickling this calls ``Path.touch(marker)``: any code could run in its place."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _hostile_checkpoint(tmp_path) -> tuple[pathlib.Path, pathlib.Path]:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "hostile.pt"
+    torch.save({"format": "hrmkit", "model": {"weight": _TouchOnLoad(marker)}, "config": {}}, path)
+    assert not marker.exists()
+    return path, marker
+
+
+def test_a_hostile_checkpoint_runs_no_code_and_is_one_clear_line(tmp_path):
+    path, marker = _hostile_checkpoint(tmp_path)
+    try:
+        load_checkpoint_file(path)
+        message = None
+    except CheckpointError as error:
+        message = str(error)
+    assert not marker.exists(), "loading the checkpoint ran code from it"
+    assert message is not None
+    assert "\n" not in message and str(path) in message and "other than tensors" in message
+    assert not is_reference_checkpoint(path) and not marker.exists()
+
+
+def test_hrm_eval_refuses_a_hostile_checkpoint_in_one_line_exit_2(sudoku4, tmp_path):
+    path, marker = _hostile_checkpoint(tmp_path)
+    result = hrm("eval", "--checkpoint", str(path), "--data", str(sudoku4), "--out", str(tmp_path / "eval"), check=False)
+    assert not marker.exists(), "loading the checkpoint ran code from it"
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(path) in result.stderr and "other than tensors" in result.stderr
+
+
+def _training_state() -> dict:
+    """What the trainer's step checkpoints hold today: weights, optimizer, scaler and RNG state."""
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {"model": model.state_dict(), "optimizers": [optimizer.state_dict()],
+            "schedulers": [torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0).state_dict()],
+            "scaler": torch.amp.GradScaler("cpu", enabled=False).state_dict(), "ema": None,
+            "task_by_rank": [{"position": 3}], "rng": rng, "best_exact": 0.25,
+            "early_stop": {"best_loss": float("inf"), "evals_without_better_loss": 0},
+            "config": {"model": {"hidden_size": 32}}}
+
+
+def test_a_training_checkpoint_with_numpy_rng_state_loads_and_restores_the_rng(tmp_path):
+    state = _training_state()
+    path = save_checkpoint(tmp_path, 3, state, "", limit=None)  # written exactly as the trainer writes it
+    assert find_resumable(tmp_path) == (path, [])
+    loaded = load_checkpoint_file(path, require_complete=True)
+    assert torch.equal(loaded["model"]["weight"], state["model"]["weight"])
+    assert loaded["optimizers"][0]["state"][0]["step"] == state["optimizers"][0]["state"][0]["step"]
+    draws = []
+    for rng in (loaded["rng"], state["rng"]):
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+    assert draws[0] == draws[1]
+
+
+def test_rng_state_pickled_under_numpy_1_names_loads(tmp_path):
+    """numpy 1.x pickles arrays with ``numpy.core.multiarray._reconstruct``, numpy 2 with ``numpy._core``."""
+    path = tmp_path / "step_1.pt"
+    torch.save({"rng": {"numpy": np.random.get_state()}}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    for old, new in ((b"numpy._core.multiarray", b"numpy.core.multiarray"), (b"numpy.core.multiarray", b"numpy._core.multiarray")):
+        if old in data:
+            path.write_bytes(data.replace(old, new))
+            break
+    assert path.read_bytes() != data
+    loaded = load_checkpoint_file(path)["rng"]["numpy"]
+    assert loaded[0] == "MT19937" and np.array_equal(loaded[1], np.random.get_state()[1])
+
+
+@pytest.mark.parametrize("value", [np.zeros(3), np.float64(1.5), np.zeros(2, dtype=object)],
+                         ids=["float64-array", "numpy-scalar", "object-array"])
+def test_only_numpy_rng_state_is_allowed_not_numpy_in_general(tmp_path, value):
+    path = tmp_path / "numpy.pt"
+    torch.save({"value": value}, path)
+    with pytest.raises(CheckpointError, match="other than tensors"):
+        load_checkpoint_file(path)
+    before = torch.serialization.get_safe_globals()
+    load_checkpoint_file(save_checkpoint(tmp_path, 1, _training_state(), "", limit=None))
+    assert torch.serialization.get_safe_globals() == before  # the allow-list is never left installed
+
+
+def test_every_checkpoint_load_goes_through_the_one_loader():
+    src = pathlib.Path(__file__).parents[1] / "src" / "hrmkit"
+    loaders = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if "torch.load(" in p.read_text())
+    assert loaders == ["train/checkpoint.py"]

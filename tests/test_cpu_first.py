@@ -20,11 +20,18 @@ def test_no_flash_attn_and_no_compiled_optimizer_are_needed():
             "bad = [m for m in sys.modules if m.startswith(('flash_attn', 'adam_atan2', 'wandb'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-    weight = torch.nn.Parameter(torch.ones(3))
-    optimizer = build_optimizer("adam_atan2", [weight], lr=0.1, weight_decay=0.0)
+    import math
+
+    # The pure-PyTorch AdamATan2 takes the CUDA package's first step: bc1 = 1 - 0.9 = 0.1 scales the step
+    # outside atan2 and m = 0.1 * g, sqrt(v) / sqrt(bc2) = |g| inside it, so each weight moves by
+    # (lr / 0.1) * atan(0.1) = 0.9967 lr, after the decoupled decay by 1 - lr * weight_decay.
+    weight = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = build_optimizer("adam_atan2", [weight], lr=0.1, weight_decay=0.5)
     weight.sum().backward()
     optimizer.step()
-    assert torch.all(weight < 1)
+    exp_avg, exp_avg_sq = (1 - 0.9) * 1.0, (1 - 0.999) * 1.0**2  # lerps from 0 toward g = 1 and g * g = 1
+    expected = 1.0 * (1 - 0.1 * 0.5) - (0.1 / (1 - 0.9)) * math.atan2(exp_avg, math.sqrt(exp_avg_sq) / math.sqrt(1 - 0.999))
+    assert weight.tolist() == pytest.approx([expected] * 3, rel=1e-14)
 
 
 def test_trm_with_hrm_style_halting_trains():
@@ -53,12 +60,38 @@ def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
 
 
 def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
-    hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=bf16",
-        "train.steps=2", "train.precision=bf16", *TINY_MODEL)
-    saved = (tmp_path / "bf16" / "config.yaml").read_text()
-    assert "precision: bf16" in saved
-    from hrmkit.config import TrainConfig
+    from hrmkit.config import TrainConfig, load_run_config
+    from hrmkit.config_base import parse_overrides
+    from hrmkit.model.layers import CastedLinear
+    from hrmkit.tasks.puzzle import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
     assert TrainConfig().precision == "fp32" and TrainConfig().compile is False
+
+    def linear_output_dtypes(precision: str | None) -> set:
+        """The dtypes of every linear layer's output in training steps (train.steps=2), in process."""
+        settings = [*TINY_MODEL, f"data.path={sudoku4}", f"runs_dir={tmp_path}", f"run_name={precision or 'default'}",
+                    "train.steps=2", "train.eval_interval=0", "train.ema=false"]
+        if precision is not None:
+            settings.append(f"train.precision={precision}")
+        trainer = Trainer(load_run_config("quickstart_sudoku4", parse_overrides(settings)), PuzzleTask, log=lambda *_: None)
+        seen = set()
+
+        def record(module, inputs, output):
+            if module.training:  # the training step, not an evaluation
+                seen.add((output.dtype, torch.is_autocast_enabled(output.device.type)))
+
+        linears = [m for m in trainer.model.modules() if isinstance(m, (torch.nn.Linear, CastedLinear))]
+        assert linears
+        for module in linears:
+            module.register_forward_hook(record)
+        trainer.train()
+        return seen, (tmp_path / (precision or "default") / "config.yaml").read_text()
+
+    seen, saved = linear_output_dtypes(None)
+    assert seen == {(torch.float32, False)} and "precision: fp32" in saved
+    seen, saved = linear_output_dtypes("bf16")
+    assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved
 
 
 def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):

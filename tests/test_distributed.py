@@ -1,29 +1,10 @@
 """Two real gloo processes under torchrun train exactly like one process with the same global batch."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import torch
 
-from cli_helpers import TINY_MODEL, hrm
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _torchrun(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-              "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "hrmkit", *args]
-    result = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+from cli_helpers import TINY_MODEL, hrm, torchrun
 
 
 def _losses(run_dir):
@@ -36,7 +17,7 @@ def test_two_gloo_processes_match_a_single_process(sudoku4, tmp_path):
             "train.steps=5", "train.eval_interval=0", "model.halt_exploration_prob=0", "model.puzzle_emb_ndim=32",
             *TINY_MODEL]
     hrm(*args, "run_name=single")
-    _torchrun(*args, "run_name=ddp")
+    torchrun(*args, "run_name=ddp")
 
     single_losses, single_evals = _losses(tmp_path / "single")
     ddp_losses, ddp_evals = _losses(tmp_path / "ddp")
@@ -52,9 +33,9 @@ def test_two_gloo_processes_match_a_single_process(sudoku4, tmp_path):
 def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
     args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
             "train.eval_interval=0", "train.checkpoint_interval=3", "model.halt_exploration_prob=0.3", *TINY_MODEL]
-    _torchrun(*args, "train.steps=6", "run_name=straight")
-    _torchrun(*args, "train.steps=3", "run_name=resumed")
-    second = _torchrun(*args, "train.steps=6", "run_name=resumed")
+    torchrun(*args, "train.steps=6", "run_name=straight")
+    torchrun(*args, "train.steps=3", "run_name=resumed")
+    second = torchrun(*args, "train.steps=6", "run_name=resumed")
     assert second.stdout.count("resumed from") == 1  # rank 0 speaks for both
     assert _losses(tmp_path / "resumed")[0] == _losses(tmp_path / "straight")[0]
     straight = torch.load(tmp_path / "straight" / "final.pt", weights_only=False)["model"]
@@ -74,7 +55,7 @@ def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
     # The MoE balance loss is a statistic of each micro-batch: give both runs the same micro-batches
     # (one process: 4 of 2 rows; two processes: 2 of 2 rows each).
     hrm(*args, "run_name=single", "train.grad_accum_steps=4")
-    _torchrun(*args, "run_name=ddp", "train.grad_accum_steps=2")
+    torchrun(*args, "run_name=ddp", "train.grad_accum_steps=2")
     single_losses, single_evals = _losses(tmp_path / "single")
     ddp_losses, ddp_evals = _losses(tmp_path / "ddp")
     assert len(ddp_losses) == len(single_losses) == 4

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import pytest
@@ -36,19 +37,86 @@ def test_adam_atan2_decreases_a_quadratic():
     assert _quadratic_loss(param).item() < 0.05 * before
 
 
-def test_adam_atan2_first_step_matches_hand_computation():
-    start = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    grad = torch.tensor([0.3, -0.1, 0.0], dtype=torch.float64)
-    param = start.clone().requires_grad_(True)
-    lr, weight_decay, (beta1, beta2), a, b = 0.1, 0.2, (0.9, 0.95), 1.27, 2.0
-    optimizer = AdamATan2([param], lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, a=a, b=b)
-    param.grad = grad.clone()
-    optimizer.step()
+def _bf16(x: float) -> float:
+    return torch.tensor(x, dtype=torch.bfloat16).item()
 
-    m_hat = (1 - beta1) * grad / (1 - beta1)
-    v_hat = (1 - beta2) * grad**2 / (1 - beta2)
-    expected = start * (1 - lr * weight_decay) - lr * a * torch.atan2(m_hat, b * v_hat.sqrt())
-    torch.testing.assert_close(param.detach(), expected)
+
+def _kernel_reference(start, grads, lr, betas, weight_decay, a=1.0, b=1.0, store=float):
+    """adam-atan2 0.0.3's CUDA kernel (csrc/adam_atan2.cu), one scalar, in Python floats.
+
+    Returns (param, exp_avg, exp_avg_sq) after each step; ``store`` rounds what the kernel
+    writes back to memory (the parameter's dtype). ``a``/``b`` scale the step/denominator.
+    """
+    beta1, beta2 = betas
+    param, exp_avg, exp_avg_sq, history = start, 0.0, 0.0, []
+    for t, grad in enumerate(grads, start=1):
+        bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
+        param = param * (1 - lr * weight_decay)
+        exp_avg = exp_avg + (1 - beta1) * (grad - exp_avg)  # lerp(exp_avg, grad, 1 - beta1)
+        exp_avg_sq = exp_avg_sq + (1 - beta2) * (grad * grad - exp_avg_sq)  # a lerp too
+        denom = b * math.sqrt(exp_avg_sq) / math.sqrt(bias_correction2)
+        param = param - (lr * a / bias_correction1) * math.atan2(exp_avg, denom)
+        param, exp_avg, exp_avg_sq = store(param), store(exp_avg), store(exp_avg_sq)
+        history.append((param, exp_avg, exp_avg_sq))
+    return history
+
+
+# Three steps of gradients per scalar parameter: signs that flip, magnitudes from 1e-3 to 4,
+# a zero first gradient (atan2(0, 0) = 0), and a parameter with weight decay in each group.
+STARTS = (1.0, -2.0, 0.5, 0.25)
+GRADS = ((0.3, -0.1, 0.2), (-2.0, -1.5, 4.0), (1e-3, 1e-3, -1e-3), (0.0, 0.5, 0.0))
+
+
+def test_adam_atan2_step_1_is_lr_over_bc1_times_atan_of_bc1():
+    # Step 1: m = 0.1 g, sqrt(v) / sqrt(bc2) = |g|, so the move is (lr / 0.1) * atan(0.1) per unit sign.
+    param = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    optimizer = AdamATan2([param], lr=0.01, weight_decay=0.0)
+    param.grad = torch.tensor([3.0, -0.02], dtype=torch.float64)
+    optimizer.step()
+    expected = (0.01 / 0.1) * math.atan(0.1)  # 0.9967 lr, not lr * pi / 4
+    torch.testing.assert_close(param.detach(), torch.tensor([-expected, expected], dtype=torch.float64), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-13), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("a, b", [(1.0, 1.0), (1.27, 2.0)])
+def test_adam_atan2_follows_the_cuda_kernel_for_three_steps(dtype, rtol, a, b):
+    lr, betas = 0.05, (0.9, 0.95)
+    params = [torch.tensor(start, dtype=dtype, requires_grad=True) for start in STARTS]
+    groups = [{"params": params[:2], "weight_decay": 0.2}, {"params": params[2:], "weight_decay": 0.0}]
+    optimizer = AdamATan2(groups, lr=lr, betas=betas, a=a, b=b)
+    for step in range(3):
+        for param, grads in zip(params, GRADS):
+            param.grad = torch.tensor(grads[step], dtype=dtype)
+        optimizer.step()
+        for index, (param, start, grads) in enumerate(zip(params, STARTS, GRADS)):
+            weight_decay = 0.2 if index < 2 else 0.0
+            expected = _kernel_reference(start, grads, lr, betas, weight_decay, a, b)[step]
+            state = optimizer.state[param]
+            got = (param.item(), state["exp_avg"].item(), state["exp_avg_sq"].item())
+            assert got == pytest.approx(expected, rel=rtol, abs=1e-300), f"parameter {index}, step {step + 1}"
+            assert state["step"].dtype == torch.float32 and state["step"].item() == step + 1
+
+
+def test_adam_atan2_bfloat16_runs_in_float32_and_stores_bfloat16():
+    # The kernel loads bf16 param, grad and moments, computes in fp32 and stores bf16: the
+    # expectation is the kernel formula with every stored value rounded to bf16 between steps.
+    lr, betas, weight_decay = 0.01, (0.9, 0.95), 0.1
+    starts = (0.25, -0.1875, 0.0625)
+    # bf16 values chosen so that no stored value falls within 0.003 bf16 ulp of a rounding tie.
+    grads = ((0.69921875, -0.30078125, 0.44921875), (-3.09375, -2.203125, 1.296875),
+             (0.0169677734375, 0.0, -0.1298828125))
+    params = [torch.tensor(start, dtype=torch.bfloat16, requires_grad=True) for start in starts]
+    optimizer = AdamATan2(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    for step in range(3):
+        for param, param_grads in zip(params, grads):
+            param.grad = torch.tensor(param_grads[step], dtype=torch.bfloat16)
+        optimizer.step()
+        for index, (param, start, param_grads) in enumerate(zip(params, starts, grads)):
+            expected = _kernel_reference(start, param_grads, lr, betas, weight_decay, store=_bf16)[step]
+            state = optimizer.state[param]
+            assert param.dtype == state["exp_avg"].dtype == state["exp_avg_sq"].dtype == torch.bfloat16
+            got = (param.item(), state["exp_avg"].item(), state["exp_avg_sq"].item())
+            assert got == expected, f"parameter {index}, step {step + 1}"
 
 
 def test_adam_atan2_weight_decay_is_decoupled_from_the_gradient():
@@ -67,7 +135,9 @@ def test_adam_atan2_accepts_a_tensor_lr_and_bfloat16_params():
     optimizer.step()
     assert param.dtype == torch.bfloat16
     assert optimizer.state[param]["exp_avg"].dtype == torch.bfloat16
-    torch.testing.assert_close(param.float(), torch.full((5,), 1 - 0.01 * math.pi / 4), atol=4e-3, rtol=0)
+    expected = _kernel_reference(1.0, [1.0], 0.01, (0.9, 0.999), 0.0, store=_bf16)[0][0]
+    assert expected == 0.98828125  # 1 - 0.9967 * 0.01 rounded to bf16 (1 - 0.01 * pi / 4 rounds to 0.9921875)
+    assert param.float().tolist() == [expected] * 5
 
 
 def test_adam_atan2_state_dict_round_trip_continues_identically():
@@ -82,6 +152,50 @@ def test_adam_atan2_state_dict_round_trip_continues_identically():
     resumed_optimizer.load_state_dict(saved_state)
     _train(resumed_optimizer, resumed, 4)
     torch.testing.assert_close(resumed.detach(), param.detach(), rtol=0, atol=0)
+
+
+def test_adam_atan2_resumed_from_a_saved_state_dict_stays_on_the_kernel_path():
+    lr, betas = 0.05, (0.9, 0.95)
+    dtypes = (torch.float64, torch.float64, torch.bfloat16)
+    starts, grads = (1.0, -2.0, 0.25), ((0.3, -0.1, 0.2), (-2.0, -1.5, 4.0), (0.69921875, -3.09375, 0.0169677734375))
+
+    def build(values):
+        params = [torch.tensor(value, dtype=dtype, requires_grad=True) for value, dtype in zip(values, dtypes)]
+        groups = [{"params": params[:2], "weight_decay": 0.2}, {"params": params[2:], "weight_decay": 0.0}]
+        return params, AdamATan2(groups, lr=lr, betas=betas)
+
+    def run(params, optimizer, steps):
+        for step in steps:
+            for param, param_grads in zip(params, grads):
+                param.grad = torch.tensor(param_grads[step], dtype=param.dtype)
+            optimizer.step()
+
+    params, optimizer = build(starts)
+    run(params, optimizer, [0])
+    buffer = io.BytesIO()
+    torch.save({"params": [p.detach().clone() for p in params], "optimizer": optimizer.state_dict()}, buffer)
+    run(params, optimizer, [1, 2])
+
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed, resumed_optimizer = build([p.item() for p in saved["params"]])
+    resumed_optimizer.load_state_dict(saved["optimizer"])
+    state = resumed_optimizer.state[resumed[2]]
+    assert state["step"].dtype == torch.float32 and state["step"].item() == 1
+    assert state["exp_avg"].dtype == state["exp_avg_sq"].dtype == torch.bfloat16
+    run(resumed, resumed_optimizer, [1, 2])
+
+    for index, (param, again) in enumerate(zip(params, resumed)):
+        assert again.item() == param.item(), f"parameter {index}"
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert resumed_optimizer.state[again][key].item() == optimizer.state[param][key].item()
+    for index, (param, start, param_grads) in enumerate(zip(params, starts, grads)):
+        weight_decay = 0.2 if index < 2 else 0.0
+        if param.dtype == torch.bfloat16:
+            assert param.item() == _kernel_reference(start, param_grads, lr, betas, weight_decay, store=_bf16)[-1][0]
+        else:
+            assert param.item() == pytest.approx(_kernel_reference(start, param_grads, lr, betas, weight_decay)[-1][0],
+                                                 rel=1e-13)
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,41 @@ def test_a_tiny_model_learns_4x4_sudoku_beyond_copying_the_givens(sudoku4, tmp_p
     copy_the_givens = givens + (1 - givens) / 4  # givens copied, blanks guessed among 4 digits
     final_eval = [r for r in records if r["kind"] == "eval"][-1]
     assert final_eval["accuracy"] > copy_the_givens + 0.05
+
+
+def _checkpoint(run_dir, step):
+    return torch.load(run_dir / "checkpoints" / f"step_{step}.pt", weights_only=False)
+
+
+def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_ema(sudoku4, tmp_path):
+    ema = ["train.ema=true", "model.puzzle_emb_ndim=32"]
+    hrm(*train_args(sudoku4, tmp_path, "run", 3, *ema))
+    loaded = _checkpoint(tmp_path / "run", 3)["model"]
+    # One step at a vanishing learning rate: the weights barely move, so the EMA, which final.pt
+    # holds, must equal the loaded weights; an EMA started from the random init would not.
+    reset = hrm(*train_args(sudoku4, tmp_path, "run", 1, *ema, "train.lr=1e-9", "train.puzzle_emb_lr=1e-9",
+                            "train.lr_warmup_steps=0", "--reset_progress"))
+    assert "progress reset" in reset.stdout
+    final = final_weights(tmp_path / "run")
+    for key, value in loaded.items():
+        torch.testing.assert_close(final[key], value, rtol=0, atol=1e-6, msg=key)
+    restarted = _checkpoint(tmp_path / "run", 1)
+    assert restarted["step"] == 1
+    assert all(int(s["step"]) == 1 for s in restarted["optimizers"][0]["state"].values())  # a fresh optimizer
+
+
+def test_ema_averages_trainable_parameters_only_and_keeps_the_live_puzzle_embeddings(sudoku4, tmp_path):
+    hrm(*train_args(sudoku4, tmp_path, "run", 3, "train.ema=true", "train.ema_rate=0.5", "model.puzzle_emb_ndim=32"))
+    state = _checkpoint(tmp_path / "run", 3)
+    live, averaged = state["model"], {k.removeprefix("inner."): v for k, v in state["ema"].items()}
+    from hrmkit.config import load_run_config
+    from hrmkit.model.act import ACTModel
+    cfg = load_run_config("quickstart_sudoku4").model
+    cfg.hidden_size, cfg.L_layers, cfg.H_cycles, cfg.L_cycles, cfg.halt_max_steps = 32, 1, 2, 2, 4
+    cfg.puzzle_emb_ndim, cfg.vocab_size, cfg.seq_len, cfg.num_puzzle_identifiers = 32, 6, 16, 1
+    parameters = {name.removeprefix("inner.") for name, _ in ACTModel(cfg).named_parameters()}
+    assert set(averaged) == parameters  # no buffers: no puzzle_emb.weights, no H_init / L_init
+    final = final_weights(tmp_path / "run")
+    assert torch.equal(final["puzzle_emb.weights"], live["puzzle_emb.weights"])
+    name = next(iter(parameters))
+    assert torch.equal(final[name], averaged[name]) and not torch.equal(final[name], live[name])

@@ -211,8 +211,8 @@ def _print_train_result(result: dict) -> None:
         final = run_dir / "final.pt"
         if not final.exists():
             return
-        import torch
-        result = {**result, "eval": torch.load(final, map_location="cpu", weights_only=False).get("metrics")}
+        from .train.checkpoint import load_checkpoint_file
+        result = {**result, "eval": load_checkpoint_file(final).get("metrics")}
         print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
     evaluation = result.get("eval")
     if evaluation and "steps" in evaluation:

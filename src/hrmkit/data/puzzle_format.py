@@ -665,20 +665,24 @@ class TrainSampler:
 
 
 def eval_batches(
-    split: PuzzleSplit, batch_size: int, rank: int = 0, world_size: int = 1
+    split: PuzzleSplit, batch_size: int, rank: int = 0, world_size: int = 1, max_examples: int = 0
 ) -> Iterator[tuple[str, dict[str, torch.Tensor], int]]:
     """Every example of every set once, in order: yields (set_name, batch, num_valid).
 
     `batch_size` is global; each rank gets a contiguous `batch_size // world_size` slice of
     every global batch, padded with pad_id / IGNORE_LABEL_ID / blank_identifier_id, and
     `num_valid` counts the real rows in it. All ranks yield the same number of batches.
+    `max_examples` (0 = all) limits the examples over all sets *and all ranks* together.
     """
     local_size = local_batch_size(batch_size, rank, world_size)
+    remaining = max_examples if max_examples > 0 else None
     for set_name in split.metadata.sets:
         arrays = split.sets[set_name]
         puzzle_indices = np.asarray(arrays["puzzle_indices"], dtype=np.int64)
         puzzle_identifiers = np.asarray(arrays["puzzle_identifiers"])
-        total = len(arrays["inputs"])
+        total = len(arrays["inputs"]) if remaining is None else min(len(arrays["inputs"]), remaining)
+        if remaining is not None:
+            remaining -= total
         for global_start in range(0, total, batch_size):
             global_end = min(total, global_start + batch_size)
             start = min(global_start + rank * local_size, global_end)

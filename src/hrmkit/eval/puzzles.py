@@ -28,8 +28,8 @@ def evaluate_puzzles(model, split: PuzzleSplit, batch_size: int, device: torch.d
     sums = {name: 0.0 for name in ("count", "exact_accuracy", "accuracy", "halted_exact_accuracy", "halted_accuracy", "steps")}
     kept: dict[str, list[np.ndarray]] = {"predictions": [], "exact": [], "halt_step": [], "q_halt": [],
                                          "puzzle_identifiers": []}
-    seen = 0
-    for _set_name, batch, num_valid in eval_batches(split, batch_size, rank=rank, world_size=world_size):
+    for _set_name, batch, num_valid in eval_batches(split, batch_size, rank=rank, world_size=world_size,
+                                                    max_examples=max_examples):
         batch = {k: v.to(device) for k, v in batch.items()}
         carry = model.initial_carry(batch)
         batch_len = batch["labels"].shape[0]
@@ -62,9 +62,6 @@ def evaluate_puzzles(model, split: PuzzleSplit, batch_size: int, device: torch.d
             kept["halt_step"].append(halt_step[:num_valid].cpu().numpy().astype(np.int32))
             kept["q_halt"].append(torch.sigmoid(q_halt[:num_valid].float()).cpu().numpy())
             kept["puzzle_identifiers"].append(batch["puzzle_identifiers"][:num_valid].cpu().numpy().astype(np.int32))
-        seen += num_valid
-        if max_examples and seen >= max_examples:
-            break
     model.train(was_training)
     if keep_predictions:
         sums["predictions"] = {k: np.concatenate(v) if v else np.zeros(0) for k, v in kept.items()}

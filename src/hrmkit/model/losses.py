@@ -10,6 +10,13 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_LABEL_ID = -100
+# Device types without float64 tensors (Apple's MPS); losses and metric sums use float32 there.
+DEVICES_WITHOUT_FLOAT64 = {"mps"}
+
+
+def widest_float(device: torch.device) -> torch.dtype:
+    """float64, the reference's precision for losses and metric sums, where the device has it."""
+    return torch.float32 if device.type in DEVICES_WITHOUT_FLOAT64 else torch.float64
 
 
 def _stablemax_s(x: torch.Tensor, epsilon: float = 1e-30) -> torch.Tensor:
@@ -24,8 +31,8 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID) -> torch.Tensor:
-    """Per-token loss in float64 (the reference's precision); 0 where the label is ignored."""
-    logprobs = log_stablemax(logits.to(torch.float64), dim=-1)
+    """Per-token loss in float64 (the reference's precision; float32 on MPS); 0 where the label is ignored."""
+    logprobs = log_stablemax(logits.to(widest_float(logits.device)), dim=-1)
     valid = labels != ignore_index
     safe_labels = torch.where(valid, labels, 0).long()
     picked = torch.gather(logprobs, -1, safe_labels.unsqueeze(-1)).squeeze(-1)

@@ -10,7 +10,6 @@ decay to exactly those rows.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from .layers import trunc_normal_init_
@@ -36,30 +35,34 @@ class CastedSparseEmbedding(nn.Module):
 class SignSGDSparseEmbedding(torch.optim.Optimizer):
     """SignSGD with decoupled weight decay for the rows of a ``CastedSparseEmbedding``.
 
-    Gradients of duplicate ids are summed before taking the sign; under DDP every rank's
-    (ids, grads) are all-gathered first so all ranks apply the identical update.
+    Gradients of duplicate ids are summed before taking the sign. Under torchrun, ``gather_rows``
+    (the trainer passes ``train.collectives.all_gather_rows``) collects every process's (ids, grads)
+    first, so all processes apply the identical update; every process calls it at every step, also
+    one with no rows of its own, since its peers wait in that collective.
     """
 
-    def __init__(self, embedding: CastedSparseEmbedding, lr: float = 1e-2, weight_decay: float = 0.1):
+    def __init__(self, embedding: CastedSparseEmbedding, lr: float = 1e-2, weight_decay: float = 0.1,
+                 gather_rows=None):
         # The optimizer "owns" the table buffer so LR schedulers can drive its param group.
         super().__init__([embedding.weights], dict(lr=lr, weight_decay=weight_decay))
         self.embedding = embedding
+        self.gather_rows = gather_rows
 
     @torch.no_grad()
     def step(self, closure=None):
+        weights = self.embedding.weights
         pending = [(ids, rows.grad) for ids, rows in self.embedding.pending if rows.grad is not None]
         self.embedding.pending.clear()
-        if not pending:
+        ids = torch.cat([ids for ids, _ in pending]) if pending else weights.new_zeros(0, dtype=torch.long)
+        grads = (torch.cat([grad for _, grad in pending]) if pending else weights.new_zeros(0, weights.shape[1])).to(weights.dtype)
+        if self.gather_rows is not None:
+            ids, grads = self.gather_rows(ids, grads)
+        if ids.numel() == 0:
             return None
-        ids = torch.cat([ids for ids, _ in pending])
-        grads = torch.cat([grad for _, grad in pending]).to(self.embedding.weights.dtype)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            ids, grads = _all_gather_rows(ids, grads)
         unique_ids, inverse = ids.unique(return_inverse=True)
         summed = torch.zeros(unique_ids.numel(), grads.shape[1], dtype=grads.dtype, device=grads.device)
         summed.index_add_(0, inverse, grads)
         group = self.param_groups[0]
-        weights = self.embedding.weights
         rows = weights[unique_ids]
         rows.mul_(1.0 - group["lr"] * group["weight_decay"]).add_(torch.sign(summed), alpha=-group["lr"])
         weights[unique_ids] = rows
@@ -68,11 +71,3 @@ class SignSGDSparseEmbedding(torch.optim.Optimizer):
     def zero_grad(self, set_to_none: bool = True):
         self.embedding.pending.clear()
 
-
-def _all_gather_rows(ids: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    world = dist.get_world_size()
-    all_ids = [torch.empty_like(ids) for _ in range(world)]
-    all_grads = [torch.empty_like(grads) for _ in range(world)]
-    dist.all_gather(all_ids, ids)
-    dist.all_gather(all_grads, grads)
-    return torch.cat(all_ids), torch.cat(all_grads)

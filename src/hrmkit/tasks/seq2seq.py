@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..config import RunConfig
@@ -25,6 +24,7 @@ from ..data.tokenizers import load_tokenizer
 from ..generate import SamplingConfig, generate
 from ..model.losses import IGNORE_LABEL_ID
 from ..model.seq2seq import Seq2SeqHRM
+from ..train import collectives
 from ..train.optim import build_token_loss
 
 ASSET_FILES = ("tokenizer.json", "meta.json")
@@ -179,5 +179,4 @@ def _build_or_fail(cfg: RunConfig, rank: int) -> None:
     if rank == 0:
         build_arithmetic_corpus(data.path, digits=data.arithmetic_digits, train=data.arithmetic_train,
                                 val=data.arithmetic_val, test=data.arithmetic_val, seed=cfg.train.seed)
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()  # the other processes read what rank 0 just wrote
+    collectives.barrier()  # the other processes read what rank 0 just wrote

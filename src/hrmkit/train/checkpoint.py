@@ -6,17 +6,22 @@ HRM/TRM checkpoints are raw state dicts named ``step_<N>`` (no extension) with k
 ``model.inner.`` (``_orig_mod.`` first when trained under ``torch.compile``) and the run's
 ``all_config.yaml`` in the same folder.
 
-Loading uses ``torch.load(weights_only=False)``, which can run code stored in the file:
-load only checkpoints you trust.
+Every checkpoint load in hrmkit goes through :func:`load_checkpoint_file`, which uses
+``torch.load(weights_only=True)``: a file yields only tensors, plain Python data (dicts,
+lists, tuples, strings, numbers) and, for the RNG state of training checkpoints, numpy's
+``uint32`` state array; no code stored in the file runs. A file that holds anything else is
+refused with a one-line :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -44,6 +49,19 @@ REFERENCE_CONFIG_NAME = "all_config.yaml"
 
 class CheckpointError(ValueError):
     """A checkpoint or its config cannot be used; the message is one line."""
+
+
+def _numpy_rng_state_globals() -> list:
+    """What ``np.random.get_state()`` (``("MT19937", uint32 array, pos, has_gauss, gauss)``)
+    needs beyond weights_only's defaults, and nothing more: the array rebuild function,
+    ``ndarray`` (built from its raw bytes), ``dtype`` and the ``uint32`` dtype's class (the
+    only dtype whose state may be set, so no other numpy array loads)."""
+    reconstruct = np.zeros(1).__reduce__()[0]  # numpy 2: numpy._core..., numpy 1: numpy.core...
+    own_name = f"{reconstruct.__module__}.{reconstruct.__qualname__}"
+    # A file pickled under the other numpy major version names the same function differently.
+    other_names = {f"numpy.{core}.multiarray._reconstruct" for core in ("core", "_core")} - {own_name}
+    return [reconstruct, *((reconstruct, name) for name in sorted(other_names)),
+            np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -95,14 +113,24 @@ def _remove_old_checkpoints(folder: Path, keep: int, protected: int) -> None:
 def load_checkpoint_file(path: str | os.PathLike, require_complete: bool = False) -> dict:
     """Load a checkpoint dict onto the CPU; :class:`CheckpointError` if it is unusable.
 
-    Any dict loads (training checkpoints, exports, reference state dicts);
-    ``require_complete`` also demands the ``"complete": True`` marker of a training checkpoint.
+    Any dict of tensors and plain data loads (training checkpoints with their RNG state, exports,
+    reference state dicts), with ``weights_only=True``: nothing in the file runs, and a file that
+    holds other objects is refused. ``require_complete`` also demands the ``"complete": True``
+    marker of a training checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_rng_state_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused, detail = _weights_only_refusal(error)
+        if refused:
+            raise CheckpointError(
+                f"checkpoint {path} holds something other than tensors and plain data ({detail}); "
+                "not loaded, since unpickling it could run code from the file") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {detail}") from None
     except Exception as error:  # torch.load raises many types for damaged files
         raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(error)}") from None
     if not isinstance(state, dict):
@@ -110,6 +138,21 @@ def load_checkpoint_file(path: str | os.PathLike, require_complete: bool = False
     if require_complete and state.get("complete") is not True:
         raise CheckpointError(f"checkpoint {path} is incomplete (no 'complete' marker)")
     return state
+
+
+def _weights_only_refusal(error: pickle.UnpicklingError) -> tuple[bool, str]:
+    """Whether torch's weights-only unpickler refused an object (rather than a damaged
+    stream), and a short detail: the refused class or function where its message names one."""
+    text = str(error)
+    reason = text.split("WeightsUnpickler error:", 1)[-1].strip()
+    reason = reason.splitlines()[0].strip() if reason else ""
+    named = (re.search(r"GLOBAL (\S+) (?:was not an allowed|whose module)", reason)
+             or re.search(r"but got <class '([^']+)'>", reason))
+    if named:
+        return True, f"refused {named.group(1)}"
+    if re.search(r"Unsupported global|is blocked|Can only ", reason):
+        return True, reason[:200]
+    return False, f"{type(error).__name__}: {reason[:200]}" if reason else type(error).__name__
 
 
 def _first_line(error: BaseException) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from . import collectives
+
 
 @dataclass
 class ProcessInfo:
@@ -46,38 +48,27 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
 
 
 def init_processes(device: torch.device) -> ProcessInfo:
-    """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA)."""
+    """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA).
+
+    On CUDA the rank's device becomes the current one and the group is bound to it, so object
+    collectives (checkpoint gathers) stage on this rank's GPU rather than every rank on cuda:0.
+    Collectives themselves live in ``collectives``.
+    """
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return ProcessInfo()
     info = ProcessInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
     return info
-
-
-def reduce_sums(values: dict[str, torch.Tensor], info: ProcessInfo) -> dict[str, float]:
-    """Sum per-process metric sums over all processes (one collective for the whole dict)."""
-    if not values:
-        return {}
-    keys = sorted(values)
-    stacked = torch.stack([values[k].detach().double().reshape(()) for k in keys])
-    if info.distributed:
-        dist.all_reduce(stacked)
-    return dict(zip(keys, stacked.tolist()))
-
-
-def gather_objects(obj, info: ProcessInfo) -> list:
-    """Every process's ``obj`` (picklable, CPU tensors only), in rank order."""
-    if not info.distributed:
-        return [obj]
-    gathered = [None] * info.world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
 
 
 def shutdown_processes() -> None:
     if dist.is_available() and dist.is_initialized():
         # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
         # abort the other side (seen as a SIGABRT at exit).
-        dist.barrier()
+        collectives.barrier()
         dist.destroy_process_group()

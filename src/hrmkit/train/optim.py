@@ -24,7 +24,7 @@ from pytorch_optimizer import (
 from pytorch_optimizer.loss import LOSS_FUNCTIONS
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from ..model.losses import IGNORE_LABEL_ID, stablemax_cross_entropy
+from ..model.losses import IGNORE_LABEL_ID, stablemax_cross_entropy, widest_float
 
 ADAM_ATAN2_NAMES = ("adam_atan2", "adamatan2", "adam-atan2")
 # The training guide's short names for pytorch-optimizer's bitsandbytes optimizers.
@@ -45,19 +45,42 @@ OPTIONAL_OPTIMIZER_PACKAGES = {
 
 
 class AdamATan2(torch.optim.Optimizer):
-    """Adam with ``atan2`` in place of the ``eps``-guarded division (Everett et al. 2024).
+    """Adam with ``atan2`` in place of the ``eps``-guarded division (Everett et al. 2024), computed
+    as the CUDA kernel of the ``adam-atan2`` package, version 0.0.3, that the HRM reference trains
+    with (``csrc/adam_atan2.cu``), but in plain PyTorch on any device.
 
-    Per step, with bias-corrected moments ``m_hat`` and ``v_hat``::
+    Per parameter and step, with the step count ``t`` (a float32 tensor) raised by one first::
 
-        param *= 1 - lr * weight_decay                      # decoupled weight decay
-        param -= lr * a * atan2(m_hat, b * sqrt(v_hat))
+        bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+        param = param * (1 - lr * weight_decay)                   # decoupled weight decay
+        exp_avg = lerp(exp_avg, grad, 1 - beta1)
+        exp_avg_sq = lerp(exp_avg_sq, grad * grad, 1 - beta2)     # a lerp too, as the kernel
+        param = param - (lr * a / bc1) * atan2(exp_avg, sqrt(exp_avg_sq) / (sqrt(bc2) / b))
 
-    ``atan2`` is bounded and scale-invariant, so there is no ``eps`` to tune. The defaults
-    (``a = b = 1``, ``betas = (0.9, 0.999)``, ``weight_decay = 0.01``) are those of the
-    CUDA ``adam-atan2`` package the HRM reference trains with; ``a = 1.27`` gives the
-    pure-PyTorch ``adam-atan2-pytorch`` package's scaling. Moments are kept in the
-    parameter's dtype, as the reference does; arithmetic on half-precision parameters runs
-    in float32.
+    The first bias correction scales the step outside ``atan2``, the second divides the
+    denominator inside it. With the defaults ``a = b = 1`` (``betas = (0.9, 0.999)``,
+    ``weight_decay = 0.01``, as the package's) this is the kernel's update; ``a`` scales the
+    step and ``b`` the denominator. There is no ``eps``: ``atan2`` is bounded, and 0 when
+    both moments are 0.
+
+    Precision, as the kernel: the scalars ``lr * a / bc1``, ``1 - lr * weight_decay``,
+    ``sqrt(bc2) / b``, ``1 - beta1`` and ``1 - beta2`` are worked out in float64 and rounded
+    once to the arithmetic type: float32 for float16 and bfloat16 parameters, the parameter's
+    own dtype otherwise. Moments are kept in the parameter's dtype. Each element goes through
+    the kernel's operations in the arithmetic type, rounded where the compiled kernel rounds:
+    ``lerp(v0, v1, w)`` is ``fma(w, v1, fma(-w, v0, v0))``, the denominator a true division,
+    and the decay and the step are one ``fma(param, 1 - lr * weight_decay, -(step_size *
+    atan2(...)))``, which is how nvcc compiles the kernel's two statements. Float32 fmas and
+    quotients are computed in float64 and rounded to float32: exactly the float32 result, but
+    for an fma whose float64 sum rounds onto a float32 tie (vanishingly rare). On an H200,
+    against the package's kernel built from its source, float32, bfloat16 and float16
+    parameters came out bit for bit the same over 6 steps. ``atan2`` is the device's: on
+    CUDA it is the kernel's ``atan2f``; on CPU it can differ from it in the last bit. For
+    float64 parameters there is no wider type: each fma is a product and a sum, rounded
+    apart, so float64 results drift from the kernel's by rounding.
+
+    A tensor ``lr`` is read as a number each step. State per parameter: ``step`` (a CPU
+    float32 scalar tensor), ``exp_avg`` and ``exp_avg_sq``, the package's names.
     """
 
     def __init__(
@@ -75,6 +98,8 @@ class AdamATan2(torch.optim.Optimizer):
             raise ValueError(f"invalid betas: {betas} (each must be in [0, 1))")
         if weight_decay < 0.0:
             raise ValueError(f"invalid weight_decay: {weight_decay}")
+        if not b > 0.0:
+            raise ValueError(f"invalid b: {b} (must be > 0)")
         defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, a=a, b=b)
         super().__init__(params, defaults)
 
@@ -104,26 +129,53 @@ class AdamATan2(torch.optim.Optimizer):
         state["step"] += 1
         step = state["step"].item()
         beta1, beta2 = group["betas"]
-        lr = group["lr"]
+        lr = float(group["lr"])
 
-        compute_dtype = torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
-        value = param.to(compute_dtype)
-        grad = param.grad.to(compute_dtype)
-        exp_avg = state["exp_avg"].to(compute_dtype)
-        exp_avg_sq = state["exp_avg_sq"].to(compute_dtype)
+        opmath = torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
+        # The kernel's scalars: float64 (beta ** float32 step), then one rounding to opmath.
+        step_size = AdamATan2._round_to(lr * group["a"] / (1 - beta1**step), opmath)
+        wd_alpha = AdamATan2._round_to(1 - lr * group["weight_decay"], opmath)
+        divisor = AdamATan2._round_to(math.sqrt(1 - beta2**step) / group["b"], opmath)
+        mbeta1, mbeta2 = AdamATan2._round_to(1 - beta1, opmath), AdamATan2._round_to(1 - beta2, opmath)
 
-        value.mul_(1 - lr * group["weight_decay"])
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        m_hat = exp_avg / (1 - beta1**step)
-        v_hat_sqrt = (exp_avg_sq / (1 - beta2**step)).sqrt_()
-        update = torch.atan2(m_hat, v_hat_sqrt.mul_(group["b"]))
-        value.sub_(update.mul_(lr * group["a"]))
+        value = param.to(opmath)
+        grad = param.grad.to(opmath)
+        exp_avg = state["exp_avg"].to(opmath)
+        exp_avg_sq = state["exp_avg_sq"].to(opmath)
 
-        # No-ops when compute_dtype is the parameter's own dtype (.to returned the tensor).
+        fma, divide = AdamATan2._fma, AdamATan2._divide
+        exp_avg = fma(grad, mbeta1, fma(exp_avg, -mbeta1, exp_avg))
+        exp_avg_sq = fma(grad * grad, mbeta2, fma(exp_avg_sq, -mbeta2, exp_avg_sq))
+        denom = divide(exp_avg_sq.sqrt(), divisor)
+        # The kernel's "param *= wd_alpha; param -= step_size * atan2(...)", as nvcc compiles it.
+        value = fma(value, wd_alpha, -(torch.atan2(exp_avg, denom) * step_size))
+
         param.copy_(value)
         state["exp_avg"].copy_(exp_avg)
         state["exp_avg_sq"].copy_(exp_avg_sq)
+
+    @staticmethod
+    def _round_to(number: float, dtype: torch.dtype) -> float:
+        """``number`` rounded (to nearest even) to ``dtype``, as a Python float."""
+        return number if dtype == torch.float64 else torch.tensor(number, dtype=dtype).item()
+
+    @staticmethod
+    def _fma(tensor: torch.Tensor, scale: float, addend: torch.Tensor) -> torch.Tensor:
+        """``tensor * scale + addend`` rounded once to the dtype, as CUDA's ``fma``. Float32
+        goes through float64, where the product is exact; float64 has no wider type, so
+        there the product and the sum are rounded apart (as float32 on a device without float64)."""
+        if tensor.dtype != torch.float32 or widest_float(tensor.device) != torch.float64:
+            return tensor * scale + addend
+        return (tensor.double() * scale + addend.double()).float()
+
+    @staticmethod
+    def _divide(tensor: torch.Tensor, divisor: float) -> torch.Tensor:
+        """``tensor / divisor`` correctly rounded, as the kernel's ``/`` (torch on CUDA turns a
+        division by a Python number into a product with its reciprocal). Float32 goes through
+        float64, whose quotient rounds to the float32 one (where the device has float64)."""
+        if tensor.dtype != torch.float32 or widest_float(tensor.device) != torch.float64:
+            return tensor / torch.tensor(divisor, dtype=tensor.dtype, device=tensor.device)
+        return (tensor.double() / divisor).float()
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,14 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ..config import RunConfig
 from ..config_base import config_to_dict, save_config_yaml
 from ..eval.puzzles import finish_metrics
+from ..model.losses import widest_float
 from ..model.puzzle_emb import SignSGDSparseEmbedding
 from . import checkpoint as ckpt
-from .distributed import ProcessInfo, gather_objects, init_processes, pick_device, reduce_sums
+from . import collectives
+from .distributed import ProcessInfo, init_processes, pick_device
+from .ema import ParameterEMA
 from .loggers import MetricsLogger, NullLogger, check_logger_available, open_logger, record_scalars
 from .optim import build_optimizer, build_scheduler
 from .progress import TrainProgress
@@ -53,7 +55,7 @@ class Trainer:
         self.optimizers, self.schedulers = self._build_optimizers()
         # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.precision == "fp16")
-        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if tc.ema else None
+        self.ema: ParameterEMA | None = None  # built by _resume, from the weights the run starts with
         self.run_dir = Path(cfg.runs_dir) / cfg.run_name
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
@@ -78,7 +80,8 @@ class Trainer:
         optimizers = [main]
         if self.model.puzzle_emb is not None:
             optimizers.append(SignSGDSparseEmbedding(self.model.puzzle_emb, lr=tc.puzzle_emb_lr,
-                                                     weight_decay=tc.puzzle_emb_weight_decay))
+                                                     weight_decay=tc.puzzle_emb_weight_decay,
+                                                     gather_rows=collectives.all_gather_rows))
         schedulers = [build_scheduler(opt, tc.lr_schedule, tc.lr_warmup_steps, tc.steps, tc.lr_min_ratio,
                                       tc.lr_schedule_kwargs) for opt in optimizers]
         return optimizers, schedulers
@@ -98,7 +101,7 @@ class Trainer:
             "optimizers": [opt.state_dict() for opt in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "scaler": self.scaler.state_dict(),
-            "ema": self.ema,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "task_by_rank": task_states,  # sampler position and ACT carries differ per process
             "rng": _rng_state(),
             "best_exact": self.best_exact,
@@ -115,11 +118,20 @@ class Trainer:
         }
 
     def _resume(self, reset_progress: bool) -> None:
+        """Load the newest checkpoint, if any; then start the EMA from the weights the run starts
+        with (after --reset_progress: the loaded weights, not the checkpoint's average)."""
+        state = self._load_newest_checkpoint(reset_progress)
+        if self.cfg.train.ema:
+            self.ema = ParameterEMA(self.model, self.cfg.train.ema_rate)
+            if state is not None and not reset_progress and state.get("ema") is not None:
+                self.ema.load_state_dict({k: v.to(self.device) for k, v in state["ema"].items()})
+
+    def _load_newest_checkpoint(self, reset_progress: bool) -> dict | None:
         path, warnings = ckpt.find_resumable(self.ckpt_dir)
         for warning in warnings:
             self.log(f"warning: {warning}")
         if path is None:
-            return
+            return None
         state = ckpt.load_checkpoint_file(path)
         changed = _changed_model_fields(state.get("config", {}).get("model", {}), config_to_dict(self.cfg)["model"])
         try:
@@ -132,15 +144,13 @@ class Trainer:
             self.log(f"warning: resuming {path} with model settings changed since it was saved: {changed}")
         if reset_progress:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
-            return
+            return state
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
         for sched, sched_state in zip(self.schedulers, state["schedulers"]):
             sched.load_state_dict(sched_state)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        if state.get("ema") is not None and self.ema is not None:
-            self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
         task_states = state["task_by_rank"]
         if len(task_states) != self.proc.world_size:
             raise ckpt.CheckpointError(f"{path} was written by {len(task_states)} processes, this run has "
@@ -155,10 +165,11 @@ class Trainer:
         self.elapsed_before = state.get("elapsed", 0.0)
         self.train_seconds = state.get("train_seconds", 0.0)
         self.log(f"resumed from {path} at step {self.step}")
+        return state
 
     def _save_step_checkpoint(self) -> None:
         """Every process contributes its task state (a collective); only rank 0 writes."""
-        task_states = gather_objects(self.task.state_dict(), self.proc)
+        task_states = collectives.gather_objects(self.task.state_dict())
         if self.proc.is_main:
             yaml_text = (self.run_dir / "config.yaml").read_text()
             ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
@@ -168,7 +179,7 @@ class Trainer:
     def _save_weights(self, path: Path, metrics: dict | None) -> None:
         """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
         if self.proc.is_main:
-            weights = self.ema if self.ema is not None else self.model.state_dict()
+            weights = self.ema.averaged_state_dict(self.model) if self.ema is not None else self.model.state_dict()
             inner = {k.removeprefix("inner."): v for k, v in weights.items()}
             path.parent.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_torch_save({"format": "hrmkit", "step": self.step, "model": inner,
@@ -242,22 +253,26 @@ class Trainer:
                 loss, metrics = self.task.train_loss(self.forward_model, micro, slot)
             self.scaler.scale(loss / tc.global_batch_size).backward()
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0) + v.detach().double()
-        if self.proc.distributed:
-            _all_reduce_grads(self.model)
+                sums[k] = sums.get(k, 0) + v.detach().to(widest_float(v.device))
+        collectives.sum_gradients([p for p in self.model.parameters() if p.requires_grad])
         self.scaler.unscale_(self.optimizers[0])
         grad_norm = _clip(self.model, tc.grad_clip)
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizers[0])
         self.scaler.update()
+        # fp16: the scaler skipped the step because a gradient was inf/NaN (and lowered its scale).
+        # The puzzle embedding's step must be skipped too: sign(NaN) is NaN, in that row forever.
+        main_step_skipped = scale_before is not None and self.scaler.get_scale() < scale_before
         for opt in self.optimizers[1:]:  # the sparse puzzle embedding takes sign(grad): scale-free
-            opt.step()
+            if not main_step_skipped:
+                opt.step()
         for sched in self.schedulers:
             sched.step()
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         if self.ema is not None:
-            _ema_update(self.ema, self.model.state_dict(), tc.ema_rate)
-        reduced = reduce_sums(sums, self.proc)
+            self.ema.update(self.model)
+        reduced = collectives.reduce_sums(sums)
         count = max(reduced.get("count", 0.0), 1.0)
         out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items()
                if k not in ("count", "tokens")}
@@ -279,7 +294,7 @@ class Trainer:
             sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
         if sums is None:
             return None
-        metrics = finish_metrics(reduce_sums({k: torch.tensor(v) for k, v in sums.items()}, self.proc))
+        metrics = finish_metrics(collectives.reduce_sums(sums))
         metrics["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.started
         metrics["train_s"] = self.train_seconds
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
@@ -301,17 +316,8 @@ class Trainer:
         return (metrics is not None and tc.eval_loss_patience > 0 and self.step >= tc.patience_grace_steps
                 and self.evals_without_better_loss >= tc.eval_loss_patience)
 
-    @contextlib.contextmanager
     def _ema_weights(self):
-        if self.ema is None:
-            yield
-            return
-        live = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(self.ema)
-        try:
-            yield
-        finally:
-            self.model.load_state_dict(live)
+        return self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def _lr(self) -> dict:
         return {"lr": self.optimizers[0].param_groups[0]["lr"]}
@@ -374,27 +380,6 @@ def _clip(model: torch.nn.Module, max_norm: float) -> float:
     if max_norm > 0:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
-
-
-def _all_reduce_grads(model: torch.nn.Module) -> None:
-    """Sum gradients over processes (losses are already divided by the *global* batch size)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if grads:
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-
-@torch.no_grad()
-def _ema_update(ema: dict, live: dict, rate: float) -> None:
-    for k, v in live.items():
-        if v.dtype.is_floating_point:
-            ema[k].mul_(rate).add_(v.detach(), alpha=1 - rate)
-        else:
-            ema[k].copy_(v)
 
 
 def _seed_everything(seed: int) -> None:

@@ -102,10 +102,14 @@ def count_parameters(checkpoint_path: Path) -> int | None:
         return None
     import torch  # Only needed for this one number; keeps plain reports light to import.
 
+    from ..train.checkpoint import CheckpointError, load_checkpoint_file
+
     try:
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)["model"]
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise ReportError(f"{checkpoint_path}: unreadable checkpoint ({type(error).__name__})") from None
+        state = load_checkpoint_file(checkpoint_path)["model"]
+    except CheckpointError as error:
+        raise ReportError(str(error)) from None
+    except KeyError:
+        raise ReportError(f"{checkpoint_path}: unreadable checkpoint (no 'model' weights)") from None
     return sum(
         value.numel()
         for key, value in state.items()

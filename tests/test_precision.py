@@ -1,0 +1,60 @@
+"""The trainer under reduced precision: fp16 steps that overflow, and devices without float64."""
+
+import math
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hrmkit.config import load_run_config
+from hrmkit.config_base import parse_overrides
+from hrmkit.model import losses
+from hrmkit.tasks.puzzle import PuzzleTask
+from hrmkit.train.trainer import Trainer
+
+from cli_helpers import TINY_MODEL
+
+
+def _trainer(sudoku4, tmp_path, *extra) -> Trainer:
+    overrides = parse_overrides([f"data.path={sudoku4}", "train.steps=3", "model.puzzle_emb_ndim=32", *TINY_MODEL, *extra])
+    cfg = load_run_config("quickstart_sudoku4", overrides)
+    cfg.runs_dir, cfg.run_name = str(tmp_path), "run"
+    return Trainer(cfg, PuzzleTask, log=lambda *_: None)
+
+
+def test_an_fp16_step_with_non_finite_gradients_changes_no_weight_and_no_puzzle_embedding(sudoku4, tmp_path):
+    trainer = _trainer(sudoku4, tmp_path, "train.precision=fp16")
+    trainer._train_step()
+    table = trainer.model.puzzle_emb.weights
+    table_before, params_before = table.clone(), [p.detach().clone() for p in trainer.model.parameters()]
+    scale_before = trainer.scaler.get_scale()
+    task_loss = trainer.task.train_loss
+    trainer.task.train_loss = lambda *args: (lambda loss, metrics: (loss * math.nan, metrics))(*task_loss(*args))
+    trainer._train_step()
+    assert trainer.scaler.get_scale() < scale_before  # the scaler saw the NaN and skipped the step
+    assert torch.equal(table, table_before) and torch.isfinite(table).all()
+    assert all(torch.equal(p, before) for p, before in zip(trainer.model.parameters(), params_before))
+    trainer.task.train_loss = task_loss
+    trainer._train_step()  # training goes on from finite weights
+    assert not torch.equal(table, table_before) and torch.isfinite(table).all()
+
+
+class _NoFloat64(TorchDispatchMode):
+    """Fails any operation that makes a float64 tensor, as a device without float64 (MPS) would."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float64:
+                raise AssertionError(f"{func} made a float64 tensor")
+        return out
+
+
+def test_a_device_without_float64_trains_and_evaluates_in_float32(sudoku4, tmp_path, monkeypatch):
+    assert losses.widest_float(torch.device("mps")) == torch.float32
+    assert losses.widest_float(torch.device("cpu")) == torch.float64
+    monkeypatch.setattr(losses, "DEVICES_WITHOUT_FLOAT64", {"cpu"})  # pretend the CPU is such a device
+    trainer = _trainer(sudoku4, tmp_path)
+    with _NoFloat64():
+        metrics = trainer._train_step()
+        evaluation = trainer._evaluate_and_keep_best(None, 16)
+    assert math.isfinite(metrics["lm_loss"]) and evaluation["count"] == 16
