@@ -34,14 +34,15 @@ def _join_group_then(rank, port, fn, args):
         dist.destroy_process_group()
 
 
-def test_a_training_run_sends_every_collective_through_collectives_on_the_group_device(sudoku4, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])  # one process under torchrun joins a group too
+def test_a_training_run_sends_every_collective_through_collectives_on_the_group_device(sudoku4, tmp_path, processes):
     # Puzzle embeddings (row gather), EMA, an interim and a final evaluation (metric sums) and
     # checkpoints (object gather): every collective path a puzzle run takes.
     log = tmp_path / "guard"
     torchrun("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
              "run_name=guarded", "train.steps=4", "train.eval_interval=2", "train.ema=true", "model.puzzle_emb_ndim=32",
-             *TINY_MODEL, script=GUARD, env={"HRMKIT_GROUP_DEVICE": "cpu", "HRMKIT_GUARD_LOG": str(log)})
-    for rank in (0, 1):
+             *TINY_MODEL, nproc=processes, script=GUARD, env={"HRMKIT_GROUP_DEVICE": "cpu", "HRMKIT_GUARD_LOG": str(log)})
+    for rank in range(processes):
         calls = json.loads((log / f"rank{rank}.json").read_text())
         assert calls.get("all_reduce", 0) >= 8 and calls.get("all_gather", 0) >= 12, calls
         assert calls.get("all_gather_object", 0) >= 2 and calls.get("barrier", 0) >= 1, calls

@@ -20,8 +20,8 @@ from ..model.losses import widest_float
 
 
 def active() -> bool:
-    """A process group with more than one process is running."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """A process group is running (under torchrun, also one of a single process)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def group_device() -> torch.device:

@@ -27,7 +27,8 @@ class ProcessInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Launched by torchrun, with a process group (of one process, too)."""
+        return dist.is_available() and dist.is_initialized()
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -48,13 +49,15 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
 
 
 def init_processes(device: torch.device) -> ProcessInfo:
-    """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA).
+    """Join torchrun's process group when launched by it (gloo on CPU, nccl on CUDA), also as its
+    only process: ``torchrun --nproc_per_node 1`` then runs every collective exactly as a larger
+    launch does, which is how one GPU checks the NCCL path.
 
     On CUDA the rank's device becomes the current one and the group is bound to it, so object
     collectives (checkpoint gathers) stage on this rank's GPU rather than every rank on cuda:0.
     Collectives themselves live in ``collectives``.
     """
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if "RANK" not in os.environ:
         return ProcessInfo()
     info = ProcessInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
