@@ -244,7 +244,8 @@ def test_only_numpy_rng_state_is_allowed_not_numpy_in_general(tmp_path, value):
         load_checkpoint_file(path)
     before = torch.serialization.get_safe_globals()
     load_checkpoint_file(save_checkpoint(tmp_path, 1, _training_state(), "", limit=None))
-    assert torch.serialization.get_safe_globals() == before  # the allow-list is never left installed
+    # the allow-list is never left installed (torch may list its own entries in another order)
+    assert set(torch.serialization.get_safe_globals()) == set(before)
 
 
 def test_every_checkpoint_load_goes_through_the_one_loader():

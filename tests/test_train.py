@@ -51,12 +51,11 @@ def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path
     assert "resumed from" in output and "step_3.pt" in output
 
 
-def test_a_finished_run_exits_at_once_and_reset_progress_keeps_only_weights(sudoku4, tmp_path):
+def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 3))
     again = hrm(*train_args(sudoku4, tmp_path, "run", 3))
     assert "already finished" in again.stdout
-    reset = hrm(*train_args(sudoku4, tmp_path, "run", 3, "--reset_progress"))
-    assert "progress reset" in reset.stdout
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == ["step_3.pt"]
 
 
 def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sudoku4, tmp_path):

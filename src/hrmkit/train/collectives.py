@@ -46,9 +46,11 @@ def reduce_sums(values: dict) -> dict[str, float]:
     if not values:
         return {}
     keys = sorted(values)
+    tensors = [torch.as_tensor(values[k]).detach().reshape(()) for k in keys]
+    source = tensors[0].device  # one stack where the sums live, then one copy: one host sync in all
+    stacked = torch.stack([t.to(source, widest_float(source)) for t in tensors])
     device = group_device()  # the CPU or CUDA: float64, the reference's precision for metric sums
-    stacked = torch.stack([torch.as_tensor(values[k]).detach().to(device).to(widest_float(device)).reshape(())
-                           for k in keys])
+    stacked = stacked.to(device).to(widest_float(device))
     if active():
         dist.all_reduce(stacked)
     return dict(zip(keys, stacked.tolist()))
