@@ -158,3 +158,12 @@ def test_ema_averages_trainable_parameters_only_and_keeps_the_live_puzzle_embedd
     assert torch.equal(final["puzzle_emb.weights"], live["puzzle_emb.weights"])
     name = next(iter(parameters))
     assert torch.equal(final[name], averaged[name]) and not torch.equal(final[name], live[name])
+
+
+def test_hrm_small_trains_hrm_with_the_exact_q_target(sudoku4, tmp_path):
+    hrm("train", "--config", "hrm_small", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "train.steps=2",
+        "train.log_steps=1", "train.progress=false")
+    lines = [json.loads(line) for line in (tmp_path / "hrm_small" / "metrics.jsonl").read_text().splitlines()]
+    assert all("q_continue_loss" in r for r in lines if r["kind"] == "train")  # HRM's Q-learning ran
+    saved = (tmp_path / "hrm_small" / "config.yaml").read_text()
+    assert "variant: hrm" in saved and "reuse_q_target_forward: false" in saved
