@@ -66,3 +66,12 @@ def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
     ddp = torch.load(tmp_path / "ddp" / "final.pt", weights_only=False)["model"]
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resuming_with_another_process_count_says_what_to_type(sudoku4, tmp_path):
+    args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=run",
+            "train.steps=2", "train.eval_interval=0", *TINY_MODEL]
+    hrm(*args)
+    result = torchrun(*[a.replace("train.steps=2", "train.steps=4") for a in args], check=False)
+    assert result.returncode != 0
+    assert "written by 1 processes, this run has 2; pick a new run_name, or add --reset_progress" in result.stderr

@@ -432,3 +432,19 @@ def test_an_empty_split_is_written_and_read_as_empty(tmp_path, char_tokenizer):
     assert list(eval_batches(CorpusSplit(tmp_path / "c", "val"), 4, pad_id=0)) == []
     with pytest.raises(ValueError, match="empty split"):
         BatchStream(CorpusSplit(tmp_path / "c", "val"), 4, pad_id=0, seed=0)
+
+
+
+def test_prepare_arithmetic_with_its_defaults_builds_what_training_builds(tmp_path):
+    # The README's command as printed (its defaults once asked for 22,000 of the 20,000 problems).
+    from cli_helpers import hrm
+    from hrmkit.config import load_run_config
+    from hrmkit.tasks.seq2seq import _build_or_fail
+    prepared, built = tmp_path / "prepared", tmp_path / "built"
+    hrm("prepare", "arithmetic", "--digits", "2", "--out", str(prepared))
+    _build_or_fail(load_run_config("arithmetic", {"data": {"path": str(built)}}), rank=0)
+    # The .idx.npy offset indexes are caches keyed to the file's stat, not content.
+    files = sorted(p.relative_to(built) for p in built.rglob("*") if p.is_file() and not p.name.endswith(".idx.npy"))
+    assert files == sorted(p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file() and not p.name.endswith(".idx.npy"))
+    for name in files:
+        assert (built / name).read_bytes() == (prepared / name).read_bytes(), name

@@ -522,11 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     routing.add_argument("--out", required=True, help="output folder")
     routing.add_argument("--force", action="store_true", help="replace an existing output folder")
 
+    # The defaults are the data config's, so this builds what `hrm train --config arithmetic` builds on first use.
+    from .config import DataConfig
+    data_defaults = DataConfig()
     arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
-    arith.add_argument("--digits", type=int, default=2, help="operands have 1..digits digits")
-    arith.add_argument("--train", type=int, default=20000)
-    arith.add_argument("--val", type=int, default=1000, help="held-out problems, never in train")
-    arith.add_argument("--test", type=int, default=1000, help="held-out problems, never in train or val")
+    arith.add_argument("--digits", type=int, default=data_defaults.arithmetic_digits, help="operands have 1..digits digits")
+    arith.add_argument("--train", type=int, default=data_defaults.arithmetic_train)
+    arith.add_argument("--val", type=int, default=data_defaults.arithmetic_val, help="held-out problems, never in train")
+    arith.add_argument("--test", type=int, default=data_defaults.arithmetic_val, help="held-out problems, never in train or val")
     arith.add_argument("--seed", type=int, default=0)
     arith.add_argument("--out", required=True, help="output folder")
     arith.add_argument("--force", action="store_true", help="replace an existing output folder")
