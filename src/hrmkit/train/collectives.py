@@ -32,15 +32,6 @@ def group_device() -> torch.device:
     return torch.device("cpu")
 
 
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The element-wise sum over processes, on ``tensor``'s device (a new tensor)."""
-    if not active():
-        return tensor
-    on_group = tensor.to(group_device(), copy=True)
-    dist.all_reduce(on_group)
-    return on_group.to(tensor.device)
-
-
 def reduce_sums(values: dict) -> dict[str, float]:
     """Sum per-process metric sums (tensors or numbers) over processes, in one collective."""
     if not values:

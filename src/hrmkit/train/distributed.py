@@ -28,7 +28,7 @@ class ProcessInfo:
     @property
     def distributed(self) -> bool:
         """Launched by torchrun, with a process group (of one process, too)."""
-        return dist.is_available() and dist.is_initialized()
+        return collectives.active()
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:

@@ -15,17 +15,18 @@ from torch import nn
 
 
 class ParameterEMA:
+    """Bound to one model: its trainable parameters are looked up once, not at every step."""
+
     def __init__(self, model: nn.Module, rate: float):
-        self.rate = rate
-        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
-        params = dict(model.named_parameters())
-        self.shadow = {name: params[name].detach().clone() for name in self.names}
+        self.model, self.rate = model, rate
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.shadow = {name: p.detach().clone() for name, p in named}
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
         """shadow = rate * shadow + (1 - rate) * parameter, for every parameter at once."""
-        params = dict(model.named_parameters())
-        torch._foreach_lerp_(list(self.shadow.values()), [params[name].detach() for name in self.names], 1.0 - self.rate)
+        torch._foreach_lerp_(list(self.shadow.values()), self.params, 1.0 - self.rate)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow
@@ -33,27 +34,24 @@ class ParameterEMA:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Takes the parameter entries of ``state``; a checkpoint of an older hrmkit also averaged
         buffers, which are ignored here."""
-        missing = [name for name in self.names if name not in state]
+        missing = [name for name in self.shadow if name not in state]
         if missing:
             raise KeyError(f"EMA state lacks {missing[:3]}")
-        for name in self.names:
-            self.shadow[name].copy_(state[name])
+        for name, value in self.shadow.items():
+            value.copy_(state[name])
 
-    def averaged_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+    def averaged_state_dict(self) -> dict[str, torch.Tensor]:
         """The model's state dict with the averaged parameters in place of the live ones."""
-        return {**model.state_dict(), **self.shadow}
+        return {**self.model.state_dict(), **self.shadow}
 
     @contextlib.contextmanager
-    def swapped_in(self, model: nn.Module):
+    def swapped_in(self):
         """The model holds the averaged parameters inside the block, its own after it."""
-        params = dict(model.named_parameters())
-        live = {name: params[name].detach().clone() for name in self.names}
+        live = [p.detach().clone() for p in self.params]
         with torch.no_grad():
-            for name in self.names:
-                params[name].copy_(self.shadow[name])
+            torch._foreach_copy_(self.params, list(self.shadow.values()))
         try:
             yield
         finally:
             with torch.no_grad():
-                for name in self.names:
-                    params[name].copy_(live[name])
+                torch._foreach_copy_(self.params, live)

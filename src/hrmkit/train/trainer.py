@@ -180,7 +180,7 @@ class Trainer:
     def _save_weights(self, path: Path, metrics: dict | None) -> None:
         """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
         if self.proc.is_main:
-            weights = self.ema.averaged_state_dict(self.model) if self.ema is not None else self.model.state_dict()
+            weights = self.ema.averaged_state_dict() if self.ema is not None else self.model.state_dict()
             inner = {k.removeprefix("inner."): v for k, v in weights.items()}
             path.parent.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_torch_save({"format": "hrmkit", "step": self.step, "model": inner,
@@ -272,7 +272,7 @@ class Trainer:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update()
         reduced = collectives.reduce_sums(sums)
         count = max(reduced.get("count", 0.0), 1.0)
         out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items()
@@ -318,7 +318,7 @@ class Trainer:
                 and self.evals_without_better_loss >= tc.eval_loss_patience)
 
     def _ema_weights(self):
-        return self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def _lr(self) -> dict:
         return {"lr": self.optimizers[0].param_groups[0]["lr"]}
