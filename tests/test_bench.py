@@ -10,9 +10,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
-
 from cli_helpers import hrm
+from torch.utils.flop_counter import FlopCounterMode
 
 TINY_PUZZLE = ["model.hidden_size=32", "model.L_layers=1", "model.vocab_size=6", "model.seq_len=16",
                "model.halt_max_steps=2"]

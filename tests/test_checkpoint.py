@@ -6,12 +6,12 @@ import random
 import numpy as np
 import pytest
 import torch
-
 from cli_helpers import hrm
+
+from hrmkit.files import atomic_write_text
 from hrmkit.train.checkpoint import (
     CheckpointError,
     atomic_torch_save,
-    atomic_write_text,
     find_resumable,
     is_reference_checkpoint,
     load_checkpoint_file,

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-
 from cli_helpers import MBPP_DIR
-from hrmkit.data.code import load_mbpp, render_prompt
-from hrmkit.data.code_corpus import build_mbpp_corpus, corpus_pairs
-from hrmkit.data.text import build_arithmetic_corpus, load_corpus_tokenizer
+
+from hrmkit.code.corpus import build_mbpp_corpus, corpus_pairs
+from hrmkit.code.data import load_mbpp, render_prompt
+from hrmkit.lm.text import build_arithmetic_corpus, load_corpus_tokenizer
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
 needs_mbpp = pytest.mark.skipif(not MBPP.exists(), reason=f"MBPP not at {MBPP_DIR}")

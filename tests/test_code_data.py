@@ -5,11 +5,21 @@ import json
 import sys
 
 import pytest
-
 from cli_helpers import MBPP_DIR
-from hrmkit.data.code import (CodeDataError, docstring_prompt, extract_code, load_code_tasks, load_evalplus,
-                              load_humaneval, load_mbpp, mbpp_few_shot_prompt, mbpp_shots, plain_prompt,
-                              solution_from_completion)
+
+from hrmkit.code.data import (
+    CodeDataError,
+    docstring_prompt,
+    extract_code,
+    load_code_tasks,
+    load_evalplus,
+    load_humaneval,
+    load_mbpp,
+    mbpp_few_shot_prompt,
+    mbpp_shots,
+    plain_prompt,
+    solution_from_completion,
+)
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
 SANITIZED = MBPP_DIR / "sanitized-mbpp.json"

@@ -5,12 +5,24 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import MBPP_DIR
-from hrmkit.data.code import CodeTask, load_code_tasks, load_evalplus, load_humaneval, load_mbpp
-from hrmkit.eval.code import (CodeEvalError, evaluate_code, model_provider, outputs_match, reference_provider,
-                              program_under_test)
-from hrmkit.eval.sandbox import SandboxLimits, make_sandbox
+
+from hrmkit.code.data import (
+    CodeTask,
+    load_code_tasks,
+    load_evalplus,
+    load_humaneval,
+    load_mbpp,
+)
+from hrmkit.code.evaluate import (
+    CodeEvalError,
+    evaluate_code,
+    model_provider,
+    outputs_match,
+    program_under_test,
+    reference_provider,
+)
+from hrmkit.code.sandbox import SandboxLimits, make_sandbox
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
 SANITIZED = MBPP_DIR / "sanitized-mbpp.json"
@@ -222,7 +234,7 @@ def tiny_code_checkpoint(folder: Path) -> Path:
 
     from hrmkit.config import RunConfig
     from hrmkit.config_base import build_config, config_to_dict
-    from hrmkit.data.tokenizers import SimpleTokenizer
+    from hrmkit.lm.tokenizers import SimpleTokenizer
     from hrmkit.model.seq2seq import Seq2SeqHRM
     tokenizer = SimpleTokenizer.for_texts(["".join(chr(c) for c in range(32, 127)) + "\n"])
     cfg = build_config(RunConfig, {"task": "seq2seq", "model": {

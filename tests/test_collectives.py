@@ -9,12 +9,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cli_helpers import TINY_MODEL, free_port, hrm, torchrun
 
 from hrmkit.model.moe import MoEFeedForward
 from hrmkit.model.puzzle_emb import CastedSparseEmbedding, SignSGDSparseEmbedding
 from hrmkit.train import collectives
-
-from cli_helpers import TINY_MODEL, free_port, hrm, torchrun
 
 GUARD = Path(__file__).parent / "dist_guard.py"
 

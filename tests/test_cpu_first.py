@@ -6,13 +6,12 @@ import sys
 
 import pytest
 import torch
+from cli_helpers import TINY_MODEL, hrm
 
 from hrmkit.config import ModelConfig
 from hrmkit.model.act import ACTModel
 from hrmkit.model.losses import act_loss
 from hrmkit.train.optim import build_optimizer
-
-from cli_helpers import TINY_MODEL, hrm
 
 
 def test_no_flash_attn_and_no_compiled_optimizer_are_needed():
@@ -63,7 +62,7 @@ def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
     from hrmkit.config import TrainConfig, load_run_config
     from hrmkit.config_base import parse_overrides
     from hrmkit.model.layers import CastedLinear
-    from hrmkit.tasks.puzzle import PuzzleTask
+    from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
     assert TrainConfig().precision == "fp32" and TrainConfig().compile is False

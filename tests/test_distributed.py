@@ -3,7 +3,6 @@
 import json
 
 import torch
-
 from cli_helpers import TINY_MODEL, hrm, torchrun
 
 
@@ -45,7 +44,7 @@ def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
 
 
 def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
-    from hrmkit.data.text import build_arithmetic_corpus
+    from hrmkit.lm.text import build_arithmetic_corpus
     corpus = tmp_path / "arith"
     build_arithmetic_corpus(corpus, digits=1, train=120, val=20, test=0, seed=0)
     args = ["train", "task=seq2seq", f"data.path={corpus}", "data.eval_split=val", f"runs_dir={tmp_path}",

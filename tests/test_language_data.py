@@ -14,17 +14,17 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import MBPP_DIR
+
 from hrmkit.cli import OneLineParser
 from hrmkit.cli_data import add_language_tools, run_language_tool
-from hrmkit.data.language import sources
-from hrmkit.data.language.corpus_builder import RatioSplitter
-from hrmkit.data.language.field_paths import FieldMissing, FieldPath
-from hrmkit.data.language.layout import discover, split_of
-from hrmkit.data.language.merge import default_total, quotas
-from hrmkit.data.text import CorpusSplit, load_corpus_meta
-from hrmkit.data.tokenizers import BPETokenizer, load_tokenizer, train_bpe_tokenizer
+from hrmkit.lm.corpus import sources
+from hrmkit.lm.corpus.corpus_builder import RatioSplitter
+from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath
+from hrmkit.lm.corpus.layout import discover, split_of
+from hrmkit.lm.corpus.merge import default_total, quotas
+from hrmkit.lm.text import CorpusSplit, load_corpus_meta
+from hrmkit.lm.tokenizers import BPETokenizer, load_tokenizer, train_bpe_tokenizer
 
 pyarrow = pytest.importorskip("pyarrow")
 zstandard = pytest.importorskip("zstandard")

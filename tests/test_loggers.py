@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import TINY_MODEL
+
 from hrmkit.config import load_run_config
 from hrmkit.config_base import ConfigError, parse_overrides
-from hrmkit.tasks.puzzle import PuzzleTask
+from hrmkit.puzzles.task import PuzzleTask
 from hrmkit.train.loggers import WANDB_ID_FILE, record_scalars
 from hrmkit.train.trainer import Trainer
 
@@ -78,7 +78,10 @@ def test_an_unknown_logger_is_one_line_naming_the_choices(sudoku4, tmp_path):
 
 def tensorboard_events(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """tag -> [(step, value), ...] as TensorBoard shows them (events an interrupted attempt left purged)."""
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import (
+        SCALARS,
+        EventAccumulator,
+    )
     events = EventAccumulator(str(folder), size_guidance={SCALARS: 0})  # 0: keep every event
     events.Reload()
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

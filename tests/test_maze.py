@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrmkit.data.maze import MazeBuildConfig, build_maze, is_valid_path, read_maze_csv, shortest_path
-from hrmkit.data.puzzle_format import load_identifiers, load_split
+from hrmkit.puzzles.format import load_identifiers, load_split
+from hrmkit.puzzles.maze import (
+    MazeBuildConfig,
+    build_maze,
+    is_valid_path,
+    read_maze_csv,
+    shortest_path,
+)
 
 CHARSET = "# SGo"  # token t is CHARSET[t - 1]; 0 is pad
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5

@@ -8,7 +8,12 @@ import torch
 from hrmkit.config import PRESETS_DIR, ModelConfig, load_run_config
 from hrmkit.model.act import ACTModel
 from hrmkit.model.core import CoreCarry
-from hrmkit.model.losses import IGNORE_LABEL_ID, act_loss, log_stablemax, stablemax_cross_entropy
+from hrmkit.model.losses import (
+    IGNORE_LABEL_ID,
+    act_loss,
+    log_stablemax,
+    stablemax_cross_entropy,
+)
 
 
 def tiny(variant="hrm", **overrides) -> ModelConfig:

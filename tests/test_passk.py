@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from hrmkit.eval.passk import pass_at_k, pass_at_k_report
+from hrmkit.code.passk import pass_at_k, pass_at_k_report
 
 
 def exact_pass_at_k(n, c, k):

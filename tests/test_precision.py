@@ -3,15 +3,14 @@
 import math
 
 import torch
+from cli_helpers import TINY_MODEL
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hrmkit.config import load_run_config
 from hrmkit.config_base import parse_overrides
 from hrmkit.model import losses
-from hrmkit.tasks.puzzle import PuzzleTask
+from hrmkit.puzzles.task import PuzzleTask
 from hrmkit.train.trainer import Trainer
-
-from cli_helpers import TINY_MODEL
 
 
 def _trainer(sudoku4, tmp_path, *extra) -> Trainer:

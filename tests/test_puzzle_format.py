@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from hrmkit.data import puzzle_format
-from hrmkit.data.puzzle_format import (
+from hrmkit.files import DatasetError
+from hrmkit.puzzles import format as puzzle_format
+from hrmkit.puzzles.format import (
     IGNORE_LABEL_ID,
-    DatasetError,
     PuzzleDatasetMetadata,
     TrainSampler,
     eval_batches,

@@ -22,8 +22,8 @@ import yaml
 import hrmkit
 from hrmkit.cli import main
 from hrmkit.config import load_run_config
-from hrmkit.data.puzzle_format import PuzzleDatasetMetadata, write_dataset
 from hrmkit.model.act import ACTModel
+from hrmkit.puzzles.format import PuzzleDatasetMetadata, write_dataset
 from hrmkit.train import checkpoint as ckpt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"

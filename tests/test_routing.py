@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrmkit.data.check import check_dataset, is_routing_split, path_scores, path_split_kind, routing_label_fault
-from hrmkit.data.puzzle_format import load_split
-from hrmkit.data.routing import (
+from hrmkit.puzzles.check import (
+    check_dataset,
+    is_routing_split,
+    path_scores,
+    path_split_kind,
+    routing_label_fault,
+)
+from hrmkit.puzzles.format import load_split
+from hrmkit.puzzles.routing import (
     JAM_FACTOR,
     PATH,
     TOKEN_CHARS,

@@ -16,9 +16,16 @@ import time
 
 import pytest
 
-from hrmkit.eval import sandbox as sandbox_module
-from hrmkit.eval.sandbox import (RUNNER_SOURCE, SandboxError, SandboxLimits, _build, classify, make_sandbox,
-                                 unavailable_reason)
+from hrmkit.code import sandbox as sandbox_module
+from hrmkit.code.sandbox import (
+    RUNNER_SOURCE,
+    SandboxError,
+    SandboxLimits,
+    _build,
+    classify,
+    make_sandbox,
+    unavailable_reason,
+)
 
 IS_ROOT = os.geteuid() == 0
 GOOD = "def solve():\n    return 42\n\nassert solve() == 42\n"
@@ -369,8 +376,8 @@ def test_walking_frames_to_the_runner_forges_assert_mode_only():
     """Documented limitation on every backend: the proof line is printed by Python code in the same
     interpreter, so a program written against the runner can call it. Only output comparison in the
     evaluator (EvalPlus tasks) still judges such a program by what it returns."""
-    from hrmkit.data.code import CodeTask
-    from hrmkit.eval.code import canonical_outputs, score_solution
+    from hrmkit.code.data import CodeTask
+    from hrmkit.code.evaluate import canonical_outputs, score_solution
     box = make_sandbox("auto", SandboxLimits(timeout_s=5), announce=lambda line: None)
     forger = ("import sys\nframe = sys._getframe()\nwhile frame and 'finish' not in frame.f_locals:\n"
               "    frame = frame.f_back\nframe.f_locals['finish'](0, None)\n")
@@ -385,8 +392,12 @@ def test_walking_frames_to_the_runner_forges_assert_mode_only():
 def test_objects_that_equal_everything_pass_asserts_but_not_output_comparison():
     """Documented limitation of assert-based tests (MBPP, HumanEval): the comparison runs in the
     untrusted process, so ``__eq__`` returning True passes. Output comparison happens in the evaluator."""
-    from hrmkit.data.code import CodeTask
-    from hrmkit.eval.code import canonical_outputs, score_solution, program_under_test
+    from hrmkit.code.data import CodeTask
+    from hrmkit.code.evaluate import (
+        canonical_outputs,
+        program_under_test,
+        score_solution,
+    )
     box = make_sandbox("auto", SandboxLimits(timeout_s=5), announce=lambda line: None)
     cheat = "class Anything:\n    def __eq__(self, other):\n        return True\n\ndef add(a, b):\n    return Anything()\n"
     asserts = CodeTask("T/0", "", "def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n", entry_point="add")

@@ -9,13 +9,18 @@ import torch.nn.functional as F
 from cli_helpers import hrm
 
 from hrmkit.config import ModelConfig, MoEConfig, load_run_config
-from hrmkit.data.text import build_arithmetic_corpus
-from hrmkit.generate import SamplingConfig, apply_repetition_penalty, generate, pick_next
+from hrmkit.lm.generate import (
+    SamplingConfig,
+    apply_repetition_penalty,
+    generate,
+    pick_next,
+)
+from hrmkit.lm.task import Seq2SeqTask, generated_matches
+from hrmkit.lm.text import build_arithmetic_corpus
 from hrmkit.model.moe import MoEFeedForward
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train.optim import build_token_loss, list_names
 from hrmkit.train.trainer import Trainer
-from hrmkit.tasks.seq2seq import Seq2SeqTask, generated_matches
 
 VOCAB = 24
 
@@ -277,6 +282,6 @@ def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
 
 def test_dry_run_prints_a_loss_without_data():
     out = hrm("train", "--config", "arithmetic", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=20")
-    assert "dry run (seq2seq): loss" in out.stdout
+    assert "dry run (seq2seq): lm loss" in out.stdout
     out = hrm("train", "--config", "quickstart_sudoku4", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=11")
-    assert "dry run (puzzle): loss" in out.stdout
+    assert "dry run (puzzle): lm loss" in out.stdout

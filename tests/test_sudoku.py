@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrmkit.data.puzzle_format import load_identifiers, load_split
-from hrmkit.data.sudoku import SudokuBuildConfig, build_sudoku, shuffle_sudoku, solve
+from hrmkit.puzzles.format import load_identifiers, load_split
+from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku, shuffle_sudoku, solve
 
 BOX = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from hrmkit.data import text
-from hrmkit.data.text import (
+from hrmkit.lm import text
+from hrmkit.lm.text import (
     BatchStream,
     CorpusSplit,
     DatasetError,
@@ -23,7 +23,12 @@ from hrmkit.data.text import (
     pad_batch,
     write_corpus,
 )
-from hrmkit.data.tokenizers import BPETokenizer, SimpleTokenizer, load_tokenizer, train_bpe_tokenizer
+from hrmkit.lm.tokenizers import (
+    BPETokenizer,
+    SimpleTokenizer,
+    load_tokenizer,
+    train_bpe_tokenizer,
+)
 
 CORPUS_TEXT = [
     "The quick brown fox jumps over the lazy dog.",
@@ -438,8 +443,9 @@ def test_an_empty_split_is_written_and_read_as_empty(tmp_path, char_tokenizer):
 def test_prepare_arithmetic_with_its_defaults_builds_what_training_builds(tmp_path):
     # The README's command as printed (its defaults once asked for 22,000 of the 20,000 problems).
     from cli_helpers import hrm
+
     from hrmkit.config import load_run_config
-    from hrmkit.tasks.seq2seq import _build_or_fail
+    from hrmkit.lm.task import _build_or_fail
     prepared, built = tmp_path / "prepared", tmp_path / "built"
     hrm("prepare", "arithmetic", "--digits", "2", "--out", str(prepared))
     _build_or_fail(load_run_config("arithmetic", {"data": {"path": str(built)}}), rank=0)

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from cli_helpers import TINY_MODEL, hrm
-from hrmkit.data.puzzle_format import load_split
+
+from hrmkit.puzzles.format import load_split
 
 
 def train_args(data, runs, name, steps, *extra):

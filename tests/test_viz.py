@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cli_helpers import MBPP_DIR, TINY_MODEL, hrm
-from hrmkit.data.maze import MazeBuildConfig, build_maze
-from hrmkit.data.puzzle_format import load_split
-from hrmkit.data.routing import RoutingBuildConfig, build_routing, optimal_cost
+
+from hrmkit.puzzles.format import load_split
+from hrmkit.puzzles.maze import MazeBuildConfig, build_maze
+from hrmkit.puzzles.routing import RoutingBuildConfig, build_routing, optimal_cost
+from hrmkit.puzzles.views.trace import halting_steps, read_rows
 from hrmkit.viz.headless import find_chromium, screenshot, self_test
 from hrmkit.viz.page import SHARED_SCRIPTS, embedded_json
-from hrmkit.viz.trace import halting_steps, read_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEGMENTS = 4  # TINY_MODEL's halt_max_steps

@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 def load_checkpoint(path, dataset=None, device="cpu"):
     """Load an hrmkit or reference HRM/TRM checkpoint: returns ``(model, run_config)``."""
-    from .loading import load_checkpoint as _load
+    from hrmkit.loading import load_checkpoint as _load
 
     return _load(path, dataset=dataset, device=device)
 

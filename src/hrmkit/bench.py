@@ -18,109 +18,35 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import RunConfig
-from .model.act import ACTModel
-from .model.seq2seq import Seq2SeqHRM
-from .tasks.seq2seq import seq2seq_loss
-from .train.optim import build_token_loss
-from .tasks.puzzle import act_segment_loss
+from hrmkit.config import RunConfig
+from hrmkit.lm.task import Seq2SeqTask, random_data
+from hrmkit.lm.text import eval_batches as corpus_eval_batches
+from hrmkit.puzzles.format import eval_batches as puzzle_eval_batches
+from hrmkit.puzzles.format import random_split
+from hrmkit.puzzles.task import PuzzleTask
+from hrmkit.train.task import Task
 
 
-class SyntheticPuzzleTask:
-    """A puzzle task whose batches are random tokens of the configured shape (for benchmarks)."""
-
-    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
-        self.cfg = cfg
-        self.generator = torch.Generator().manual_seed(cfg.train.seed)
-        self.carries = [None] * cfg.train.grad_accum_steps
-        self.local_batch = cfg.train.global_batch_size // world_size
-
-    def fill_model_config(self) -> None:
-        if not self.cfg.model.vocab_size or not self.cfg.model.seq_len:
-            raise ValueError("benchmarks need model.vocab_size and model.seq_len (set them as overrides)")
-        self.cfg.model.num_puzzle_identifiers = max(self.cfg.model.num_puzzle_identifiers, 1)
-
-    def build_model(self):
-        return ACTModel(self.cfg.model)
-
-    @property
-    def tokens_per_example(self) -> int:
-        return self.cfg.model.seq_len
-
-    def next_micro_batches(self):
-        m = self.cfg.model
-        shape = (self.local_batch // len(self.carries), m.seq_len)
-        return [{"inputs": torch.randint(1, m.vocab_size, shape, generator=self.generator, dtype=torch.int32),
-                 "labels": torch.randint(1, m.vocab_size, shape, generator=self.generator),
-                 "puzzle_identifiers": torch.randint(0, m.num_puzzle_identifiers, shape[:1], generator=self.generator,
-                                                     dtype=torch.int32)} for _ in self.carries]
-
-    def train_loss(self, model, batch, slot):
-        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
-
-    def evaluate(self, *args, **kwargs):
-        return None
-
-    def state_dict(self):
-        return {}
+def synthetic_task(cfg: RunConfig) -> Callable[..., Task]:
+    """A task factory for the trainer: the family's real Task class on random data of the config's shape."""
+    rows = 2 * max(cfg.train.global_batch_size, cfg.train.eval_batch_size)
+    if cfg.task == "seq2seq":
+        data = random_data(cfg.model, rows, cfg.train.seed)
+        return functools.partial(Seq2SeqTask, data=data)
+    m = cfg.model
+    split = random_split(m.vocab_size, m.seq_len, m.num_puzzle_identifiers, rows, cfg.train.seed)
+    return functools.partial(PuzzleTask, splits=(split, split))
 
 
-class SyntheticSeq2SeqTask:
-    """An HRM-LM task whose batches are random prompts of model.seq_len tokens and answers of half that."""
-
-    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1):
-        self.cfg = cfg
-        self.generator = torch.Generator().manual_seed(cfg.train.seed)
-        self.local_batch = cfg.train.global_batch_size // world_size
-        self.loss_fn = build_token_loss(cfg.model.loss, cfg.model.loss_kwargs)
-
-    def fill_model_config(self) -> None:
-        if not self.cfg.model.vocab_size or not self.cfg.model.seq_len:
-            raise ValueError("benchmarks need model.vocab_size and model.seq_len (set them as overrides)")
-
-    def build_model(self):
-        return Seq2SeqHRM(self.cfg.model)
-
-    @property
-    def answer_len(self) -> int:
-        return max(1, self.cfg.model.seq_len // 2)
-
-    @property
-    def tokens_per_example(self) -> int:
-        return self.cfg.model.seq_len + self.answer_len
-
-    def random_batch(self, rows: int) -> dict:
-        m = self.cfg.model
-        prompt, answer = (rows, m.seq_len), (rows, self.answer_len)
-        return {"encoder_ids": torch.randint(4, m.vocab_size, prompt, generator=self.generator),
-                "encoder_mask": torch.ones(prompt, dtype=torch.bool),
-                "decoder_input_ids": torch.randint(4, m.vocab_size, answer, generator=self.generator),
-                "decoder_mask": torch.ones(answer, dtype=torch.bool),
-                "labels": torch.randint(4, m.vocab_size, answer, generator=self.generator)}
-
-    def next_micro_batches(self):
-        slots = self.cfg.train.grad_accum_steps
-        return [self.random_batch(self.local_batch // slots) for _ in range(slots)]
-
-    def train_loss(self, model, batch, slot):
-        loss, metrics = seq2seq_loss(model, batch, self.loss_fn, self.cfg.model.moe.aux_loss_weight)
-        metrics.pop("tokens")  # a fixed shape: the trainer counts tokens_per_example
-        return loss, metrics
-
-    def evaluate(self, *args, **kwargs):
-        return None
-
-    def state_dict(self):
-        return {}
-
-
-def _synthetic_task(cfg: RunConfig):
-    return SyntheticSeq2SeqTask if cfg.task == "seq2seq" else SyntheticPuzzleTask
+def _tokens_per_example(cfg: RunConfig) -> int:
+    """Prompt and answer tokens of a random HRM-LM example; a puzzle's cells."""
+    return cfg.model.seq_len + max(1, cfg.model.seq_len // 2) if cfg.task == "seq2seq" else cfg.model.seq_len
 
 
 def _synchronize(device: torch.device) -> None:
@@ -129,9 +55,9 @@ def _synchronize(device: torch.device) -> None:
 
 
 def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
-    from .train.trainer import Trainer
+    from hrmkit.train.trainer import Trainer
     name = cfg.run_name
-    task = _synthetic_task(cfg)
+    task = synthetic_task(cfg)
     with tempfile.TemporaryDirectory() as runs_dir:
         cfg = replace(cfg, runs_dir=runs_dir, run_name="bench")
         trainer = Trainer(cfg, task, log=lambda *_: None)
@@ -152,26 +78,27 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
     seconds = statistics.median(times)
     batch = cfg.train.global_batch_size
     return _result(cfg, name, "train", trainer.model, trainer.device, batch, seconds, flops_per_step,
-                   trainer.task.tokens_per_example, steps, reuse_q_target_forward=cfg.model.reuse_q_target_forward)
+                   _tokens_per_example(cfg), steps, reuse_q_target_forward=cfg.model.reuse_q_target_forward)
 
 
 def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
     """The evaluation forward on random batches of train.eval_batch_size (or the global batch)."""
-    from .train.distributed import pick_device
+    from hrmkit.train.distributed import pick_device
     device = pick_device(cfg.train.device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    task = _synthetic_task(cfg)(cfg)
+    task = synthetic_task(cfg)(cfg)
     task.fill_model_config()
     torch.manual_seed(cfg.train.seed)
     model = task.build_model().to(device).eval()
     batch_size = cfg.train.eval_batch_size or cfg.train.global_batch_size
     if cfg.task == "seq2seq":
-        batch = {k: v.to(device) for k, v in task.random_batch(batch_size).items()}
+        batch, _ = next(corpus_eval_batches(task.eval_split, batch_size, task.meta["pad_id"]))
+        batch = {k: v.to(device) for k, v in batch.items()}
         forward = functools.partial(model, batch)
     else:
-        task.local_batch = batch_size
-        batch = {k: v.to(device) for k, v in task.next_micro_batches()[0].items()}
+        _, batch, _ = next(puzzle_eval_batches(task.eval_split, batch_size))
+        batch = {k: v.to(device) for k, v in batch.items()}
 
         def forward():  # every example runs all halt_max_steps segments, as evaluation does
             carry = model.initial_carry(batch)
@@ -195,7 +122,7 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
             _synchronize(device)
             times.append(time.perf_counter() - started)
     return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
-                   counter.get_total_flops(), task.tokens_per_example, steps)
+                   counter.get_total_flops(), _tokens_per_example(cfg), steps)
 
 
 # Dense peak FLOP/s of GPUs whose model FLOPs utilisation we report, by name fragment and precision
@@ -253,9 +180,9 @@ def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt
                    repeats: int = 3) -> list[dict]:
     """Decoding speed of an (untrained) HRM-LM of ``cfg``'s shape, with and without the KV cache,
     measured side by side: the cache's speed-up is the ratio of the two columns."""
-    from .generate import SamplingConfig, generate
-    from .model.seq2seq import Seq2SeqHRM
-    from .train.distributed import pick_device
+    from hrmkit.lm.generate import SamplingConfig, generate
+    from hrmkit.model.seq2seq import Seq2SeqHRM
+    from hrmkit.train.distributed import pick_device
     longest = max(new_tokens)
     model_cfg = replace(cfg.model, seq_len=max(cfg.model.seq_len, longest, prompt_len))
     if not model_cfg.vocab_size:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config_base import ConfigError
+from hrmkit.config_base import ConfigError
 
 EXIT_BAD_INPUT = 2
 
@@ -29,15 +29,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from .data.puzzle_format import DatasetError
-    from .train.checkpoint import CheckpointError
-    from .viz.report import ReportError
+    from hrmkit.files import DatasetError
+    from hrmkit.train.checkpoint import CheckpointError
+    from hrmkit.viz.report import ReportError
     return (ConfigError, DatasetError, CheckpointError, ReportError, UsageError, FileNotFoundError, FileExistsError, ValueError)
 
 
 # -- prepare -------------------------------------------------------------------------------------
 def cmd_prepare(args) -> int:
-    from .progress_util import BuildProgress
+    from hrmkit.progress import BuildProgress
     if args.kind in ("arithmetic", "mbpp"):
         return _prepare_corpus(args)
     build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build, "routing": _routing_build}[args.kind](args)
@@ -49,14 +49,14 @@ def cmd_prepare(args) -> int:
 
 def _prepare_corpus(args) -> int:
     """The HRM-LM corpora: synthetic arithmetic, or MBPP prompts -> solutions with a code BPE."""
-    from .data.puzzle_format import check_output_free
+    from hrmkit.files import check_output_free
     out = check_output_free(args.out, args.force)
     if args.kind == "arithmetic":
-        from .data.text import build_arithmetic_corpus
+        from hrmkit.lm.text import build_arithmetic_corpus
         meta = build_arithmetic_corpus(out, digits=args.digits, train=args.train, val=args.val, test=args.test,
                                        seed=args.seed, overwrite=args.force)
     else:
-        from .data.code_corpus import build_mbpp_corpus
+        from hrmkit.code.corpus import build_mbpp_corpus
         meta = build_mbpp_corpus(args.data, out, prompt_format=args.prompt_format, vocab_size=args.vocab_size,
                                  max_seq_len=args.max_seq_len, extra_corpora=tuple(args.extra_corpus),
                                  overwrite=args.force)
@@ -68,27 +68,27 @@ def _prepare_corpus(args) -> int:
 
 
 def _arc_build(args):
-    from .data.arc import ArcBuildConfig, build_arc
+    from hrmkit.puzzles.arc import ArcBuildConfig, build_arc
     return build_arc, ArcBuildConfig(source=args.source, path=args.path, num_aug=args.num_aug, seed=args.seed,
                                      max_tasks=args.max_tasks, translate=args.translate)
 
 
 def _routing_build(args):
-    from .data.routing import RoutingBuildConfig, build_routing
+    from hrmkit.puzzles.routing import RoutingBuildConfig, build_routing
     return build_routing, RoutingBuildConfig(size=args.size, train_bases=args.train_bases, test_bases=args.test_bases,
                                              vehicles=args.vehicles, unique_routes=args.unique_routes, aug=args.aug,
                                              seed=args.seed)
 
 
 def _maze_build(args):
-    from .data.maze import MazeBuildConfig, build_maze
+    from hrmkit.puzzles.maze import MazeBuildConfig, build_maze
     return build_maze, MazeBuildConfig(
         size=args.size, train=args.train, test=args.test, min_path_length=args.min_path_length, aug=args.aug,
         seed=args.seed, extra_openings=args.extra_openings, from_csv=args.from_csv, test_csv=args.test_csv)
 
 
 def _sudoku_build(args):
-    from .data.sudoku import SudokuBuildConfig, build_sudoku
+    from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku
     return build_sudoku, SudokuBuildConfig(
         size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
         difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
@@ -166,28 +166,29 @@ def _guide_overrides(args) -> dict:
 
 
 def _train_config(args, overrides: list[str]):
-    from .config import load_run_config
-    from .config_base import deep_merge, parse_overrides
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import deep_merge, parse_overrides
     return load_run_config(args.config, deep_merge(_guide_overrides(args), parse_overrides(overrides)))
 
 
 def cmd_train(args, overrides: list[str]) -> int:
-    from .train.distributed import shutdown_processes
-    from .train.trainer import Trainer
+    from hrmkit.train.distributed import shutdown_processes
+    from hrmkit.train.trainer import Trainer
     cfg = _train_config(args, overrides)
     if args.dry_run:
-        from .dry_run import dry_run
+        from hrmkit.dry_run import dry_run
         result = dry_run(cfg)
-        print(f"dry run ({result['task']}): loss {result['loss']:.4f} on {result['batch']} random examples, "
+        print(f"dry run ({result['task']}): lm loss {result['lm_loss']:.4f}, gradient norm {result['grad_norm']:.3g} "
+              f"on {result['batch']} random examples, "
               f"{result['parameters']:,} parameters ({result['parameters_with_grad']:,} got gradients), "
               f"{result['seconds']:.2f} s")
         return 0
     if not cfg.data.path:
         raise UsageError("data.path is not set: pass data.path=DIR or --dataset DIR (a dataset built with `hrm prepare`)")
     if cfg.task == "seq2seq":
-        from .tasks.seq2seq import Seq2SeqTask as task_class
+        from hrmkit.lm.task import Seq2SeqTask as task_class
     else:
-        from .tasks.puzzle import PuzzleTask as task_class
+        from hrmkit.puzzles.task import PuzzleTask as task_class
     try:
         trainer = Trainer(cfg, task_class, reset_progress=args.reset_progress)
         result = trainer.train()
@@ -211,7 +212,7 @@ def _print_train_result(result: dict) -> None:
         final = run_dir / "final.pt"
         if not final.exists():
             return
-        from .train.checkpoint import load_checkpoint_file
+        from hrmkit.train.checkpoint import load_checkpoint_file
         result = {**result, "eval": load_checkpoint_file(final).get("metrics")}
         print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
     evaluation = result.get("eval")
@@ -233,13 +234,14 @@ def _print_train_result(result: dict) -> None:
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from .data.check import path_scores, path_split_kind
-    from .data.puzzle_format import load_split
-    from .eval.arc import evaluate_arc_predictions, is_arc_dataset
-    from .eval.puzzles import evaluate_puzzles, finish_metrics
-    from .loading import load_checkpoint
-    from .train.checkpoint import atomic_write_text
-    from .train.distributed import pick_device
+    from hrmkit.files import atomic_write_text
+    from hrmkit.loading import load_checkpoint
+    from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
+    from hrmkit.puzzles.check import path_scores, path_split_kind
+    from hrmkit.puzzles.evaluate import evaluate_puzzles
+    from hrmkit.puzzles.format import load_split
+    from hrmkit.train.distributed import pick_device
+    from hrmkit.train.task import metric_means
     device = pick_device(args.device)
     model, cfg = load_checkpoint(args.checkpoint, dataset=args.data, device=device)
     split = load_split(args.data, args.split)
@@ -249,7 +251,7 @@ def cmd_eval(args) -> int:
     started = time.perf_counter()
     sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
     predictions = sums.pop("predictions")
-    metrics = finish_metrics(sums)
+    metrics = metric_means(sums)
     path_kind = path_split_kind(args.data, split)
     if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
@@ -281,10 +283,10 @@ def cmd_eval(args) -> int:
 
 # -- generate ------------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
-    from .data.tokenizers import load_tokenizer
-    from .generate import SamplingConfig, generate_text
-    from .loading import load_checkpoint, resolve_run_checkpoint
-    from .train.distributed import pick_device
+    from hrmkit.lm.generate import SamplingConfig, generate_text
+    from hrmkit.lm.tokenizers import load_tokenizer
+    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.train.distributed import pick_device
     if bool(args.checkpoint) == bool(args.run_name):
         raise UsageError("give exactly one of --checkpoint and --run_name")
     path = Path(args.checkpoint) if args.checkpoint else resolve_run_checkpoint(Path(args.save_dir) / args.run_name)
@@ -314,12 +316,12 @@ def cmd_generate(args) -> int:
 
 # -- quickstart ----------------------------------------------------------------------------------
 def cmd_quickstart(args) -> int:
-    from .config import load_run_config
-    from .config_base import parse_overrides
-    from .data.sudoku import SudokuBuildConfig, build_sudoku
-    from .progress_util import BuildProgress
-    from .tasks.puzzle import PuzzleTask
-    from .train.trainer import Trainer
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import parse_overrides
+    from hrmkit.progress import BuildProgress
+    from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
     data_dir = Path(args.data)
     started = time.perf_counter()
     if not (data_dir / "train" / "dataset.json").exists():
@@ -342,7 +344,7 @@ def cmd_info(args) -> int:
     if args.data:
         return _info_dataset(Path(args.data))
     if args.checkpoint:
-        from .loading import load_checkpoint
+        from hrmkit.loading import load_checkpoint
         model, cfg = load_checkpoint(args.checkpoint)
         params = sum(p.numel() for p in model.parameters())
         print(f"{args.checkpoint}: {cfg.model.variant} model, {params:,} parameters")
@@ -352,8 +354,8 @@ def cmd_info(args) -> int:
 
 
 def _info_config(config: str) -> int:
-    from .config import load_run_config
-    from .model.act import ACTModel
+    from hrmkit.config import load_run_config
+    from hrmkit.model.act import ACTModel
     cfg = load_run_config(config)
     model_cfg = cfg.model
     if not model_cfg.vocab_size or not model_cfg.seq_len:
@@ -371,7 +373,7 @@ def _info_config(config: str) -> int:
 
 
 def _info_dataset(root: Path) -> int:
-    from .data.puzzle_format import load_identifiers, load_split
+    from hrmkit.puzzles.format import load_identifiers, load_split
     for split_dir in sorted(p for p in root.iterdir() if (p / "dataset.json").exists()) if root.is_dir() else []:
         split = load_split(root, split_dir.name)
         meta = split.metadata
@@ -391,15 +393,15 @@ def _info_dataset(root: Path) -> int:
 
 
 def _plain(obj):
-    from .config_base import config_to_dict
+    from hrmkit.config_base import config_to_dict
     return config_to_dict(obj)
 
 
 # -- convert -------------------------------------------------------------------------------------
 def cmd_convert(args) -> int:
-    from .config_base import config_to_dict
-    from .loading import load_checkpoint
-    from .train.checkpoint import atomic_torch_save
+    from hrmkit.config_base import config_to_dict
+    from hrmkit.loading import load_checkpoint
+    from hrmkit.train.checkpoint import atomic_torch_save
     model, cfg = load_checkpoint(args.checkpoint, dataset=args.data)
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -415,10 +417,17 @@ def cmd_convert(args) -> int:
 def cmd_bench(args, overrides: list[str]) -> int:
     import torch
 
-    from .bench import bench_eval, bench_generate, bench_train, format_generate_result, format_result, to_json
-    from .config import load_run_config
-    from .config_base import parse_overrides
-    from .train.checkpoint import atomic_write_text
+    from hrmkit.bench import (
+        bench_eval,
+        bench_generate,
+        bench_train,
+        format_generate_result,
+        format_result,
+        to_json,
+    )
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import parse_overrides
+    from hrmkit.files import atomic_write_text
     settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
                 "train.progress=false", f"train.compile={str(args.compile).lower()}"]
     if args.batch and args.what == "train":
@@ -447,15 +456,15 @@ def cmd_bench(args, overrides: list[str]) -> int:
 # -- data ----------------------------------------------------------------------------------------
 def cmd_data(args) -> int:
     if args.tool != "check":
-        from .cli_data import run_language_tool
+        from hrmkit.cli_data import run_language_tool
         return run_language_tool(args)
-    from .data.check import main_check
+    from hrmkit.puzzles.check import main_check
     return main_check(args.dir, args.json)
 
 
 # -- report --------------------------------------------------------------------------------------
 def cmd_report(args) -> int:
-    from .viz.report import write_report
+    from hrmkit.viz.report import write_report
     report = write_report([Path(run) for run in args.runs], Path(args.out) if args.out else None)
     print(f"wrote {report} and its plots")
     return 0
@@ -523,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     routing.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     # The defaults are the data config's, so this builds what `hrm train --config arithmetic` builds on first use.
-    from .config import DataConfig
+    from hrmkit.config import DataConfig
     data_defaults = DataConfig()
     arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
     arith.add_argument("--digits", type=int, default=data_defaults.arithmetic_digits, help="operands have 1..digits digits")
@@ -534,8 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     arith.add_argument("--out", required=True, help="output folder")
     arith.add_argument("--force", action="store_true", help="replace an existing output folder")
 
-    from .data.code import PROMPT_FORMATS
-    from .data.code_corpus import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE
+    from hrmkit.code.corpus import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE
+    from hrmkit.code.data import PROMPT_FORMATS
     mbpp = prep_kinds.add_parser("mbpp", help="an HRM-LM corpus of MBPP prompts -> solutions (train 601-974, val 511-600) "
                                               "with a BPE trained on code")
     mbpp.add_argument("--data", "--mbpp-path", dest="data", required=True, help="mbpp.jsonl (the full MBPP file)")
@@ -615,10 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "maze path validity and optimality.")
     check.add_argument("dir", help="dataset folder")
     check.add_argument("--json", default=None, help="also write the report as JSON here")
-    from .cli_data import add_language_tools
+    from hrmkit.cli_data import add_language_tools
     add_language_tools(data_tools)
 
-    from .cli_viz import add_viz_parser
+    from hrmkit.cli_viz import add_viz_parser
     add_viz_parser(verbs)
 
     report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
@@ -644,8 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fields_table() -> str:
-    from .config import RunConfig
-    from .config_base import describe_config
+    from hrmkit.config import RunConfig
+    from hrmkit.config_base import describe_config
     return "\n".join(f"  {name:32s} {default:>12s}  {doc}" for name, default, doc in describe_config(RunConfig))
 
 
@@ -657,7 +666,7 @@ def _print_fields() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (cli_code.py)
-        from .cli_code import main as code_eval_main
+        from hrmkit.cli_code import main as code_eval_main
         return code_eval_main(argv[2:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -683,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "report":
             return cmd_report(args)
         if args.verb == "viz":
-            from .cli_viz import run_viz
+            from hrmkit.cli_viz import run_viz
             return run_viz(args)
         if args.verb == "data":
             return cmd_data(args)

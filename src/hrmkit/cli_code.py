@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
+
+from hrmkit.progress import ScoringProgress
 
 EXIT_BAD_INPUT = 2
 UNTRUSTED_FLAG = "--i-know-this-runs-untrusted-code"
@@ -23,8 +24,8 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     else:
         parser = parent.add_parser("code", help="pass@k on MBPP / HumanEval / EvalPlus, every program sandboxed",
                                    description=__doc__.split("\n\n")[0])
-    from .data.code import PROMPT_FORMATS, TASK_KINDS
-    from .eval.sandbox import BACKENDS
+    from hrmkit.code.data import PROMPT_FORMATS, TASK_KINDS
+    from hrmkit.code.sandbox import BACKENDS
     what = parser.add_argument_group("what to score")
     what.add_argument("--task", required=True, choices=TASK_KINDS)
     what.add_argument("--data", "--mbpp-path", dest="data", default=None,
@@ -67,10 +68,10 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
 
 def run_code_eval(args) -> int:
     """Run ``hrm eval code`` from parsed arguments; bad input is one line on stderr and exit 2."""
-    from .data.code import CodeDataError
-    from .eval.code import CodeEvalError
-    from .eval.sandbox import SandboxError
-    from .train.checkpoint import CheckpointError
+    from hrmkit.code.data import CodeDataError
+    from hrmkit.code.evaluate import CodeEvalError
+    from hrmkit.code.sandbox import SandboxError
+    from hrmkit.train.checkpoint import CheckpointError
     try:
         return _run(args)
     except (CodeDataError, CodeEvalError, SandboxError, CheckpointError, FileNotFoundError, ValueError) as error:
@@ -83,16 +84,16 @@ def run_code_eval(args) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "hrm eval code") -> int:
     """Standalone entry: ``hrm eval code ...`` can hand its remaining arguments here."""
-    from .cli import OneLineParser
+    from hrmkit.cli import OneLineParser
     parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_code_eval_parser(parser)
     return run_code_eval(parser.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 def _run(args) -> int:
-    from .data.code import load_code_tasks, load_mbpp, mbpp_shots
-    from .eval.code import evaluate_code, model_provider, reference_provider
-    from .eval.sandbox import SandboxLimits, make_sandbox
+    from hrmkit.code.data import load_code_tasks, load_mbpp, mbpp_shots
+    from hrmkit.code.evaluate import evaluate_code, model_provider, reference_provider
+    from hrmkit.code.sandbox import SandboxLimits, make_sandbox
     _check_numbers(args)
     tasks = load_code_tasks(args.task, args.data, args.split)
     if args.limit:
@@ -114,7 +115,7 @@ def _run(args) -> int:
         provider = model_provider(complete, prompt_format, shots, args.batch_size)
         settings.update(sampling_settings, prompt_format=prompt_format)
         out = Path(args.out or Path(args.checkpoint).parent / f"code-eval-{args.task}-{args.split}.jsonl")
-    with _ProgressBar() as bar:
+    with ScoringProgress() as bar:
         result = evaluate_code(tasks, sandbox, provider, n=n, ks=ks, out=out, settings=settings, workers=workers,
                                progress=bar.update)
     return _print_result(args, result, len(tasks))
@@ -139,7 +140,7 @@ def _trained_prompt_format(checkpoint: Path) -> str | None:
         value = json.loads(meta.read_text()).get("prompt_format")
     except (OSError, ValueError, AttributeError):
         return None
-    from .data.code import PROMPT_FORMATS
+    from hrmkit.code.data import PROMPT_FORMATS
     return value if value in PROMPT_FORMATS else None
 
 
@@ -157,10 +158,10 @@ def _check_numbers(args) -> None:
 
 def _model_completer(args):
     """``complete(prompts, batch_number)`` sampling from the checkpoint, and the settings that name it."""
-    from .data.tokenizers import load_tokenizer
-    from .generate import SamplingConfig, generate_text
-    from .loading import load_checkpoint
-    from .train.distributed import pick_device
+    from hrmkit.lm.generate import SamplingConfig, generate_text
+    from hrmkit.lm.tokenizers import load_tokenizer
+    from hrmkit.loading import load_checkpoint
+    from hrmkit.train.distributed import pick_device
     path = Path(args.checkpoint)
     tokenizer_path = path.parent / "tokenizer.json"
     if not path.is_file():
@@ -187,25 +188,6 @@ def _model_completer(args):
     settings = {"checkpoint": str(path.resolve()), "checkpoint_mtime": int(stat.st_mtime), "temperature": args.temperature,
                 "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": max_new_tokens, "seed": args.seed}
     return complete, settings
-
-
-class _ProgressBar:
-    """Samples scored, pass rate so far and ETA (on a terminal only)."""
-
-    def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-        self.progress = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("pass {task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), disable=not sys.stderr.isatty())
-        self.progress.__enter__()
-        self.task = self.progress.add_task("scoring", total=None, rate="-")
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def update(self, scored: int, total: int, passed: int) -> None:
-        self.progress.update(self.task, completed=scored, total=total, rate=f"{passed / scored:.1%}" if scored else "-")
 
 
 def _print_result(args, result, task_count: int) -> int:

@@ -1,5 +1,5 @@
 """The language-data verbs of `hrm data`: prepare-language, prepare, chunk, merge, normalize-qa,
-download-slice. The work lives in `hrmkit.data.language`; this module only parses flags,
+download-slice. The work lives in `hrmkit.lm.corpus`; this module only parses flags,
 checks them, shows progress and prints a summary.
 
 Bad input ends with one line on stderr and exit code 2; a download that fails for good
@@ -53,7 +53,7 @@ def _weight(text: str) -> float:
 
 
 def _size(text: str) -> int:
-    from .data.language.download import parse_size
+    from hrmkit.lm.corpus.download import parse_size
     try:
         return parse_size(text)
     except ValueError as error:
@@ -278,7 +278,7 @@ def _refuse_existing(path: Path, force: bool) -> None:
 
 
 def _triples_config(args):
-    from .data.language.triples import TriplesConfig
+    from hrmkit.lm.corpus.triples import TriplesConfig
     return TriplesConfig(
         max_seq_len=args.max_seq_len, mode=args.mode, text_field=args.text_field, prompt_field=args.prompt_field,
         response_field=args.response_field, prefix_tokens=args.prefix_tokens,
@@ -287,7 +287,7 @@ def _triples_config(args):
 
 
 def _tokenizer_choice(args):
-    from .data.language.corpus_builder import TokenizerChoice
+    from hrmkit.lm.corpus.corpus_builder import TokenizerChoice
     return TokenizerChoice(path=args.tokenizer, vocab_size=args.vocab_size,
                            sample_chars=args.tokenizer_sample_mb * 1_000_000, threads=args.tokenizer_num_threads)
 
@@ -312,7 +312,10 @@ def _corpus_summary(dest: Path, result) -> list[str]:
 
 
 def _run_prepare_language(args, progress) -> int:
-    from .data.language.prepare_language import PrepareLanguageOptions, prepare_language
+    from hrmkit.lm.corpus.prepare_language import (
+        PrepareLanguageOptions,
+        prepare_language,
+    )
     _refuse_existing(args.dest, args.force)
     options = PrepareLanguageOptions(
         source=args.source, dest=args.dest, triples=_triples_config(args), tokenizer=_tokenizer_choice(args),
@@ -325,7 +328,13 @@ def _run_prepare_language(args, progress) -> int:
 
 
 def _run_prepare(args, progress) -> int:
-    from .data.language.staged_prepare import EXTRACTED_FILE, REJECTS_FILE, TRIPLES_DIR, StagedPrepareOptions, staged_prepare
+    from hrmkit.lm.corpus.staged_prepare import (
+        EXTRACTED_FILE,
+        REJECTS_FILE,
+        TRIPLES_DIR,
+        StagedPrepareOptions,
+        staged_prepare,
+    )
     options = StagedPrepareOptions(
         source=args.source, output_dir=args.output_dir, fields=args.fields, to_triples=args.to_triples,
         triples=_triples_config(args), tokenizer=_tokenizer_choice(args), val_ratio=args.val_ratio,
@@ -346,7 +355,7 @@ def _run_prepare(args, progress) -> int:
 
 
 def _run_chunk(args, progress) -> int:
-    from .data.language.chunk import WindowSpec, chunk_file
+    from hrmkit.lm.corpus.chunk import WindowSpec, chunk_file
     _refuse_existing(args.output, args.force)
     spec = WindowSpec(args.target_length, args.stride or max(1, args.target_length // 2))
     stats = chunk_file(args.input, args.output, args.tokenizer, spec, text_field=args.text_field,
@@ -364,7 +373,7 @@ def _run_chunk(args, progress) -> int:
 
 
 def _run_merge(args, progress) -> int:
-    from .data.language.merge import blend, merge_chunks
+    from hrmkit.lm.corpus.merge import blend, merge_chunks
     _refuse_existing(args.output_dir, args.force)
     samples = {"train": args.train_samples, "val": args.val_samples, "test": args.test_samples}
     if args.batches is not None:
@@ -395,7 +404,7 @@ def _run_merge(args, progress) -> int:
 
 
 def _run_normalize_qa(args, progress) -> int:
-    from .data.language.normalize_qa import normalize_qa
+    from hrmkit.lm.corpus.normalize_qa import normalize_qa
     _refuse_existing(args.output, args.force)
     result = normalize_qa(args.input, args.output, args.question_field, args.answer_field,
                           context_field=args.context_field, prompt_template=args.prompt_template,
@@ -409,7 +418,7 @@ def _run_normalize_qa(args, progress) -> int:
 
 
 def _run_download_slice(args, progress) -> int:
-    from .data.language.download import SliceOptions, download_slice
+    from hrmkit.lm.corpus.download import SliceOptions, download_slice
     options = SliceOptions(
         index_url=args.index_url, base_url=args.base_url, output=args.output, start=args.start, count=args.count,
         target_size=args.target_size, pattern=args.pattern, compress=args.compress,
@@ -443,10 +452,10 @@ def _one_line(error: BaseException) -> str:
 
 def run_language_tool(args: argparse.Namespace) -> int:
     """Run the verb `args.tool` names; returns the exit code (errors are printed, one line)."""
-    from .data.language.download import DownloadError
-    from .data.language.optional_deps import MissingDependency
-    from .data.puzzle_format import DatasetError
-    from .progress_util import BuildProgress
+    from hrmkit.files import DatasetError
+    from hrmkit.lm.corpus.download import DownloadError
+    from hrmkit.lm.corpus.optional_deps import MissingDependency
+    from hrmkit.progress import BuildProgress
 
     try:
         with BuildProgress() as bar:

@@ -1,4 +1,4 @@
-"""``hrm viz``: the command line of the HTML viewer (``hrmkit.viz.viewer``).
+"""``hrm viz``: the command line of the HTML viewer (``hrmkit.viewer``).
 
 Bad input ends with one line on stderr and exit code 2, like every other verb.
 """
@@ -52,17 +52,17 @@ def add_viz_parser(verbs) -> argparse.ArgumentParser:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from .config_base import ConfigError
-    from .data.puzzle_format import DatasetError
-    from .train.checkpoint import CheckpointError
-    from .viz.headless import BrowserError
+    from hrmkit.config_base import ConfigError
+    from hrmkit.files import DatasetError
+    from hrmkit.train.checkpoint import CheckpointError
+    from hrmkit.viz.headless import BrowserError
     return (ConfigError, DatasetError, CheckpointError, BrowserError, FileNotFoundError, ValueError)
 
 
 def run_viz(args) -> int:
     """Write the page (and the screenshot when asked); 0 on success, 2 with one line on bad input."""
     try:
-        from .viz.viewer import write_dataset_page, write_run_page
+        from hrmkit.viewer import write_dataset_page, write_run_page
         if args.run is None and args.dataset is None:
             raise ValueError("give a run folder, the results .jsonl of `hrm eval code`, "
                              "or --dataset DIR to explore a routing dataset")
@@ -73,7 +73,7 @@ def run_viz(args) -> int:
                                   device=args.device, batch_size=args.batch_size)
         print(f"wrote {page}  (open it in a browser; it needs no server)")
         if args.screenshot:
-            from .viz.headless import screenshot
+            from hrmkit.viz.headless import screenshot
             print(f"wrote {screenshot(page, args.screenshot)}")
     except _expected_errors() as error:
         print(f"error: {error}", file=sys.stderr)

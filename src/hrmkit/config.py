@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config_base import ConfigError, build_config, deep_merge, load_yaml, field_doc
+from hrmkit.config_base import (
+    ConfigError,
+    build_config,
+    deep_merge,
+    field_doc,
+    load_yaml,
+)
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 
@@ -114,7 +120,7 @@ class ModelConfig:
                                 f"got {self.hidden_size} / {self.num_heads}")
         if self.hrm_gate_warmup_steps < 0:
             problems.append("hrm_gate_warmup_steps must be >= 0")
-        from .train.optim import loss_name_problem
+        from hrmkit.train.optim import loss_name_problem
         problem = loss_name_problem(self.loss)
         if problem:
             problems.append(problem)
@@ -206,7 +212,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> list[str]:
-        from .model.losses import TOKEN_LOSSES
+        from hrmkit.model.losses import TOKEN_LOSSES
         if self.task == "puzzle" and self.model.loss not in TOKEN_LOSSES:
             return [f"model.loss: the puzzle task's ACT loss takes {' or '.join(TOKEN_LOSSES)}, not '{self.model.loss}'"]
         return []

@@ -16,9 +16,11 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal, Union
+from typing import Any, Literal, Union
 
 import yaml
+
+from hrmkit.files import atomic_write_text
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
@@ -565,50 +567,3 @@ def config_to_yaml(obj: Any) -> str:
 def save_config_yaml(obj: Any, path: str | os.PathLike) -> None:
     """Write a config as YAML, atomically, keys in field order."""
     atomic_write_text(path, config_to_yaml(obj))
-
-
-# ---------------------------------------------------------------------------------------
-# Atomic writes (shared with checkpointing; kept here so configs need no torch import)
-# ---------------------------------------------------------------------------------------
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it.
-
-    Readers see either the old file or the complete new one, never a partial write: the
-    temporary file is flushed to disk before :func:`os.replace`, which is atomic on one
-    file system. On failure the temporary file is removed and the error re-raised.
-    """
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable across a power loss; not possible on every platform.
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text to ``path`` atomically (see :func:`write_atomically`)."""
-    write_atomically(path, lambda file: file.write(text.encode("utf-8")))

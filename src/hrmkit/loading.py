@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, RunConfig
-from .config_base import build_config
-from .model.act import ACTModel
-from .model.seq2seq import Seq2SeqHRM
-from .train import checkpoint as ckpt
+from hrmkit.config import ModelConfig, RunConfig
+from hrmkit.config_base import build_config
+from hrmkit.model.act import ACTModel
+from hrmkit.model.seq2seq import Seq2SeqHRM
+from hrmkit.train import checkpoint as ckpt
 
 # Reference ``arch`` keys that mean the same thing in ModelConfig.
 _SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_layers", "H_cycles", "L_cycles",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .core import CoreCarry, RecursiveCore
+from hrmkit.config import ModelConfig
+from hrmkit.model.core import CoreCarry, RecursiveCore
 
 
 @dataclass

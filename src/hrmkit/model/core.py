@@ -18,9 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from .layers import Block, CastedEmbedding, CastedLinear, ReasoningModule, RotaryEmbedding, grid_distance_bias, trunc_normal_init_
-from .puzzle_emb import CastedSparseEmbedding
+from hrmkit.config import ModelConfig
+from hrmkit.model.layers import (
+    Block,
+    CastedEmbedding,
+    CastedLinear,
+    ReasoningModule,
+    RotaryEmbedding,
+    grid_distance_bias,
+    trunc_normal_init_,
+)
+from hrmkit.model.puzzle_emb import CastedSparseEmbedding
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import CastedLinear, SwiGLU
+from hrmkit.model.layers import CastedLinear, SwiGLU
 
 
 class MoEFeedForward(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import trunc_normal_init_
+from hrmkit.model.layers import trunc_normal_init_
 
 
 class CastedSparseEmbedding(nn.Module):

@@ -28,10 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from .core import RecursiveCore
-from .layers import Attention, CastedEmbedding, CastedLinear, RotaryEmbedding, SwiGLU, apply_rotary, rms_norm
-from .moe import MoEFeedForward
+from hrmkit.config import ModelConfig
+from hrmkit.model.core import RecursiveCore
+from hrmkit.model.layers import (
+    Attention,
+    CastedEmbedding,
+    CastedLinear,
+    RotaryEmbedding,
+    SwiGLU,
+    apply_rotary,
+    rms_norm,
+)
+from hrmkit.model.moe import MoEFeedForward
 
 
 class EncoderBlock(nn.Module):

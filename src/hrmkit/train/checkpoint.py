@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from hrmkit.config_base import atomic_write_text, write_atomically
+from hrmkit.files import atomic_write_text, write_atomically
 
 __all__ = [
     "CheckpointError",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ..model.losses import widest_float
+from hrmkit.model.losses import widest_float
 
 
 def active() -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from . import collectives
+from hrmkit.train import collectives
 
 
 @dataclass
@@ -75,3 +75,17 @@ def shutdown_processes() -> None:
         # abort the other side (seen as a SIGABRT at exit).
         collectives.barrier()
         dist.destroy_process_group()
+
+
+def local_batch_size(global_batch_size: int, rank: int, world_size: int) -> int:
+    """This rank's share of a global batch; every rank must get the same number of rows."""
+    if global_batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {global_batch_size}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of size {world_size}")
+    if global_batch_size % world_size:
+        raise ValueError(
+            f"global batch size {global_batch_size} is not divisible by world size {world_size}; "
+            "every rank must get the same number of rows"
+        )
+    return global_batch_size // world_size

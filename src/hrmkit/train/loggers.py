@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config_base import ConfigError, atomic_write_text
+from hrmkit.config_base import ConfigError
+from hrmkit.files import atomic_write_text
 
 _PACKAGE = {"tensorboard": "tensorboard", "wandb": "wandb"}
 TENSORBOARD_DIR = "tensorboard"

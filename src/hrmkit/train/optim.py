@@ -24,7 +24,7 @@ from pytorch_optimizer import (
 from pytorch_optimizer.loss import LOSS_FUNCTIONS
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from ..model.losses import IGNORE_LABEL_ID, stablemax_cross_entropy, widest_float
+from hrmkit.model.losses import IGNORE_LABEL_ID, stablemax_cross_entropy, widest_float
 
 ADAM_ATAN2_NAMES = ("adam_atan2", "adamatan2", "adam-atan2")
 # The training guide's short names for pytorch-optimizer's bitsandbytes optimizers.

@@ -20,18 +20,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import RunConfig
-from ..config_base import config_to_dict, save_config_yaml
-from ..eval.puzzles import finish_metrics
-from ..model.losses import widest_float
-from ..model.puzzle_emb import SignSGDSparseEmbedding
-from . import checkpoint as ckpt
-from . import collectives
-from .distributed import ProcessInfo, init_processes, pick_device
-from .ema import ParameterEMA
-from .loggers import MetricsLogger, NullLogger, check_logger_available, open_logger, record_scalars
-from .optim import build_optimizer, build_scheduler
-from .progress import TrainProgress
+from hrmkit.config import RunConfig
+from hrmkit.config_base import config_to_dict, save_config_yaml
+from hrmkit.model.losses import widest_float
+from hrmkit.progress import TrainProgress
+from hrmkit.train import checkpoint as ckpt
+from hrmkit.train import collectives
+from hrmkit.train.distributed import ProcessInfo, init_processes, pick_device
+from hrmkit.train.ema import ParameterEMA
+from hrmkit.train.loggers import (
+    MetricsLogger,
+    NullLogger,
+    check_logger_available,
+    open_logger,
+    record_scalars,
+)
+from hrmkit.train.optim import build_optimizer, build_scheduler
+from hrmkit.train.task import Task, metric_means
 
 
 class Trainer:
@@ -45,7 +50,7 @@ class Trainer:
         self.proc: ProcessInfo = init_processes(self.device)
         if not self.proc.is_main:  # one voice: rank 0 speaks for all processes
             self.log = lambda *_: None
-        self.task = task_factory(cfg, self.proc.rank, self.proc.world_size)
+        self.task: Task = task_factory(cfg, self.proc.rank, self.proc.world_size)
         self.task.fill_model_config()
         if tc.epochs > 0:
             tc.steps = max(1, math.ceil(tc.epochs * self.task.steps_per_epoch))
@@ -77,11 +82,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         main = build_optimizer(tc.optimizer, params, lr=tc.lr, weight_decay=tc.weight_decay,
                                betas=(tc.beta1, tc.beta2), kwargs=tc.optimizer_kwargs)
-        optimizers = [main]
-        if self.model.puzzle_emb is not None:
-            optimizers.append(SignSGDSparseEmbedding(self.model.puzzle_emb, lr=tc.puzzle_emb_lr,
-                                                     weight_decay=tc.puzzle_emb_weight_decay,
-                                                     gather_rows=collectives.all_gather_rows))
+        optimizers = [main, *self.task.extra_optimizers(self.model)]
         schedulers = [build_scheduler(opt, tc.lr_schedule, tc.lr_warmup_steps, tc.steps, tc.lr_min_ratio,
                                       tc.lr_schedule_kwargs) for opt in optimizers]
         return optimizers, schedulers
@@ -189,9 +190,7 @@ class Trainer:
 
     def _save_assets(self, folder: Path) -> None:
         """Files a checkpoint needs beside it (seq2seq: tokenizer.json, meta.json)."""
-        save_assets = getattr(self.task, "save_assets", None)
-        if save_assets is not None:
-            save_assets(folder)
+        self.task.save_assets(folder)
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> dict:
@@ -264,7 +263,7 @@ class Trainer:
         # fp16: the scaler skipped the step because a gradient was inf/NaN (and lowered its scale).
         # The puzzle embedding's step must be skipped too: sign(NaN) is NaN, in that row forever.
         main_step_skipped = scale_before is not None and self.scaler.get_scale() < scale_before
-        for opt in self.optimizers[1:]:  # the sparse puzzle embedding takes sign(grad): scale-free
+        for opt in self.optimizers[1:]:  # the task's extra optimizers (puzzle embedding: sign(grad), scale-free)
             if not main_step_skipped:
                 opt.step()
         for sched in self.schedulers:
@@ -285,9 +284,7 @@ class Trainer:
 
     def _before_step(self) -> None:
         """The task's per-step hook (HRM-LM's gate warmup), for the model as it is after ``self.step`` steps."""
-        hook = getattr(self.task, "before_step", None)
-        if hook is not None:
-            hook(self.model, self.step)
+        self.task.before_step(self.model, self.step)
 
     def _evaluate_and_keep_best(self, metrics_file, max_examples: int) -> dict | None:
         self._before_step()
@@ -295,7 +292,7 @@ class Trainer:
             sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
         if sums is None:
             return None
-        metrics = finish_metrics(collectives.reduce_sums(sums))
+        metrics = metric_means(collectives.reduce_sums(sums))
         metrics["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.started
         metrics["train_s"] = self.train_seconds
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config_base import atomic_write_text
+from hrmkit.files import atomic_write_text
 
 # Loaded by every page, in this order: error capture must come before anything that can fail,
 # and the self-test after everything it checks.

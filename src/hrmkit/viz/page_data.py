@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .trace import SegmentTrace
-
 TOKEN_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 Q_DECIMALS = 3
 
@@ -37,15 +35,6 @@ def grid_record(grid: np.ndarray) -> dict[str, Any]:
 
 def rounded(values: Any) -> list[float]:
     return [round(float(value), Q_DECIMALS) for value in np.asarray(values).reshape(-1)]
-
-
-def segment_fields(trace: SegmentTrace, index: int) -> dict[str, Any]:
-    """The Q logits of every segment and the halting segment of one traced row."""
-    return {
-        "q_halt": rounded(trace.q_halt[index]),
-        "q_continue": rounded(trace.q_continue[index]),
-        "halt": int(trace.halt_step[index]),
-    }
 
 
 def first_rows(total: int, n: int) -> np.ndarray:

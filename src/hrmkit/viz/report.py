@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from hrmkit.config_base import atomic_write_text, write_atomically
+from hrmkit.files import atomic_write_text, write_atomically
 
 ACCURACY_THRESHOLDS: tuple[float, ...] = (0.9, 0.95, 0.97, 0.99)
 # Keys that hold per-puzzle embeddings or fixed initial states: not learned "model size".
@@ -102,7 +102,7 @@ def count_parameters(checkpoint_path: Path) -> int | None:
         return None
     import torch  # Only needed for this one number; keeps plain reports light to import.
 
-    from ..train.checkpoint import CheckpointError, load_checkpoint_file
+    from hrmkit.train.checkpoint import CheckpointError, load_checkpoint_file
 
     try:
         state = load_checkpoint_file(checkpoint_path)["model"]

@@ -1,0 +1,311 @@
+"""Source records -> a processed corpus in data/text.py's format, streamed through `write_corpus`.
+
+Splits come from the source when it has them (kept verbatim: a validation file becomes
+`val`, a test file `test`). Otherwise validation and test records are carved out of the
+training records by ratio: record k goes to val when u_k < val_ratio and to test when
+u_k < val_ratio + test_ratio, where u_k is a seeded uniform draw for record number k alone,
+so the assignment does not depend on batch sizes or on how the files are read.
+
+`write_corpus` writes one split after another, so a carved source is read once per split;
+only the records of the split being written are tokenized.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrmkit.lm.corpus import Progress
+from hrmkit.lm.corpus.encoding import encoded_in_background, set_tokenizer_threads
+from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath, check_schema
+from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches
+from hrmkit.lm.corpus.triples import TriplesConfig, examples_of_record
+from hrmkit.lm.text import write_corpus
+from hrmkit.lm.tokenizers import TextTokenizer, load_tokenizer, train_bpe_tokenizer
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+class RatioSplitter:
+    """Seeded, per-record assignment of record numbers to train / val / test."""
+
+    BLOCK = 4096
+
+    def __init__(self, val_ratio: float, test_ratio: float, seed: int) -> None:
+        check_ratios(val_ratio, test_ratio)
+        self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
+        self._block_index: int | None = None
+        self._block: np.ndarray | None = None
+
+    def _codes_of_block(self, block: int) -> np.ndarray:
+        if block != self._block_index:
+            draws = np.random.default_rng([self.seed, block]).random(self.BLOCK)
+            codes = np.zeros(self.BLOCK, dtype=np.uint8)
+            codes[draws < self.val_ratio + self.test_ratio] = SPLIT_CODES["test"]
+            codes[draws < self.val_ratio] = SPLIT_CODES["val"]
+            self._block_index, self._block = block, codes
+        return self._block
+
+    def codes(self, first: int, count: int) -> np.ndarray:
+        """Split codes (see SPLIT_CODES) of records first .. first + count - 1."""
+        parts = []
+        position, end = first, first + count
+        while position < end:
+            block, offset = divmod(position, self.BLOCK)
+            take = min(self.BLOCK - offset, end - position)
+            parts.append(self._codes_of_block(block)[offset : offset + take])
+            position += take
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+
+def check_ratios(val_ratio: float, test_ratio: float) -> None:
+    for name, ratio in (("val ratio", val_ratio), ("test ratio", test_ratio)):
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"the {name} must be in [0, 1), got {ratio}")
+    if val_ratio + test_ratio >= 1.0:
+        raise ValueError(
+            f"val ratio {val_ratio} + test ratio {test_ratio} = {val_ratio + test_ratio:g} leaves nothing for "
+            "training; they must sum to less than 1"
+        )
+
+
+@dataclass
+class SplitSource:
+    """Where one output split's records come from: files, and whether they are carved."""
+
+    files: list[Path]
+    carved: bool = False
+
+
+@dataclass
+class TokenizerChoice:
+    """Reuse the tokenizer at `path`, or train a byte-level BPE of `vocab_size` on a sample."""
+
+    path: Path | None = None
+    vocab_size: int = 8192
+    sample_chars: int = 256_000_000  # characters of training text the BPE trainer sees; 0 = all
+    threads: int = 0
+
+
+@dataclass
+class SplitStats:
+    records: int = 0  # records of this split read from the source
+    missing_field: int = 0  # records without a usable value in a needed field (skipped, reported)
+    too_short: int = 0  # continuation documents under two tokens
+    examples: int = 0
+    source_tokens: int = 0  # tokens of the encoded source text
+    source_chars: int = 0
+    first_missing: str | None = None  # why the first skipped record was skipped
+
+
+@dataclass
+class BuildResult:
+    meta: dict[str, Any]
+    stats: dict[str, SplitStats]
+    seconds: float
+    tokenizer_seconds: float = 0.0
+    tokenizer_trained: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class _SplitReader:
+    """The records of one split, each with the texts of its fields, in source order."""
+
+    def __init__(
+        self,
+        split: str,
+        source: SplitSource,
+        fields: Sequence[FieldPath],
+        splitter: RatioSplitter | None,
+        batch_size: int,
+    ) -> None:
+        self.split, self.source, self.fields = split, source, fields
+        self.splitter = splitter if source.carved else None
+        self.batch_size = batch_size
+        self.columns = sorted({path.top_level for path in fields})
+        self.records_read = 0  # all records read, including those carved into other splits
+
+    def text_batches(self, stats: SplitStats) -> Iterator[tuple[list[str], int]]:
+        """(the field texts of a batch's usable records, flattened; number of records)."""
+        wanted = SPLIT_CODES[self.split]
+        for path in self.source.files:
+            for records in iter_record_batches(path, self.batch_size, self.columns):
+                codes = self.splitter.codes(self.records_read, len(records)) if self.splitter else None
+                self.records_read += len(records)
+                texts: list[str] = []
+                used = 0
+                for number, record in enumerate(records):
+                    if codes is not None and codes[number] != wanted:
+                        continue
+                    stats.records += 1
+                    try:
+                        values = [path_.text_of(record) for path_ in self.fields]
+                    except FieldMissing as missing:
+                        stats.missing_field += 1
+                        if stats.first_missing is None:
+                            stats.first_missing = f"{path.name}: {missing.reason}"
+                        continue
+                    texts.extend(values)
+                    used += 1
+                yield texts, used
+
+
+def _examples(
+    reader: _SplitReader,
+    config: TriplesConfig,
+    tokenizer: TextTokenizer,
+    stats: SplitStats,
+    progress: Progress | None,
+    total: int | None,
+) -> Iterator[dict[str, list[int]]]:
+    width = len(reader.fields)
+    description = f"{reader.split}: records"
+    batches = ((texts, (count, sum(map(len, texts)))) for texts, count in reader.text_batches(stats))
+    for encoded, (count, chars) in encoded_in_background(batches, tokenizer):
+        stats.source_chars += chars
+        for number in range(count):
+            fields = encoded[number * width : (number + 1) * width]
+            stats.source_tokens += sum(map(len, fields))
+            produced = 0
+            for example in examples_of_record(fields, config, tokenizer):
+                produced += 1
+                yield example
+            if not produced:
+                stats.too_short += 1
+            stats.examples += produced
+        if progress:
+            progress(description, reader.records_read, total)
+
+
+def _training_texts(reader: _SplitReader, budget_chars: int, progress: Progress | None) -> Iterator[str]:
+    """Texts of the training split for the BPE trainer, up to `budget_chars` characters (0 = all)."""
+    seen = 0
+    scratch = SplitStats()
+    for texts, _ in reader.text_batches(scratch):
+        for text in texts:
+            yield text
+            seen += len(text)
+            if budget_chars and seen >= budget_chars:
+                return
+        if progress:
+            progress("tokenizer: training text (M chars)", seen // 1_000_000, budget_chars // 1_000_000 or None)
+
+
+def _check_fields(plan: dict[str, SplitSource], fields: Sequence[FieldPath]) -> None:
+    """A field missing from the first record of a split's files is a typo: stop before any work."""
+    for source in plan.values():
+        for path in source.files:
+            record = first_record([path])
+            if record is not None:
+                check_schema(fields, record, str(path))
+                break
+
+
+def _tokenizer(
+    choice: TokenizerChoice,
+    train_reader: _SplitReader | None,
+    progress: Progress | None,
+) -> TextTokenizer:
+    if choice.path is not None:
+        return load_tokenizer(choice.path)
+    if train_reader is None:
+        raise ValueError("no training split to train a tokenizer on; pass a tokenizer file")
+    return train_bpe_tokenizer(_training_texts(train_reader, choice.sample_chars, progress), choice.vocab_size)
+
+
+def build_corpus(
+    plan: dict[str, SplitSource],
+    dest: str | Path,
+    config: TriplesConfig,
+    tokenizer_choice: TokenizerChoice,
+    *,
+    splitter: RatioSplitter | None = None,
+    literal_fields: bool = False,
+    batch_size: int = 1000,
+    count_records_first: bool = False,
+    overwrite: bool = False,
+    source_info: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Write the corpus at `dest` (atomically) from `plan`: output split -> its source files."""
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be >= 1, got {batch_size}")
+    if any(source.carved for source in plan.values()) and splitter is None:
+        raise ValueError("carved splits need a RatioSplitter")
+    started = time.perf_counter()
+    fields = config.field_paths(literal=literal_fields)
+    _check_fields(plan, fields)
+    set_tokenizer_threads(tokenizer_choice.threads)
+
+    totals: dict[str, int] = {}
+    if count_records_first:
+        counted: dict[Path, int] = {}
+        for split, source in plan.items():
+            for path in source.files:
+                if path not in counted:
+                    counted[path] = count_records(path)
+                    if progress:
+                        progress("counting records", sum(counted.values()), None)
+            totals[split] = sum(counted[path] for path in source.files)
+
+    train_reader = _SplitReader("train", plan["train"], fields, splitter, batch_size) if "train" in plan else None
+    tokenizer_started = time.perf_counter()
+    tokenizer = _tokenizer(tokenizer_choice, train_reader, progress)
+    tokenizer_seconds = time.perf_counter() - tokenizer_started
+
+    stats = {split: SplitStats() for split in plan}
+    splits = {
+        split: _examples(
+            _SplitReader(split, source, fields, splitter, batch_size),
+            config,
+            tokenizer,
+            stats[split],
+            progress,
+            totals.get(split),
+        )
+        for split, source in plan.items()
+    }
+    source_info = dict(source_info or {})
+    source_info["tokenizer"] = (
+        {"reused": str(tokenizer_choice.path)}
+        if tokenizer_choice.path is not None
+        else {"trained": "byte-level BPE", "vocab_size": tokenizer_choice.vocab_size,
+              "sample_chars": tokenizer_choice.sample_chars or "all"}
+    )
+    if splitter is not None:
+        source_info["carved"] = {"val_ratio": splitter.val_ratio, "test_ratio": splitter.test_ratio, "seed": splitter.seed}
+    # Each split's generator fills in its entry when it ends; write_corpus serialises the meta
+    # only after every split is written, so the counts land in meta.json without a rewrite.
+    records: dict[str, Any] = {}
+    splits = {split: _recorded(examples, records, split, stats[split]) for split, examples in splits.items()}
+    meta_extra = {
+        "max_seq_len": config.max_seq_len,
+        "triples": config.to_json_dict(),
+        "source": source_info,
+        "records": records,
+    }
+    meta = write_corpus(dest, splits, tokenizer, meta_extra, overwrite=overwrite)
+    return BuildResult(
+        meta=meta,
+        stats=stats,
+        seconds=time.perf_counter() - started,
+        tokenizer_seconds=tokenizer_seconds if tokenizer_choice.path is None else 0.0,
+        tokenizer_trained=tokenizer_choice.path is None,
+        totals=totals,
+    )
+
+
+def _public(stats: SplitStats) -> dict[str, Any]:
+    return {key: value for key, value in asdict(stats).items() if value is not None}
+
+
+def _recorded(
+    examples: Iterator[dict[str, list[int]]], records: dict[str, Any], split: str, stats: SplitStats
+) -> Iterator[dict[str, list[int]]]:
+    yield from examples
+    records[split] = _public(stats)

@@ -1,0 +1,511 @@
+"""Audit a puzzle dataset beyond the structural validation of `load_split`.
+
+`check_dataset` runs every check and keeps going after failures, so one report names every
+fault: per-split structure, train/test input overlap, augmentation group sizes, label
+distribution, and for Sudoku, maze and routing datasets whether every label is a correct answer
+(for routing: a legal S->G route for the example's vehicle, as cheap as the A* oracle's). ARC
+datasets get a layout check of every grid (one colour rectangle, its EOS border, pad elsewhere),
+the builders' translation rule per puzzle, and a check of identifiers.json and test_puzzles.json
+(`check_arc`).
+Big splits are memory-mapped, so every pass over examples reads `CHUNK_ROWS` rows at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrmkit.files import DatasetError, atomic_write_text
+from hrmkit.puzzles import maze as maze_builder
+from hrmkit.puzzles import routing, sudoku
+from hrmkit.puzzles.check_arc import (
+    ARC_BUILDER,
+    arc_check,
+    arc_puzzles_check,
+    arc_translation,
+    looks_like_arc,
+)
+from hrmkit.puzzles.check_base import (
+    STANDARD_SPLITS,
+    Check,
+    build_summary,
+    paired_chunks,
+    row_chunks,
+)
+from hrmkit.puzzles.format import PuzzleSplit, load_split
+from hrmkit.puzzles.grid import reachable_cells
+from hrmkit.puzzles.maze import GOAL, OPEN, PATH, START, shortest_path
+from hrmkit.puzzles.maze import VOCAB_SIZE as MAZE_VOCAB_SIZE
+from hrmkit.puzzles.selection import spread
+from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES
+
+SUDOKU_BUILDER = sudoku.BUILDER
+MAZE_BUILDER = maze_builder.BUILDER
+ROUTING_BUILDER = routing.BUILDER
+
+
+@dataclass
+class CheckReport:
+    """Every check run on the dataset at `root`, plus per-split statistics."""
+
+    root: str
+    checks: list[Check] = field(default_factory=list)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        return [check.name for check in self.checks if not check.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "ok": self.ok,
+            "failed": self.failed,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "stats": self.stats,
+        }
+
+    def format(self) -> str:
+        width = max((len(check.name) for check in self.checks), default=0)
+        lines = [f"dataset check: {self.root}"]
+        lines += [f"  {'PASS' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}" for c in self.checks]
+        for split, split_stats in self.stats.items():
+            lines.append(f"stats [{split}]")
+            lines += [f"  {key}: {value}" for key, value in split_stats.items()]
+        lines.append("OK" if self.ok else f"FAILED: {', '.join(self.failed)}")
+        return "\n".join(lines)
+
+
+def _histogram(split: PuzzleSplit, array_name: str) -> dict[int, int]:
+    counts: Counter[int] = Counter()
+    for _, chunk in row_chunks(split, array_name):
+        tokens, token_counts = np.unique(chunk, return_counts=True)
+        counts.update(dict(zip(tokens.tolist(), token_counts.tolist())))
+    return dict(sorted(counts.items()))
+
+
+def _row_digests(split: PuzzleSplit, with_labels: bool = False) -> Iterator[bytes]:
+    """A digest per example of its input row, or of its (input, label) pair."""
+    if with_labels:
+        chunks = ((inputs, labels) for _, inputs, labels in paired_chunks(split))
+    else:
+        chunks = ((inputs, None) for _, inputs in row_chunks(split, "inputs"))
+    for inputs, labels in chunks:
+        # One dtype for both splits, so equal tokens hash equal whatever each file stores.
+        rows = np.ascontiguousarray(inputs if labels is None else np.concatenate([inputs, labels], axis=1),
+                                    dtype=np.int64)
+        for row in rows:
+            yield hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+
+
+# --------------------------------------------------------------------------- generic checks
+
+
+def _split_names(root: Path) -> list[str]:
+    """train and test always (a missing one is a fault), plus any other folder holding a dataset.json."""
+    found = {path.name for path in root.iterdir() if (path / "dataset.json").is_file()} if root.is_dir() else set()
+    return [*STANDARD_SPLITS, *sorted(found - set(STANDARD_SPLITS))]
+
+
+def _structure_check(root: Path, split_name: str) -> tuple[Check, PuzzleSplit | None]:
+    name = f"structure:{split_name}"
+    try:
+        split = load_split(root, split_name)
+    except DatasetError as error:
+        return Check(name, False, str(error)), None
+    summary = f"{split.num_examples()} examples, {split.num_groups} groups, sets {split.metadata.sets}"
+    return Check(name, True, summary), split
+
+
+def _shared_rows(train: PuzzleSplit, test: PuzzleSplit, with_labels: bool) -> int:
+    train_digests = set(_row_digests(train, with_labels))
+    return sum(digest in train_digests for digest in _row_digests(test, with_labels))
+
+
+def _overlap_check(train: PuzzleSplit, test: PuzzleSplit, arc_like: bool = False) -> Check:
+    shared = _shared_rows(train, test, with_labels=False)
+    detail = f"{shared} of {test.num_examples()} test inputs also occur in train"
+    if not arc_like or shared == 0:
+        return Check("overlap:train/test", shared == 0, detail)
+    # ARC-AGI itself repeats some grids across tasks (an evaluation task's test input can be another
+    # task's demo input), so for ARC only a test input seen in train *with the same answer* leaks.
+    leaked = _shared_rows(train, test, with_labels=True)
+    return Check("overlap:train/test", leaked == 0,
+                 f"{detail} (ARC-AGI repeats grids across tasks); {leaked} of them with the same answer")
+
+
+def _group_sizes(split: PuzzleSplit) -> tuple[np.ndarray, np.ndarray]:
+    """Puzzles and examples in each group of every set."""
+    puzzles, examples = [], []
+    for arrays in split.sets.values():
+        group_bounds = np.asarray(arrays["group_indices"], dtype=np.int64)
+        example_bounds = np.asarray(arrays["puzzle_indices"], dtype=np.int64)[group_bounds]
+        puzzles.append(np.diff(group_bounds))
+        examples.append(np.diff(example_bounds))
+    return np.concatenate(puzzles), np.concatenate(examples)
+
+
+def _spread(values: np.ndarray) -> dict[str, float]:
+    return spread(values) if values.size else {"min": 0, "mean": 0.0, "max": 0}
+
+
+def _augmentation_check(split_name: str, puzzles_per_group: np.ndarray) -> Check:
+    spread = _spread(puzzles_per_group)
+    empty = int(np.count_nonzero(puzzles_per_group == 0))
+    detail = f"puzzles per group min {spread['min']} / mean {spread['mean']} / max {spread['max']}"
+    if empty:
+        return Check(f"augmentation:{split_name}", False, f"{empty} group(s) hold no puzzle; {detail}")
+    # Uneven group sizes are legitimate (e.g. imported data), so they are only reported.
+    uneven = " (uneven)" if spread["min"] != spread["max"] else ""
+    return Check(f"augmentation:{split_name}", True, detail + uneven)
+
+
+def _label_check(split_name: str, histogram: dict[int, int], ignore_id: int | None) -> Check:
+    name = f"labels:{split_name}"
+    if not histogram:
+        return Check(name, False, "the split has no labels")
+    if len(histogram) == 1:
+        token = next(iter(histogram))
+        what = "the ignore token" if token == ignore_id else "token"
+        return Check(name, False, f"every label is {what} {token}, nothing to learn")
+    return Check(name, True, f"{len(histogram)} distinct label tokens")
+
+
+def _split_stats(split: PuzzleSplit, examples_per_group: np.ndarray, labels: dict, inputs: dict) -> dict[str, Any]:
+    return {
+        "examples": split.num_examples(),
+        "puzzles": split.num_puzzles,
+        "groups": split.num_groups,
+        "examples_per_group": _spread(examples_per_group),
+        # String keys: the stats are written to JSON as they are.
+        "label_histogram": {str(token): count for token, count in labels.items()},
+        "input_histogram": {str(token): count for token, count in inputs.items()},
+    }
+
+
+# --------------------------------------------------------------------------- Sudoku
+
+
+def _sudoku_size(seq_len: int) -> int | None:
+    size = math.isqrt(seq_len)
+    return size if size * size == seq_len and size in BOX_SHAPES else None
+
+
+def _looks_like_sudoku(split: PuzzleSplit, label_histogram: dict[int, int]) -> bool:
+    """A reference-built Sudoku: digits 2..size+1 after pad and blank, and labels fully solved."""
+    size = _sudoku_size(split.metadata.seq_len)
+    solved = not any(token in label_histogram for token in (0, BLANK_TOKEN))
+    return size is not None and split.metadata.vocab_size == size + 2 and solved
+
+
+def _units(grids: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """[rows, size units, size cells] views of every row, column and box of [rows, size, size] grids."""
+    box_rows, box_cols = BOX_SHAPES[size]
+    boxes = grids.reshape(-1, size // box_rows, box_rows, size // box_cols, box_cols).transpose(0, 1, 3, 2, 4)
+    return {"row": grids, "column": grids.transpose(0, 2, 1), "box": boxes.reshape(-1, size, size)}
+
+
+def sudoku_label_faults(inputs: np.ndarray, labels: np.ndarray, size: int) -> list[str | None]:
+    """For each [seq_len] label row: None if it solves its input, else the first broken rule."""
+    grids = labels.reshape(-1, size, size).astype(np.int64)
+    digits = np.arange(BLANK_TOKEN + 1, BLANK_TOKEN + size + 1)
+    faults: list[str | None] = [None] * len(labels)
+    for kind, units in _units(grids, size).items():
+        broken = ~(np.sort(units, axis=2) == digits).all(axis=2)  # [rows, units]
+        for row in np.flatnonzero(broken.any(axis=1)):
+            faults[row] = faults[row] or f"{kind} {int(np.argmax(broken[row]))} is not a permutation"
+    givens = inputs != BLANK_TOKEN
+    contradicted = (givens & (inputs != labels)).any(axis=1)
+    for row in np.flatnonzero(contradicted):
+        faults[row] = faults[row] or "disagrees with a given of its input"
+    return faults
+
+
+def _sudoku_check(split_name: str, split: PuzzleSplit) -> Check:
+    name = f"sudoku:{split_name}"
+    size = _sudoku_size(split.metadata.seq_len)
+    if size is None:
+        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a 4x4, 6x6 or 9x9 grid")
+    bad, first = 0, ""
+    for start, inputs, labels in paired_chunks(split):
+        faults = sudoku_label_faults(inputs, labels, size)
+        for row, fault in enumerate(faults):
+            if fault is not None:
+                bad += 1
+                first = first or f"; first bad: example {start + row}: {fault}"
+    total = split.num_examples()
+    return Check(name, bad == 0, f"{total - bad} of {total} labels are valid solutions{first}")
+
+
+# --------------------------------------------------------------------------- mazes
+
+
+def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool]:
+    """(valid, optimal) for a maze answer `label_row` to the maze `input_row` (flat or square tokens).
+
+    Valid: the label is the input with some open cells marked 'o', and those cells form one
+    4-connected S->G route (every 'o' is reachable from S through 'o' cells, and G is too).
+    Optimal: valid and the route is exactly as long as the BFS shortest path. A malformed
+    input (not one S and one G) scores (False, False), so model predictions can be scored blindly.
+    """
+    inputs = np.asarray(input_row).reshape(-1)
+    labels = np.asarray(label_row).reshape(-1)
+    if inputs.size != size * size or labels.size != size * size:
+        return False, False
+    marked = labels == PATH
+    if not np.array_equal(np.where(marked, OPEN, labels), inputs):
+        return False, False  # something besides open cells changed, or an 'o' sits off an open cell
+    starts, goals = np.flatnonzero(inputs == START), np.flatnonzero(inputs == GOAL)
+    if len(starts) != 1 or len(goals) != 1:
+        return False, False
+    reached = reachable_cells(marked | (labels == GOAL), size, int(starts[0]))
+    valid = bool(reached[goals[0]]) and bool(reached[marked].all())
+    if not valid:
+        return False, False
+    shortest = shortest_path(inputs, size)
+    optimal = shortest is not None and int(marked.sum()) == len(shortest) - 2
+    return True, optimal
+
+
+def _maze_size(seq_len: int) -> int | None:
+    size = math.isqrt(seq_len)
+    return size if size * size == seq_len else None
+
+
+def _looks_like_maze(split: PuzzleSplit, input_histogram: dict[int, int]) -> bool:
+    """A reference-built maze: the maze vocabulary and exactly one S and one G in every input."""
+    if split.metadata.vocab_size != MAZE_VOCAB_SIZE or not set(input_histogram) <= set(range(MAZE_VOCAB_SIZE)):
+        return False
+    return all(
+        ((inputs == START).sum(axis=1) == 1).all() and ((inputs == GOAL).sum(axis=1) == 1).all()
+        for _, inputs in row_chunks(split, "inputs")
+    )
+
+
+def _maze_check(split_name: str, split: PuzzleSplit) -> Check:
+    name = f"maze:{split_name}"
+    size = _maze_size(split.metadata.seq_len)
+    if size is None:
+        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a square grid")
+    valid_count = optimal_count = 0
+    first_invalid = first_detour = None
+    for start, inputs, labels in paired_chunks(split):
+        for row, (maze, answer) in enumerate(zip(inputs, labels)):
+            valid, optimal = path_validity(maze, answer, size)
+            valid_count += valid
+            optimal_count += optimal
+            if not valid and first_invalid is None:
+                first_invalid = start + row
+            if valid and not optimal and first_detour is None:
+                first_detour = start + row
+    total = split.num_examples()
+    detail = f"{valid_count} of {total} labels valid, {optimal_count} optimal"
+    if first_invalid is not None:
+        detail += f"; first invalid: example {first_invalid}"
+    if first_detour is not None:
+        detail += f"; first non-optimal: example {first_detour}"
+    return Check(name, optimal_count == total, detail)
+
+
+# --------------------------------------------------------------------------- city routing
+
+
+def _routing_size(seq_len: int) -> int | None:
+    """Grid side of a routing row (size*size map cells plus the vehicle token)."""
+    size = math.isqrt(max(seq_len - 1, 0))
+    return size if size > 0 and size * size == seq_len - 1 else None
+
+
+def _looks_like_routing(split: PuzzleSplit, input_histogram: dict[int, int]) -> bool:
+    """A routing dataset: its vocabulary, a square map plus one position, and a vehicle token last in every input."""
+    vehicle_tokens = np.array(sorted(routing.VEHICLE_TOKENS.values()))
+    if split.metadata.vocab_size != routing.VOCAB_SIZE or _routing_size(split.metadata.seq_len) is None:
+        return False
+    if not set(input_histogram) <= set(range(routing.VOCAB_SIZE)):
+        return False
+    return all(np.isin(inputs[:, -1], vehicle_tokens).all() for _, inputs in row_chunks(split, "inputs"))
+
+
+def routing_label_fault(input_row: Any, label_row: Any, size: int) -> tuple[str | None, bool]:
+    """(fault, legal) for one routing label: (None, True) when it marks a cost-optimal legal route.
+
+    legal is False for an illegal, disconnected or malformed label; a legal route that costs more
+    than the oracle's optimum comes back as (fault, True).
+    """
+    fault, cost = routing.judge_path(input_row, label_row, size)
+    if fault is not None:
+        return fault, False
+    ignored = int(np.asarray(label_row).reshape(-1)[-1])
+    if ignored != 0:
+        return f"label at the vehicle position is {ignored}, expected 0 (ignored)", False
+    optimum = routing.optimal_cost(input_row, size)
+    if cost != optimum:
+        return f"route costs {cost} but the optimum is {optimum}", True
+    return None, True
+
+
+def _vehicle_of(input_row: np.ndarray) -> str:
+    token = int(input_row[-1])
+    return next((name for name, t in routing.VEHICLE_TOKENS.items() if t == token), f"token {token}")
+
+
+def _routing_check(split_name: str, split: PuzzleSplit) -> Check:
+    name = f"routing:{split_name}"
+    size = _routing_size(split.metadata.seq_len)
+    if size is None:
+        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a square map plus a vehicle token")
+    legal_count = optimal_count = 0
+    first_illegal = first_detour = ""
+    for start, inputs, labels in paired_chunks(split):
+        for row, (scenario, answer) in enumerate(zip(inputs, labels)):
+            fault, legal = routing_label_fault(scenario, answer, size)
+            legal_count += legal
+            optimal_count += fault is None
+            named = f"example {start + row} ({_vehicle_of(scenario)}): {fault}"
+            if not legal and not first_illegal:
+                first_illegal = f"; first illegal: {named}"
+            if legal and fault is not None and not first_detour:
+                first_detour = f"; first non-optimal: {named}"
+    total = split.num_examples()
+    detail = f"{legal_count} of {total} labels legal routes, {optimal_count} cost-optimal{first_illegal}{first_detour}"
+    return Check(name, optimal_count == total, detail)
+
+
+def routing_path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
+    """Share of predictions marking a legal route and a cost-optimal one, overall and per vehicle."""
+    size = _routing_size(split.metadata.seq_len)
+    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
+    tallies: dict[str, list[int]] = {}  # vehicle -> [examples, legal, optimal]
+    for scenario, predicted in zip(inputs, predictions):
+        valid, cost = routing.is_legal_path(scenario, predicted, size)
+        optimal = valid and cost == routing.optimal_cost(scenario, size)
+        tally = tallies.setdefault(_vehicle_of(scenario), [0, 0, 0])
+        tally[0], tally[1], tally[2] = tally[0] + 1, tally[1] + valid, tally[2] + optimal
+    total = max(sum(t[0] for t in tallies.values()), 1)
+    scores = {"valid_path": sum(t[1] for t in tallies.values()) / total,
+              "optimal_path": sum(t[2] for t in tallies.values()) / total}
+    for vehicle, (examples, valid, optimal) in tallies.items():
+        scores[f"valid_path/{vehicle}"] = valid / examples
+        scores[f"optimal_path/{vehicle}"] = optimal / examples
+    return scores
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _builder(root: Path) -> str | None:
+    """The hrmkit builder named in hrmkit_build.json; None for reference-built (or unreadable) summaries."""
+    builder = build_summary(root).get("builder")
+    return builder if isinstance(builder, str) else None
+
+
+def _is_arc(builder: str | None, split: PuzzleSplit) -> bool:
+    """Built by hrmkit's ARC builder, or (no hrmkit summary) shaped like the reference's ARC datasets."""
+    return builder == ARC_BUILDER or (builder is None and looks_like_arc(split))
+
+
+def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, report: CheckReport) -> str | None:
+    """Adds the generic checks and the one of the split's kind; returns that kind (None: unknown)."""
+    puzzles_per_group, examples_per_group = _group_sizes(split)
+    labels, inputs = _histogram(split, "labels"), _histogram(split, "inputs")
+    report.stats[split_name] = _split_stats(split, examples_per_group, labels, inputs)
+    report.checks.append(_augmentation_check(split_name, puzzles_per_group))
+    report.checks.append(_label_check(split_name, labels, split.metadata.ignore_label_id))
+    if builder == SUDOKU_BUILDER or (builder is None and _looks_like_sudoku(split, labels)):
+        report.checks.append(_sudoku_check(split_name, split))
+    elif builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, inputs)):
+        report.checks.append(_maze_check(split_name, split))
+    elif builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, inputs)):
+        report.checks.append(_routing_check(split_name, split))
+    elif _is_arc(builder, split):
+        report.checks.append(arc_check(split_name, split, arc_translation(split.root, split_name)))
+        return "arc"
+    return None
+
+
+def is_maze_split(root: str | Path, split: PuzzleSplit) -> bool:
+    """Whether a loaded split holds mazes (named by its builder, else recognised by its tokens)."""
+    builder = _builder(Path(root))
+    return builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, _histogram(split, "inputs")))
+
+
+def is_routing_split(root: str | Path, split: PuzzleSplit) -> bool:
+    """Whether a loaded split holds city-routing scenarios (named by its builder, else recognised by its tokens)."""
+    builder = _builder(Path(root))
+    return builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, _histogram(split, "inputs")))
+
+
+def path_split_kind(root: str | Path, split: PuzzleSplit) -> str | None:
+    """'maze' or 'routing' when predictions on this split are scored as paths (`path_scores`), else None."""
+    if is_maze_split(root, split):
+        return "maze"
+    return "routing" if is_routing_split(root, split) else None
+
+
+def path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
+    """Share of predicted grids that mark a valid S->G path, and an optimal one.
+
+    Mazes: a shortest path. Routing splits (recognised as in `path_split_kind`): a legal route for
+    the example's vehicle and a cost-optimal one, also per vehicle (`routing_path_scores`).
+    """
+    baseline = {"copy_exact": copy_exact_share(split, len(predictions))}
+    if path_split_kind(split.root, split) == "routing":
+        return routing_path_scores(split, predictions) | baseline
+    size = _maze_size(split.metadata.seq_len)
+    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
+    scores = [path_validity(maze, predicted, size) for maze, predicted in zip(inputs, predictions)]
+    total = max(len(scores), 1)
+    return {"valid_path": sum(valid for valid, _ in scores) / total,
+            "optimal_path": sum(optimal for _, optimal in scores) / total} | baseline
+
+
+def copy_exact_share(split: PuzzleSplit, limit: int | None = None) -> float:
+    """Exact accuracy a model would score by copying its input: the share of (the first `limit`)
+    examples whose label equals the input at every labelled position. On mazes whose start touches
+    the goal the path is empty, so exact accuracy is only worth what it adds to this."""
+    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[:limit]
+    labels = np.concatenate([arrays["labels"] for arrays in split.sets.values()])[:limit]
+    labelled = labels != split.metadata.pad_id  # on disk, label 0 (pad) is what the loader ignores
+    copied = ((inputs == labels) | ~labelled).all(axis=1) & labelled.any(axis=1)
+    return float(copied.sum() / max(int(labelled.any(axis=1).sum()), 1))
+
+
+def check_dataset(root: str | Path) -> CheckReport:
+    """Run every check on the dataset at `root`; failures are recorded, never raised."""
+    root = Path(root)
+    report = CheckReport(root=str(root))
+    builder = _builder(root)
+    loaded: dict[str, PuzzleSplit] = {}
+    for split_name in _split_names(root):
+        check, split = _structure_check(root, split_name)
+        report.checks.append(check)
+        if split is not None:
+            loaded[split_name] = split
+    if all(name in loaded for name in STANDARD_SPLITS):
+        report.checks.append(_overlap_check(loaded["train"], loaded["test"], _is_arc(builder, loaded["test"])))
+    arc_splits = {name: split for name, split in loaded.items()
+                  if _content_checks(name, split, builder, report) == "arc"}
+    if arc_splits:
+        report.checks.append(arc_puzzles_check(root, arc_splits, builder))
+    return report
+
+
+def main_check(root: str | Path, json_out: str | None) -> int:
+    """Print the report, write it as JSON to `json_out` if given; 0 if every check passed, else 1."""
+    report = check_dataset(root)
+    print(report.format())
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(report.to_json(), indent=2) + "\n")
+    return 0 if report.ok else 1

@@ -1,0 +1,134 @@
+"""The puzzle task: fixed-length grids in the reference format, trained with ACT.
+
+A task knows its data and its loss; the trainer owns the loop. Here the task also owns the ACT
+carries (one per micro-batch slot), because under continuous batching they are part of where
+training stands and must be checkpointed with the sampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from hrmkit.config import RunConfig
+from hrmkit.model.act import ACTCarry, ACTModel
+from hrmkit.model.core import CoreCarry
+from hrmkit.model.losses import act_loss
+from hrmkit.model.puzzle_emb import SignSGDSparseEmbedding
+from hrmkit.puzzles.evaluate import evaluate_puzzles
+from hrmkit.puzzles.format import PuzzleSplit, TrainSampler, load_split
+from hrmkit.train import collectives
+
+
+class PuzzleTask:
+    """Implements ``hrmkit.train.task.Task`` for puzzle datasets (or for ``splits`` given in memory)."""
+
+    def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1,
+                 splits: tuple[PuzzleSplit, PuzzleSplit | None] | None = None):
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.train_split, self.eval_split = splits or _load_splits(cfg)
+        if cfg.train.global_batch_size % (world_size * cfg.train.grad_accum_steps):
+            raise ValueError(f"train.global_batch_size {cfg.train.global_batch_size} must be divisible by "
+                             f"processes × grad_accum_steps = {world_size * cfg.train.grad_accum_steps}")
+        self.sampler = TrainSampler(self.train_split, cfg.train.global_batch_size, seed=cfg.train.seed,
+                                    rank=rank, world_size=world_size)
+        self.carries: list[ACTCarry | None] = [None] * cfg.train.grad_accum_steps
+
+    def fill_model_config(self) -> None:
+        """Copy vocabulary, length and identifier count from the dataset into the model config."""
+        meta, model = self.train_split.metadata, self.cfg.model
+        for name, value in (("vocab_size", meta.vocab_size), ("seq_len", meta.seq_len),
+                            ("num_puzzle_identifiers", meta.num_puzzle_identifiers)):
+            current = getattr(model, name)
+            if current and current != value:
+                raise ValueError(f"model.{name} is {current} but the dataset at {self.cfg.data.path} has {value}")
+            setattr(model, name, value)
+
+    def build_model(self) -> ACTModel:
+        return ACTModel(self.cfg.model)
+
+    def extra_optimizers(self, model: ACTModel) -> list[torch.optim.Optimizer]:
+        """The puzzle-embedding table is a buffer the reference trains with sparse SignSGD, not the main optimizer."""
+        if model.puzzle_emb is None:
+            return []
+        tc = self.cfg.train
+        return [SignSGDSparseEmbedding(model.puzzle_emb, lr=tc.puzzle_emb_lr, weight_decay=tc.puzzle_emb_weight_decay,
+                                       gather_rows=collectives.all_gather_rows)]
+
+    def before_step(self, model: ACTModel, step: int) -> None:
+        pass  # nothing changes with the step count
+
+    def save_assets(self, folder: Path) -> None:
+        pass  # the weights file and config.yaml hold everything a puzzle model needs
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps for one pass over the training groups (the sampler draws one puzzle per group)."""
+        return max(1, -(self.train_split.num_groups // -self.cfg.train.global_batch_size))
+
+    @property
+    def tokens_per_example(self) -> int:
+        return self.train_split.metadata.seq_len
+
+    def next_micro_batches(self) -> list[dict[str, torch.Tensor]]:
+        batch = self.sampler.next_batch()
+        return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(len(self.carries)) for v in batch.values()))]
+
+    def train_loss(self, model: ACTModel, batch: dict, slot: int):
+        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
+
+    def evaluate(self, model: ACTModel, device: torch.device, autocast=contextlib.nullcontext,
+                 max_examples: int = 0) -> dict | None:
+        if self.eval_split is None:
+            return None
+        batch_size = self.cfg.train.eval_batch_size or self.cfg.train.global_batch_size
+        return evaluate_puzzles(model, self.eval_split, batch_size, device, autocast, max_examples,
+                                rank=self.rank, world_size=self.world_size)
+
+    # -- resume ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"sampler": self.sampler.state_dict(), "carries": [_carry_to_dict(c) for c in self.carries]}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        carries = state.get("carries", [])
+        if len(carries) == len(self.carries):
+            self.carries = [_carry_from_dict(c, device) for c in carries]
+
+
+def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None], slot: int, loss_name: str):
+    """One ACT segment on micro-batch ``slot`` (continuing its carry): (summed loss, metric sums)."""
+    if carries[slot] is None:
+        carries[slot] = model.initial_carry(batch)
+    carry, outputs = model(carry=carries[slot], batch=batch)
+    carries[slot] = carry
+    return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, loss_name)
+
+
+def _load_splits(cfg: RunConfig) -> tuple[PuzzleSplit, PuzzleSplit | None]:
+    """The train split at ``data.path``, and the evaluation split when it exists."""
+    root = cfg.data.path
+    eval_split = load_split(root, cfg.data.eval_split) if (Path(root) / cfg.data.eval_split / "dataset.json").exists() else None
+    return load_split(root, cfg.data.train_split), eval_split
+
+
+def _carry_to_dict(carry: ACTCarry | None) -> dict | None:
+    if carry is None:
+        return None
+    cpu = lambda t: t.detach().cpu()  # noqa: E731  (checkpoints gather these across processes)
+    return {"z_H": cpu(carry.inner_carry.z_H), "z_L": cpu(carry.inner_carry.z_L), "steps": cpu(carry.steps),
+            "halted": cpu(carry.halted), "current_data": {k: cpu(v) for k, v in carry.current_data.items()},
+            "prefetched": None if carry.prefetched is None else tuple(cpu(t) for t in carry.prefetched)}
+
+
+def _carry_from_dict(state: dict | None, device: torch.device) -> ACTCarry | None:
+    if state is None:
+        return None
+    move = lambda t: t.to(device)  # noqa: E731
+    prefetched = state.get("prefetched")
+    return ACTCarry(CoreCarry(move(state["z_H"]), move(state["z_L"])), move(state["steps"]), move(state["halted"]),
+                    {k: move(v) for k, v in state["current_data"].items()},
+                    None if prefetched is None else tuple(move(t) for t in prefetched))
