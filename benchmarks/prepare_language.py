@@ -32,6 +32,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+import numpy as np
+
 RUN_TOOL = """
 import sys
 from hrmkit.cli import OneLineParser
@@ -43,7 +45,7 @@ sys.exit(run_language_tool(parser.parse_args(sys.argv[1:])))
 
 NAIVE = """
 import json, random, sys
-from hrmkit.lm.text import write_corpus
+from hrmkit.lm.corpus_format import write_corpus
 from hrmkit.lm.tokenizers import load_tokenizer
 from hrmkit.lm.corpus.triples import TriplesConfig, continuation_examples
 source, dest, tokenizer_path, max_seq_len = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -85,19 +87,44 @@ def stdlib_paragraphs() -> list[str]:
     return paragraphs
 
 
-def generate_corpus(path: Path, size_mb: int, paragraphs: list[str], seed: int = 0) -> int:
-    """Write documents of prose until `size_mb` MB; returns the number of documents."""
+def generate_corpus(path: Path, size_mb: int, paragraphs: list[str], seed: int = 0, rare_word_share: float = 0.0) -> int:
+    """Write documents of prose until `size_mb` MB; returns the number of documents.
+
+    With `rare_word_share` > 0 that share of the words becomes made-up words drawn from a Zipf
+    law (exponent 1.1) over an open vocabulary, so the distinct words keep growing with the
+    corpus, as web text's do (names, numbers, typos), instead of stopping at the docstrings'.
+    """
     rng = random.Random(seed)
+    rare_words = np.random.default_rng(seed)
     target = size_mb * 1_000_000
     written = documents = 0
     with open(path, "w", encoding="utf-8") as file:
         while written < target:
             text = "\n\n".join(rng.sample(paragraphs, rng.randint(3, 30)))
+            if rare_word_share:
+                text = _with_rare_words(text, rare_word_share, rare_words)
             line = json.dumps({"id": documents, "text": text}, ensure_ascii=False) + "\n"
             file.write(line)
             written += len(line.encode("utf-8"))
             documents += 1
     return documents
+
+
+def _with_rare_words(text: str, share: float, rng: np.random.Generator) -> str:
+    words = text.split(" ")
+    replaced = np.flatnonzero(rng.random(len(words)) < share)
+    for position, rank in zip(replaced.tolist(), rng.zipf(1.1, len(replaced)).tolist()):
+        words[position] = _made_up_word(rank)
+    return " ".join(words)
+
+
+def _made_up_word(rank: int) -> str:
+    """Rank 1, 2, ... spelled in base 26 with the letters in English frequency order: short for the common ranks."""
+    letters = []
+    while rank:
+        rank, digit = divmod(rank, 26)
+        letters.append("etaoinshrdlcumwfgypbvkjxqz"[digit])
+    return "".join(letters)
 
 
 def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:

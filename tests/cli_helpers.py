@@ -19,6 +19,12 @@ def hrm(*args, check=True):
     return result
 
 
+def final_weights(run_dir):
+    """The tensors a run's final/ weights folder holds, read straight from the safetensors file."""
+    from safetensors.torch import load_file
+    return load_file(Path(run_dir) / "final" / "model.safetensors")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

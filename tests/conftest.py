@@ -5,7 +5,21 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for cli_helpers
 
-from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku  # noqa: E402
+from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku  # noqa: E402
+
+KIND_MARKERS = ("cli", "distributed", "gpu")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config, items):
+    """Every test not marked cli, distributed or gpu is a unit test; gpu tests skip without CUDA."""
+    import torch
+    cuda = torch.cuda.is_available()
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KIND_MARKERS):
+            item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("gpu") and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))
 
 
 @pytest.fixture(scope="session")

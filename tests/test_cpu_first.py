@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, hrm
+from cli_helpers import TINY_MODEL, final_weights, hrm
 
 from hrmkit.config import ModelConfig
 from hrmkit.model.act import ACTModel
@@ -49,6 +49,7 @@ def test_trm_with_hrm_style_halting_trains():
     assert model.inner.q_head.weight.grad is not None
 
 
+@pytest.mark.cli
 def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
     result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "train.device=tpu", check=False)
     assert result.returncode == 2 and "device" in result.stderr
@@ -93,6 +94,7 @@ def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
     assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved
 
 
+@pytest.mark.cli
 def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
     hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=accum",
         "train.steps=4", "train.grad_accum_steps=2", "train.eval_interval=2", "train.lr_warmup_steps=2",
@@ -104,10 +106,12 @@ def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
     assert lrs[4] == pytest.approx(0.01)
 
 
+@pytest.mark.cli
 @pytest.mark.slow
 def test_torch_compile_is_opt_in_and_checkpoints_carry_no_compile_prefix(sudoku4, tmp_path):
     hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=compiled",
         "train.steps=3", "train.compile=true", "train.checkpoint_interval=3", *TINY_MODEL)
-    for path in (tmp_path / "compiled" / "final.pt", tmp_path / "compiled" / "checkpoints" / "step_3.pt"):
-        weights = torch.load(path, weights_only=False)["model"]
+    final = final_weights(tmp_path / "compiled")
+    step = torch.load(tmp_path / "compiled" / "checkpoints" / "step_3.pt", weights_only=False)["model"]
+    for weights in (final, step):
         assert weights and not any("_orig_mod" in key for key in weights)

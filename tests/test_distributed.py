@@ -2,8 +2,9 @@
 
 import json
 
+import pytest
 import torch
-from cli_helpers import TINY_MODEL, hrm, torchrun
+from cli_helpers import TINY_MODEL, final_weights, hrm, torchrun
 
 
 def _losses(run_dir):
@@ -11,6 +12,7 @@ def _losses(run_dir):
     return [r["lm_loss"] for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
 
 
+@pytest.mark.distributed
 def test_two_gloo_processes_match_a_single_process(sudoku4, tmp_path):
     args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
             "train.steps=5", "train.eval_interval=0", "model.halt_exploration_prob=0", "model.puzzle_emb_ndim=32",
@@ -23,12 +25,13 @@ def test_two_gloo_processes_match_a_single_process(sudoku4, tmp_path):
     assert len(ddp_losses) == len(single_losses) == 5
     torch.testing.assert_close(torch.tensor(ddp_losses), torch.tensor(single_losses), rtol=1e-4, atol=1e-5)
     assert ddp_evals[-1]["count"] == single_evals[-1]["count"] == 64
-    single = torch.load(tmp_path / "single" / "final.pt", weights_only=False)["model"]
-    ddp = torch.load(tmp_path / "ddp" / "final.pt", weights_only=False)["model"]
+    single = final_weights(tmp_path / "single")
+    ddp = final_weights(tmp_path / "ddp")
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+@pytest.mark.distributed
 def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
     args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
             "train.eval_interval=0", "train.checkpoint_interval=3", "model.halt_exploration_prob=0.3", *TINY_MODEL]
@@ -37,14 +40,15 @@ def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
     second = torchrun(*args, "train.steps=6", "run_name=resumed")
     assert second.stdout.count("resumed from") == 1  # rank 0 speaks for both
     assert _losses(tmp_path / "resumed")[0] == _losses(tmp_path / "straight")[0]
-    straight = torch.load(tmp_path / "straight" / "final.pt", weights_only=False)["model"]
-    resumed = torch.load(tmp_path / "resumed" / "final.pt", weights_only=False)["model"]
+    straight = final_weights(tmp_path / "straight")
+    resumed = final_weights(tmp_path / "resumed")
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
 
 
+@pytest.mark.distributed
 def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
-    from hrmkit.lm.text import build_arithmetic_corpus
+    from hrmkit.lm.arithmetic import build_arithmetic_corpus
     corpus = tmp_path / "arith"
     build_arithmetic_corpus(corpus, digits=1, train=120, val=20, test=0, seed=0)
     args = ["train", "task=seq2seq", f"data.path={corpus}", "data.eval_split=val", f"runs_dir={tmp_path}",
@@ -61,12 +65,13 @@ def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
     torch.testing.assert_close(torch.tensor(ddp_losses), torch.tensor(single_losses), rtol=1e-4, atol=1e-5)
     assert ddp_evals[-1]["count"] == single_evals[-1]["count"] == 20
     assert abs(ddp_evals[-1]["exact_accuracy"] - single_evals[-1]["exact_accuracy"]) < 1e-9
-    single = torch.load(tmp_path / "single" / "final.pt", weights_only=False)["model"]
-    ddp = torch.load(tmp_path / "ddp" / "final.pt", weights_only=False)["model"]
+    single = final_weights(tmp_path / "single")
+    ddp = final_weights(tmp_path / "ddp")
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+@pytest.mark.distributed
 def test_resuming_with_another_process_count_says_what_to_type(sudoku4, tmp_path):
     args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=run",
             "train.steps=2", "train.eval_interval=0", *TINY_MODEL]

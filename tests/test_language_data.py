@@ -23,7 +23,7 @@ from hrmkit.lm.corpus.corpus_builder import RatioSplitter
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath
 from hrmkit.lm.corpus.layout import discover, split_of
 from hrmkit.lm.corpus.merge import default_total, quotas
-from hrmkit.lm.text import CorpusSplit, load_corpus_meta
+from hrmkit.lm.corpus_format import CorpusSplit, load_corpus_meta
 from hrmkit.lm.tokenizers import BPETokenizer, load_tokenizer, train_bpe_tokenizer
 
 pyarrow = pytest.importorskip("pyarrow")

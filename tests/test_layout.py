@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.unit
-
 FAMILIES = ("hrmkit.puzzles", "hrmkit.lm", "hrmkit.code")
 SHARED_TOP = {"hrmkit", "hrmkit.config", "hrmkit.config_base", "hrmkit.files", "hrmkit.progress"}
 SHARED_PACKAGES = ("hrmkit.model", "hrmkit.train", "hrmkit.viz")

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 from hrmkit.puzzles.format import load_identifiers, load_split
-from hrmkit.puzzles.maze import (
-    MazeBuildConfig,
-    build_maze,
-    is_valid_path,
-    read_maze_csv,
-    shortest_path,
-)
+from hrmkit.puzzles.maze import is_valid_path, shortest_path
+from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze, read_maze_csv
 
 CHARSET = "# SGo"  # token t is CHARSET[t - 1]; 0 is pad
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
@@ -379,5 +374,5 @@ def test_the_maze_small_preset_trains_with_grid_attention_on_a_maze_dataset(tmp_
     tiny = ["model.hidden_size=32", "model.num_heads=2", "model.halt_max_steps=2", "model.L_cycles=1",
             "train.global_batch_size=8", "train.eval_max_examples=4", "train.progress=false"]
     assert main(["train", "--config", "maze_small", f"data.path={root}", f"runs_dir={tmp_path}", "train.steps=2", *tiny]) == 0
-    model, _ = load_checkpoint(tmp_path / "maze_small" / "final.pt")
+    model, _ = load_checkpoint(tmp_path / "maze_small" / "final")
     assert model.inner.grid_width == 9 and model.inner.grid_bias.shape == (2, 81, 81)  # rebuilt from the saved config

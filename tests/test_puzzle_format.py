@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from hrmkit.files import DatasetError
+from hrmkit.model.losses import IGNORE_LABEL_ID
 from hrmkit.puzzles import format as puzzle_format
+from hrmkit.puzzles.batches import TrainSampler, eval_batches
 from hrmkit.puzzles.format import (
-    IGNORE_LABEL_ID,
     PuzzleDatasetMetadata,
-    TrainSampler,
-    eval_batches,
     load_identifiers,
     load_split,
     write_dataset,

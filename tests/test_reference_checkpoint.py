@@ -106,6 +106,7 @@ def _dataset_from_batch(root: Path, batch: dict, num_puzzle_identifiers: int, vo
     return root
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_hrm_eval_of_a_reference_checkpoint_predicts_what_the_reference_predicts(tmp_path, folder, capsys):
     """`hrm eval --checkpoint step_N --data D`: shapes from the dataset, all segments run, the last one's
@@ -139,10 +140,12 @@ def _copy_fixture(tmp_path: Path, folder: str) -> Path:
     return _checkpoint(copy)
 
 
-def test_convert_writes_an_hrmkit_checkpoint_that_reproduces_the_reference(tmp_path, capsys):
+@pytest.mark.cli
+def test_convert_writes_a_weights_folder_that_reproduces_the_reference(tmp_path, capsys):
     path = _copy_fixture(tmp_path, "hrm_compiled")
-    out = tmp_path / "converted.pt"
+    out = tmp_path / "converted"
     assert main(["convert", "--checkpoint", str(path), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.json", "model.safetensors"]
     loaded, cfg = hrmkit.load_checkpoint(out)
     assert cfg.model.variant == "hrm" and cfg.model.hidden_size == 32
     expected = _expected(path.parent)
@@ -151,6 +154,7 @@ def test_convert_writes_an_hrmkit_checkpoint_that_reproduces_the_reference(tmp_p
     assert "exists" in capsys.readouterr().err
 
 
+@pytest.mark.cli
 def test_weights_that_do_not_fit_fail_with_one_line(tmp_path, capsys):
     path = _copy_fixture(tmp_path, "trm_att")
     config_path = path.parent / "all_config.yaml"
@@ -162,6 +166,7 @@ def test_weights_that_do_not_fit_fail_with_one_line(tmp_path, capsys):
     assert err.startswith("error:") and "\n" not in err and "do not fit" in err
 
 
+@pytest.mark.cli
 def test_a_key_the_model_does_not_have_fails_with_one_line_naming_it(tmp_path, capsys):
     path = _copy_fixture(tmp_path, "hrm")
     state = torch.load(path, weights_only=True)
@@ -188,6 +193,7 @@ ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_layers", "H
              "halt_exploration_prob", "pos_encodings", "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue")
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("preset", ["hrm_v1", "trm_sudoku_att", "trm_sudoku_mlp"])
 def test_paper_preset_has_the_reference_state_dict_and_parameter_count(preset, capsys):
     reference = PAPER[preset]
@@ -219,6 +225,7 @@ def test_paper_preset_has_the_reference_state_dict_and_parameter_count(preset, c
     assert f"parameters: {reference['parameters']:,} " in capsys.readouterr().out
 
 
+@pytest.mark.cli
 def test_cli_prepare_builds_a_dataset_that_info_describes(tmp_path, capsys):
     out = tmp_path / "s6"
     assert main(["prepare", "sudoku", "--size", "6", "--train", "20", "--test", "5", "--num-aug", "2",

@@ -79,7 +79,7 @@ def test_single_run_report_summarises_and_draws_valid_pngs(tmp_path: Path) -> No
     assert "| 97.00 % | not reached |" in report
     assert "trm, hidden size 64" in report and "/data/sudoku" in report and "adamw" in report
     assert "| wall time | 60.0 s |" in report  # last eval's elapsed_s
-    assert "| parameters | n/a |" in report  # no final.pt
+    assert "| parameters | n/a |" in report  # no final weights
     for file_name in FIGURE_FILES:
         png = (run_dir / file_name).read_bytes()
         assert png.startswith(PNG_MAGIC) and len(png) > 1000, file_name

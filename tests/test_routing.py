@@ -15,8 +15,8 @@ from hrmkit.puzzles.check import (
     is_routing_split,
     path_scores,
     path_split_kind,
-    routing_label_fault,
 )
+from hrmkit.puzzles.check_paths import routing_label_fault
 from hrmkit.puzzles.format import load_split
 from hrmkit.puzzles.routing import (
     JAM_FACTOR,
@@ -26,10 +26,7 @@ from hrmkit.puzzles.routing import (
     VEHICLE_TOKENS,
     VEHICLES,
     VOCAB_SIZE,
-    RoutingBuildConfig,
-    _scenario,
     astar,
-    build_routing,
     count_optimal_routes,
     decode,
     entry_costs,
@@ -38,10 +35,15 @@ from hrmkit.puzzles.routing import (
     optimal_cost,
     optimal_route,
     path_cost,
-    random_city,
     render,
-    vehicle_names,
     vehicle_table,
+)
+from hrmkit.puzzles.routing_dataset import (
+    RoutingBuildConfig,
+    _scenario,
+    build_routing,
+    random_city,
+    vehicle_names,
 )
 
 SIZE = 10
@@ -527,7 +529,7 @@ def test_the_routing_small_preset_trains_on_a_routing_dataset(routing_root, tmp_
             "train.global_batch_size=8", "train.eval_max_examples=8", "train.progress=false"]
     code = main(["train", "--config", "routing_small", f"data.path={routing_root}", f"runs_dir={tmp_path}",
                  "train.steps=2", *tiny])
-    assert code == 0 and (tmp_path / "routing_small" / "final.pt").exists()
+    assert code == 0 and (tmp_path / "routing_small" / "final" / "model.safetensors").exists()
 
 
 def test_cli_builds_checks_trains_and_scores_routes(tmp_path):
@@ -538,7 +540,7 @@ def test_cli_builds_checks_trains_and_scores_routes(tmp_path):
     assert check.returncode == 0
     hrm("train", "--config", "routing_small", f"data.path={data}", f"runs_dir={runs}", "run_name=r", "train.steps=2",
         "train.eval_interval=0", "train.ema=false", *TINY_MODEL)
-    result = hrm("eval", "--checkpoint", str(runs / "r" / "final.pt"), "--data", str(data))
+    result = hrm("eval", "--checkpoint", str(runs / "r" / "final"), "--data", str(data))
     assert "legal routes" in result.stdout and "cost-optimal routes" in result.stdout
     bad = hrm("prepare", "routing", "--size", "10", "--vehicles", "bike,plane", "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode == 2 and "plane" in bad.stderr

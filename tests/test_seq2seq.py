@@ -2,13 +2,16 @@
 token losses by name, and the seq2seq task on the one trainer (resume, early stop, CLI)."""
 
 import json
+import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 from cli_helpers import hrm
+from safetensors.torch import load_file
 
 from hrmkit.config import ModelConfig, MoEConfig, load_run_config
+from hrmkit.lm.arithmetic import build_arithmetic_corpus
 from hrmkit.lm.generate import (
     SamplingConfig,
     apply_repetition_penalty,
@@ -16,7 +19,6 @@ from hrmkit.lm.generate import (
     pick_next,
 )
 from hrmkit.lm.task import Seq2SeqTask, generated_matches
-from hrmkit.lm.text import build_arithmetic_corpus
 from hrmkit.model.moe import MoEFeedForward
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train.optim import build_token_loss, list_names
@@ -208,13 +210,13 @@ def seq2seq_config(data, runs, **train):
 
 
 def final_weights(runs):
-    return torch.load(runs / "r" / "final.pt", map_location="cpu", weights_only=False)["model"]
+    return load_file(runs / "r" / "final" / "model.safetensors")
 
 
 def test_interrupted_run_resumes_to_the_same_weights(arithmetic, tmp_path):
     Trainer(seq2seq_config(arithmetic, tmp_path / "straight"), Seq2SeqTask).train()
     Trainer(seq2seq_config(arithmetic, tmp_path / "resumed", steps=3), Seq2SeqTask).train()
-    (tmp_path / "resumed" / "r" / "final.pt").unlink()
+    shutil.rmtree(tmp_path / "resumed" / "r" / "final")
     resumed = Trainer(seq2seq_config(arithmetic, tmp_path / "resumed"), Seq2SeqTask)
     assert resumed.step == 3
     resumed.train()
@@ -222,7 +224,7 @@ def test_interrupted_run_resumes_to_the_same_weights(arithmetic, tmp_path):
     for key in straight:
         torch.testing.assert_close(straight[key], again[key], msg=key)
     run = tmp_path / "resumed" / "r"
-    for folder in (run, run / "best-model", run / "checkpoints"):
+    for folder in (run / "final", run / "best-model", run / "checkpoints"):
         assert (folder / "tokenizer.json").exists() and (folder / "meta.json").exists()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -251,6 +253,7 @@ def test_epochs_set_the_steps(arithmetic, tmp_path):
     assert trainer.cfg.train.steps == 2 * 19  # ceil(150 / 8) steps per epoch
 
 
+@pytest.mark.cli
 def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
     runs = tmp_path / "runs"
     common = ["--dataset", str(arithmetic), "--save_dir", str(runs), "--run_name", "cli", "task=seq2seq",
@@ -280,6 +283,7 @@ def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
     assert missing.returncode == 2 and "meta.json" in missing.stderr
 
 
+@pytest.mark.cli
 def test_dry_run_prints_a_loss_without_data():
     out = hrm("train", "--config", "arithmetic", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=20")
     assert "dry run (seq2seq): lm loss" in out.stdout

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hrmkit.puzzles.format import load_identifiers, load_split
-from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku, shuffle_sudoku, solve
+from hrmkit.puzzles.sudoku import shuffle_sudoku, solve
+from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
 
 BOX = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
 

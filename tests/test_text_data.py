@@ -6,23 +6,18 @@ import os
 import pytest
 import torch
 
-from hrmkit.lm import text
-from hrmkit.lm.text import (
-    BatchStream,
+from hrmkit.files import DatasetError
+from hrmkit.lm import line_index
+from hrmkit.lm.arithmetic import arithmetic_problems, build_arithmetic_corpus
+from hrmkit.lm.batches import BatchStream, eval_batches, pad_batch
+from hrmkit.lm.corpus_format import (
     CorpusSplit,
-    DatasetError,
     ListSplit,
-    arithmetic_problems,
-    build_arithmetic_corpus,
-    cut_at_eos,
-    eval_batches,
     load_corpus_meta,
     load_corpus_tokenizer,
-    make_example,
-    make_text_example,
-    pad_batch,
     write_corpus,
 )
+from hrmkit.lm.examples import cut_at_eos, make_example, make_text_example
 from hrmkit.lm.tokenizers import (
     BPETokenizer,
     SimpleTokenizer,
@@ -276,8 +271,8 @@ def test_offset_index_is_reused_and_rebuilt_after_the_file_changes(corpus, monke
     index_path = corpus / "train.jsonl.idx.npy"
     assert index_path.is_file()  # written with the corpus
     scans = []
-    real_scan = text._scan_line_bounds
-    monkeypatch.setattr(text, "_scan_line_bounds", lambda path: scans.append(path) or real_scan(path))
+    real_scan = line_index._scan_line_bounds
+    monkeypatch.setattr(line_index, "_scan_line_bounds", lambda path: scans.append(path) or real_scan(path))
 
     assert len(CorpusSplit(corpus, "train")) == 37 and scans == []
     index_path.unlink()
@@ -416,8 +411,8 @@ def test_eval_batches_cover_each_example_once_across_ranks(corpus, char_tokenize
 def test_offset_index_is_exact_when_lines_straddle_scan_chunks(tmp_path, monkeypatch):
     path = tmp_path / "lines.jsonl"
     path.write_bytes(b"ab\n\ncdefghij\nklmnopqrstuv\nw")
-    monkeypatch.setattr(text, "_INDEX_SCAN_BYTES", 5)
-    assert text.line_offsets(path).tolist() == [0, 3, 4, 13, 26, 27]
+    monkeypatch.setattr(line_index, "_INDEX_SCAN_BYTES", 5)
+    assert line_index.line_offsets(path).tolist() == [0, 3, 4, 13, 26, 27]
 
 
 def test_a_bpe_corpus_stores_its_tokenizer_and_reloads_it(tmp_path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, hrm
+from cli_helpers import TINY_MODEL, final_weights, hrm
 
 from hrmkit.puzzles.format import load_split
 
@@ -20,10 +20,7 @@ def train_losses(run_dir):
     return {r["step"]: r["lm_loss"] for r in lines if r["kind"] == "train"}
 
 
-def final_weights(run_dir):
-    return torch.load(run_dir / "final.pt", weights_only=False)["model"]
-
-
+@pytest.mark.cli
 @pytest.mark.parametrize("variant", ["trm", "hrm"])
 def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp_path, variant):
     options = [f"model.variant={variant}", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
@@ -41,6 +38,7 @@ def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp
         assert torch.equal(weights_a[key], weights_b[key]), key
 
 
+@pytest.mark.cli
 def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 6))
     newest = tmp_path / "run" / "checkpoints" / "step_6.pt"
@@ -51,6 +49,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path
     assert "resumed from" in output and "step_3.pt" in output
 
 
+@pytest.mark.cli
 def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 3))
     again = hrm(*train_args(sudoku4, tmp_path, "run", 3))
@@ -58,6 +57,7 @@ def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == ["step_3.pt"]
 
 
+@pytest.mark.cli
 def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 3))
     config = (tmp_path / "run" / "config.yaml").read_text()
@@ -70,11 +70,13 @@ def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sud
     assert "model.halt_max_steps 4 -> 5" in longer.stdout + longer.stderr and "resumed from" in longer.stdout + longer.stderr
 
 
+@pytest.mark.cli
 def test_run_folder_has_config_metrics_checkpoints_and_best_model(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3", "train.checkpoint_limit=1"))
     run = tmp_path / "run"
-    assert (run / "config.yaml").exists() and (run / "final.pt").exists()
-    assert (run / "best-model" / "best.pt").exists() and (run / "best-model" / "config.yaml").exists()
+    for weights in (run / "final", run / "best-model"):
+        assert sorted(p.name for p in weights.iterdir()) == ["config.yaml", "metrics.json", "model.safetensors"]
+    assert (run / "config.yaml").exists() and not list(run.glob("*.pt"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_6.pt", "step_6.yaml"]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -84,6 +86,7 @@ def test_run_folder_has_config_metrics_checkpoints_and_best_model(sudoku4, tmp_p
     assert {"samples_per_s", "tokens_per_s", "ms_per_step", "grad_norm", "lr"} <= train[-1].keys()
 
 
+@pytest.mark.cli
 def test_bad_overrides_are_reported_together_in_one_line(sudoku4, tmp_path):
     result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "model.hiden_size=3",
                  "train.precision=fp8", check=False)
@@ -92,14 +95,16 @@ def test_bad_overrides_are_reported_together_in_one_line(sudoku4, tmp_path):
     assert "\n" not in err and "hidden_size" in err and "fp8" in err
 
 
+@pytest.mark.cli
 def test_missing_dataset_is_one_line_exit_2(tmp_path):
     result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={tmp_path / 'nope'}", check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nope" in result.stderr
 
 
+@pytest.mark.cli
 def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 3))
-    result = hrm("eval", "--checkpoint", str(tmp_path / "run" / "final.pt"), "--data", str(sudoku4),
+    result = hrm("eval", "--checkpoint", str(tmp_path / "run" / "final"), "--data", str(sudoku4),
                  "--out", str(tmp_path / "eval"))
     assert "exact accuracy" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -108,6 +113,7 @@ def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
     assert predictions["predictions"].shape == (64, 16)
 
 
+@pytest.mark.cli
 def test_a_tiny_model_learns_4x4_sudoku_beyond_copying_the_givens(sudoku4, tmp_path):
     hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=learn",
         "train.steps=150", "train.eval_interval=0", "train.progress=false", "train.global_batch_size=32",
@@ -126,11 +132,12 @@ def _checkpoint(run_dir, step):
     return torch.load(run_dir / "checkpoints" / f"step_{step}.pt", weights_only=False)
 
 
+@pytest.mark.cli
 def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_ema(sudoku4, tmp_path):
     ema = ["train.ema=true", "model.puzzle_emb_ndim=32"]
     hrm(*train_args(sudoku4, tmp_path, "run", 3, *ema))
     loaded = _checkpoint(tmp_path / "run", 3)["model"]
-    # One step at a vanishing learning rate: the weights barely move, so the EMA, which final.pt
+    # One step at a vanishing learning rate: the weights barely move, so the EMA, which final/
     # holds, must equal the loaded weights; an EMA started from the random init would not.
     reset = hrm(*train_args(sudoku4, tmp_path, "run", 1, *ema, "train.lr=1e-9", "train.puzzle_emb_lr=1e-9",
                             "train.lr_warmup_steps=0", "--reset_progress"))
@@ -143,6 +150,7 @@ def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_e
     assert all(int(s["step"]) == 1 for s in restarted["optimizers"][0]["state"].values())  # a fresh optimizer
 
 
+@pytest.mark.cli
 def test_ema_averages_trainable_parameters_only_and_keeps_the_live_puzzle_embeddings(sudoku4, tmp_path):
     hrm(*train_args(sudoku4, tmp_path, "run", 3, "train.ema=true", "train.ema_rate=0.5", "model.puzzle_emb_ndim=32"))
     state = _checkpoint(tmp_path / "run", 3)
@@ -160,6 +168,7 @@ def test_ema_averages_trainable_parameters_only_and_keeps_the_live_puzzle_embedd
     assert torch.equal(final[name], averaged[name]) and not torch.equal(final[name], live[name])
 
 
+@pytest.mark.cli
 def test_hrm_small_trains_hrm_with_the_exact_q_target(sudoku4, tmp_path):
     hrm("train", "--config", "hrm_small", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "train.steps=2",
         "train.log_steps=1", "train.progress=false")

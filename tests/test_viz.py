@@ -12,8 +12,9 @@ import pytest
 from cli_helpers import MBPP_DIR, TINY_MODEL, hrm
 
 from hrmkit.puzzles.format import load_split
-from hrmkit.puzzles.maze import MazeBuildConfig, build_maze
-from hrmkit.puzzles.routing import RoutingBuildConfig, build_routing, optimal_cost
+from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze
+from hrmkit.puzzles.routing import optimal_cost
+from hrmkit.puzzles.routing_dataset import RoutingBuildConfig, build_routing
 from hrmkit.puzzles.views.trace import halting_steps, read_rows
 from hrmkit.viz.headless import find_chromium, screenshot, self_test
 from hrmkit.viz.page import SHARED_SCRIPTS, embedded_json
@@ -252,6 +253,7 @@ def test_routing_dataset_alone_gives_the_explorer(explorer_page):
     assert truck["costs"] != bike["costs"] and truck["route"][0] == bike["route"][0]  # same S, other roads
 
 
+@pytest.mark.cli
 def test_bad_input_is_one_line_and_exit_2(sudoku4, tmp_path, capsys):
     from hrmkit.cli import main
     for args, needle in ((["--n", "3"], "give a run folder"),
@@ -306,6 +308,7 @@ def test_untrusted_code_text_cannot_end_the_data_or_add_markup(hostile_code_page
     assert all(hostile in shown for hostile in HOSTILE)  # and they come back exactly as written
 
 
+@pytest.mark.cli
 def test_code_page_bad_input_is_one_line_and_exit_2(hostile_results, tmp_path, capsys):
     from hrmkit.cli import main
     broken = tmp_path / "broken.jsonl"

@@ -25,10 +25,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hrmkit.config import RunConfig
+from hrmkit.lm.batches import eval_batches as corpus_eval_batches
 from hrmkit.lm.task import Seq2SeqTask, random_data
-from hrmkit.lm.text import eval_batches as corpus_eval_batches
-from hrmkit.puzzles.format import eval_batches as puzzle_eval_batches
-from hrmkit.puzzles.format import random_split
+from hrmkit.puzzles.batches import eval_batches as puzzle_eval_batches
+from hrmkit.puzzles.batches import random_split
 from hrmkit.puzzles.task import PuzzleTask
 from hrmkit.train.task import Task
 

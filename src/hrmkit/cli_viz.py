@@ -33,7 +33,7 @@ def add_viz_parser(verbs) -> argparse.ArgumentParser:
                                        "code-evaluation results, or a routing dataset",
                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     viz.add_argument("run", nargs="?", default=None,
-                     help="run folder (runs/<name>: its best model, else final.pt), a checkpoint file, "
+                     help="run folder (runs/<name>: its best model, else final/), a weights folder, a checkpoint file, "
                           "or the results .jsonl of `hrm eval code`")
     viz.add_argument("--dataset", default=None,
                      help="dataset folder (default: the run's data.path); alone, a routing dataset to explore; "

@@ -45,14 +45,15 @@ class ConfigError(ValueError):
 # ---------------------------------------------------------------------------------------
 
 
-def field_doc(default: Any, doc: str, **kw: Any) -> Any:
-    """A dataclass field with a one-line ``doc`` for ``--help``.
+def field_doc(default: Any, doc: str, flag: str | None = None, **kw: Any) -> Any:
+    """A dataclass field with a one-line ``doc`` for ``--help``; ``flag`` also names it ``--<flag>``
+    on the command line (an alias beside the dotted name, see :func:`config_flags`).
 
     Mutable defaults (lists, dicts, dataclass instances) become a ``default_factory`` that
     copies them; a dataclass *class* as default means "a default instance of it";
     ``dataclasses.MISSING`` makes the field required.
     """
-    metadata = {**kw.pop("metadata", {}), "doc": doc}
+    metadata = {**kw.pop("metadata", {}), "doc": doc, **({"flag": flag} if flag else {})}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kw)
     if isinstance(default, type) and dataclasses.is_dataclass(default):
@@ -63,6 +64,19 @@ def field_doc(default: Any, doc: str, **kw: Any) -> Any:
             default_factory=lambda: copy.deepcopy(default), metadata=metadata, **kw
         )
     return dataclasses.field(default=default, metadata=metadata, **kw)
+
+
+def config_flags(cls: type, prefix: str = "") -> dict[str, tuple[str, str]]:
+    """``{flag: (dotted name, doc)}`` of every field, nested ones included, declared with ``flag=``."""
+    flags = {}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        nested = _dataclass_in(hints[field.name])
+        if nested is not None:
+            flags.update(config_flags(nested, prefix + field.name + "."))
+        elif "flag" in field.metadata:
+            flags[field.metadata["flag"]] = (prefix + field.name, field.metadata["doc"])
+    return flags
 
 
 def describe_config(cls: type) -> list[tuple[str, str, str]]:
@@ -77,7 +91,7 @@ def _describe(cls: type, defaults: Any, prefix: str) -> list[tuple[str, str, str
         if not field.init:
             continue
         name = prefix + field.name
-        default = getattr(defaults, field.name) if defaults is not None else _field_default(field)
+        default = getattr(defaults, field.name) if defaults is not None else field_default(field)
         nested = _dataclass_in(hints[field.name])
         if nested is not None and isinstance(default, nested):
             rows.extend(_describe(nested, default, name + "."))
@@ -87,7 +101,8 @@ def _describe(cls: type, defaults: Any, prefix: str) -> list[tuple[str, str, str
     return rows
 
 
-def _field_default(field: dataclasses.Field) -> Any:
+def field_default(field: dataclasses.Field) -> Any:
+    """A field's default value (a fresh one from its factory), or ``dataclasses.MISSING``."""
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:
@@ -147,7 +162,7 @@ def _build_dataclass(cls: type, data: dict, prefix: str, problems: list[str]) ->
     for name, field in fields.items():
         path = prefix + name
         if name not in data:
-            if _field_default(field) is dataclasses.MISSING:
+            if field_default(field) is dataclasses.MISSING:
                 problems.append(f"missing required key '{path}'")
             continue
         values[name] = _coerce(data[name], hints[name], path, problems)

@@ -25,7 +25,7 @@ def _shapes_from_data(cfg: RunConfig) -> None:
     if root is None or (model.vocab_size and model.seq_len):
         return
     if cfg.task == "seq2seq" and (root / "meta.json").exists():
-        from hrmkit.lm.text import load_corpus_meta
+        from hrmkit.lm.corpus_format import load_corpus_meta
         meta = load_corpus_meta(root)
         model.vocab_size = model.vocab_size or int(meta["vocab_size"])
         model.seq_len = model.seq_len or int(meta.get("max_seq_len") or 0)

@@ -1,4 +1,4 @@
-"""Load a trained model from an hrmkit weights file or a reference HRM/TRM checkpoint, as is.
+"""Load a trained model from an hrmkit weights folder or checkpoint, or a reference HRM/TRM checkpoint, as is.
 
 A reference checkpoint (``step_<N>``, no extension) is a bare state dict with ``model.inner.``
 keys (``_orig_mod.`` first when trained under torch.compile) and an ``all_config.yaml`` beside it
@@ -19,6 +19,12 @@ from hrmkit.config_base import build_config
 from hrmkit.model.act import ACTModel
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train import checkpoint as ckpt
+from hrmkit.train.weights import (
+    WEIGHTS_FILE,
+    is_weights_folder,
+    read_metrics,
+    read_weights_folder,
+)
 
 # Reference ``arch`` keys that mean the same thing in ModelConfig.
 _SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_layers", "H_cycles", "L_cycles",
@@ -27,38 +33,64 @@ _SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_lay
 
 
 def resolve_run_checkpoint(run: str | Path) -> Path:
-    """A checkpoint file as given, or a run folder's best model, else its final weights, else its newest step."""
+    """What to load from a path: a weights folder or checkpoint file as given, or from a run folder
+    its best model, else its final weights, else its newest step checkpoint.
+
+    Run folders written before weights folders existed hold ``best-model/best.pt`` and ``final.pt``;
+    those still resolve.
+    """
     run = Path(run)
-    if run.is_file():
+    if run.is_file() or is_weights_folder(run):
         return run
     if not run.is_dir():
-        raise FileNotFoundError(f"{run}: no such run folder or checkpoint file")
-    for candidate in (run / "best-model" / "best.pt", run / "final.pt"):
-        if candidate.is_file():
+        raise FileNotFoundError(f"{run}: no such run folder, weights folder or checkpoint file")
+    for candidate in (run / "best-model", run / "best-model" / "best.pt", run / "final", run / "final.pt"):
+        if candidate.is_file() or is_weights_folder(candidate):
             return candidate
     steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda path: int(path.stem.split("_")[1]))
     if steps:
         return steps[-1]
-    raise FileNotFoundError(f"{run}: no best-model/best.pt, final.pt or checkpoints/step_N.pt")
+    raise FileNotFoundError(f"{run}: no best-model/, final/ or checkpoints/step_N.pt to load")
 
 
 def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device: str | torch.device = "cpu"):
-    """Returns ``(model, run_config)`` with the model in eval mode on ``device``."""
-    path = Path(path)
-    state = ckpt.load_checkpoint_file(path)
-    if isinstance(state, dict) and state.get("format") == "hrmkit" or "model" in state and "config" in state:
-        cfg = build_config(RunConfig, state["config"])
-        weights = state["model"]
-    elif ckpt.is_reference_state_dict(state):  # the file is already loaded: don't read it again
-        weights = ckpt.normalize_reference_keys(state)
-        cfg = RunConfig(model=reference_model_config(path, weights, dataset))
+    """Returns ``(model, run_config)`` with the model in eval mode on ``device``.
+
+    ``path``: a run folder, a weights folder (``final/``, ``best-model/``) or its ``model.safetensors``,
+    an hrmkit ``.pt`` file, or a reference HRM/TRM ``step_<N>`` file.
+    """
+    path = resolve_run_checkpoint(path)
+    if path.name == WEIGHTS_FILE or is_weights_folder(path):
+        weights, config = read_weights_folder(path)
+        cfg = build_config(RunConfig, config)
     else:
-        raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
+        weights, cfg = _read_torch_checkpoint(path, dataset)
     if dataset:
         cfg.data.path = str(dataset)
     model = Seq2SeqHRM(cfg.model) if cfg.task == "seq2seq" else ACTModel(cfg.model)
     _load_weights(model, weights, path)
     return model.to(device).eval(), cfg
+
+
+def _read_torch_checkpoint(path: Path, dataset: str | Path | None) -> tuple[dict, RunConfig]:
+    """An hrmkit ``.pt`` (a step checkpoint, or final/best weights of older runs) or a reference state dict."""
+    state = ckpt.load_checkpoint_file(path)
+    if isinstance(state, dict) and state.get("format") == "hrmkit" or "model" in state and "config" in state:
+        return state["model"], build_config(RunConfig, state["config"])
+    if ckpt.is_reference_state_dict(state):  # the file is already loaded: don't read it again
+        weights = ckpt.normalize_reference_keys(state)
+        return weights, RunConfig(model=reference_model_config(path, weights, dataset))
+    raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
+
+
+def final_metrics(run_dir: str | Path) -> tuple[Path | None, dict | None]:
+    """A finished run's final weights and the evaluation saved with them; (None, None) without them."""
+    run_dir = Path(run_dir)
+    if is_weights_folder(run_dir / "final"):
+        return run_dir / "final", read_metrics(run_dir / "final")
+    if (run_dir / "final.pt").is_file():  # a run from before weights folders
+        return run_dir / "final.pt", ckpt.load_checkpoint_file(run_dir / "final.pt").get("metrics")
+    return None, None
 
 
 def _load_weights(model: ACTModel | Seq2SeqHRM, weights: dict, path: Path) -> None:

@@ -25,13 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from hrmkit.code.data import CodeDataError, load_mbpp, mbpp_shots, render_prompt
-from hrmkit.lm.text import (
-    CorpusSplit,
-    load_corpus_tokenizer,
-    make_text_example,
-    train_bpe_tokenizer,
-    write_corpus,
-)
+from hrmkit.lm.corpus_format import CorpusSplit, load_corpus_tokenizer, write_corpus
+from hrmkit.lm.examples import make_text_example
+from hrmkit.lm.tokenizers import train_bpe_tokenizer
 
 DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_MAX_SEQ_LEN = 512

@@ -20,15 +20,10 @@ import torch.nn.functional as F
 
 from hrmkit.config import ModelConfig, RunConfig
 from hrmkit.files import DatasetError
+from hrmkit.lm.arithmetic import build_arithmetic_corpus
+from hrmkit.lm.batches import BatchStream, eval_batches
+from hrmkit.lm.corpus_format import CorpusSplit, ListSplit, load_corpus_meta
 from hrmkit.lm.generate import SamplingConfig, generate
-from hrmkit.lm.text import (
-    BatchStream,
-    CorpusSplit,
-    ListSplit,
-    build_arithmetic_corpus,
-    eval_batches,
-    load_corpus_meta,
-)
 from hrmkit.lm.tokenizers import load_tokenizer
 from hrmkit.model.losses import IGNORE_LABEL_ID
 from hrmkit.model.seq2seq import Seq2SeqHRM

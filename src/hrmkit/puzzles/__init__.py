@@ -1,8 +1,14 @@
 """The puzzle family: fixed-length grid tasks (Sudoku, mazes, ARC-AGI, city routing).
 
-    format.py            the reference on-disk format: read, write, validate, the training sampler
-    sudoku.py, maze.py, arc.py, routing.py, grid.py, selection.py    dataset builders
-    check.py, check_arc.py, check_base.py                           `hrm data check`
+    format.py            the reference on-disk format: read, write, validate
+    batches.py           batches from a split: the reference's training sampler, evaluation batches
+    sudoku.py, maze.py, routing.py, arc.py
+                         each kind itself: its tokens and rules (Sudoku solver, shortest paths, the
+                         routing oracle, ARC variant names), all that checks, evaluation and views need
+    sudoku_dataset.py, maze_dataset.py, routing_dataset.py, arc_dataset.py, arc_tasks.py
+                         the builders (`hrm prepare`); build.py, selection.py, grid.py: what they share
+    check.py, check_paths.py, check_arc.py, check_base.py
+                         `hrm data check`; path scores for `hrm eval`
     task.py              the puzzle Task the trainer runs (batches, ACT segment loss, evaluation)
     evaluate.py          exact accuracy over every ACT segment; arc_vote.py: ARC voting and submissions
     views/               the viewer's puzzle pages (segment traces, Sudoku, paths, ARC, routing explorer)

@@ -28,7 +28,6 @@ import numpy as np
 
 from hrmkit.files import DatasetError, atomic_write_text
 from hrmkit.puzzles.arc import (
-    BUILDER,
     COLOUR_OFFSET,
     MAX_GRID_SIZE,
     SEQ_LEN,
@@ -38,6 +37,7 @@ from hrmkit.puzzles.arc import (
     parse_variant_name,
     unaugment_grid,
 )
+from hrmkit.puzzles.arc_dataset import BUILDER
 from hrmkit.puzzles.format import PuzzleSplit, load_identifiers, load_split
 
 DEFAULT_PASS_KS = (1, 2, 10)

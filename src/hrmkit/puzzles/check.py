@@ -3,11 +3,11 @@
 `check_dataset` runs every check and keeps going after failures, so one report names every
 fault: per-split structure, train/test input overlap, augmentation group sizes, label
 distribution, and for Sudoku, maze and routing datasets whether every label is a correct answer
-(for routing: a legal S->G route for the example's vehicle, as cheap as the A* oracle's). ARC
-datasets get a layout check of every grid (one colour rectangle, its EOS border, pad elsewhere),
-the builders' translation rule per puzzle, and a check of identifiers.json and test_puzzles.json
-(`check_arc`).
-Big splits are memory-mapped, so every pass over examples reads `CHUNK_ROWS` rows at a time.
+(mazes and routing: `check_paths`). ARC datasets get a layout check of every grid (one colour
+rectangle, its EOS border, pad elsewhere), the builders' translation rule per puzzle, and a check
+of identifiers.json and test_puzzles.json (`check_arc`). `path_scores` scores a model's predicted
+paths on maze and routing splits by the same rules. Big splits are memory-mapped, so every
+pass over examples reads `CHUNK_ROWS` rows at a time.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from typing import Any
 import numpy as np
 
 from hrmkit.files import DatasetError, atomic_write_text
-from hrmkit.puzzles import maze as maze_builder
-from hrmkit.puzzles import routing, sudoku
+from hrmkit.puzzles import arc_dataset, maze_dataset, routing_dataset, sudoku_dataset
 from hrmkit.puzzles.check_arc import (
-    ARC_BUILDER,
     arc_check,
     arc_puzzles_check,
     arc_translation,
@@ -40,16 +38,17 @@ from hrmkit.puzzles.check_base import (
     paired_chunks,
     row_chunks,
 )
+from hrmkit.puzzles.check_paths import (
+    looks_like_maze,
+    looks_like_routing,
+    maze_check,
+    maze_path_scores,
+    routing_check,
+    routing_path_scores,
+)
 from hrmkit.puzzles.format import PuzzleSplit, load_split
-from hrmkit.puzzles.grid import reachable_cells
-from hrmkit.puzzles.maze import GOAL, OPEN, PATH, START, shortest_path
-from hrmkit.puzzles.maze import VOCAB_SIZE as MAZE_VOCAB_SIZE
 from hrmkit.puzzles.selection import spread
 from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES
-
-SUDOKU_BUILDER = sudoku.BUILDER
-MAZE_BUILDER = maze_builder.BUILDER
-ROUTING_BUILDER = routing.BUILDER
 
 
 @dataclass
@@ -249,159 +248,6 @@ def _sudoku_check(split_name: str, split: PuzzleSplit) -> Check:
     return Check(name, bad == 0, f"{total - bad} of {total} labels are valid solutions{first}")
 
 
-# --------------------------------------------------------------------------- mazes
-
-
-def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool]:
-    """(valid, optimal) for a maze answer `label_row` to the maze `input_row` (flat or square tokens).
-
-    Valid: the label is the input with some open cells marked 'o', and those cells form one
-    4-connected S->G route (every 'o' is reachable from S through 'o' cells, and G is too).
-    Optimal: valid and the route is exactly as long as the BFS shortest path. A malformed
-    input (not one S and one G) scores (False, False), so model predictions can be scored blindly.
-    """
-    inputs = np.asarray(input_row).reshape(-1)
-    labels = np.asarray(label_row).reshape(-1)
-    if inputs.size != size * size or labels.size != size * size:
-        return False, False
-    marked = labels == PATH
-    if not np.array_equal(np.where(marked, OPEN, labels), inputs):
-        return False, False  # something besides open cells changed, or an 'o' sits off an open cell
-    starts, goals = np.flatnonzero(inputs == START), np.flatnonzero(inputs == GOAL)
-    if len(starts) != 1 or len(goals) != 1:
-        return False, False
-    reached = reachable_cells(marked | (labels == GOAL), size, int(starts[0]))
-    valid = bool(reached[goals[0]]) and bool(reached[marked].all())
-    if not valid:
-        return False, False
-    shortest = shortest_path(inputs, size)
-    optimal = shortest is not None and int(marked.sum()) == len(shortest) - 2
-    return True, optimal
-
-
-def _maze_size(seq_len: int) -> int | None:
-    size = math.isqrt(seq_len)
-    return size if size * size == seq_len else None
-
-
-def _looks_like_maze(split: PuzzleSplit, input_histogram: dict[int, int]) -> bool:
-    """A reference-built maze: the maze vocabulary and exactly one S and one G in every input."""
-    if split.metadata.vocab_size != MAZE_VOCAB_SIZE or not set(input_histogram) <= set(range(MAZE_VOCAB_SIZE)):
-        return False
-    return all(
-        ((inputs == START).sum(axis=1) == 1).all() and ((inputs == GOAL).sum(axis=1) == 1).all()
-        for _, inputs in row_chunks(split, "inputs")
-    )
-
-
-def _maze_check(split_name: str, split: PuzzleSplit) -> Check:
-    name = f"maze:{split_name}"
-    size = _maze_size(split.metadata.seq_len)
-    if size is None:
-        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a square grid")
-    valid_count = optimal_count = 0
-    first_invalid = first_detour = None
-    for start, inputs, labels in paired_chunks(split):
-        for row, (maze, answer) in enumerate(zip(inputs, labels)):
-            valid, optimal = path_validity(maze, answer, size)
-            valid_count += valid
-            optimal_count += optimal
-            if not valid and first_invalid is None:
-                first_invalid = start + row
-            if valid and not optimal and first_detour is None:
-                first_detour = start + row
-    total = split.num_examples()
-    detail = f"{valid_count} of {total} labels valid, {optimal_count} optimal"
-    if first_invalid is not None:
-        detail += f"; first invalid: example {first_invalid}"
-    if first_detour is not None:
-        detail += f"; first non-optimal: example {first_detour}"
-    return Check(name, optimal_count == total, detail)
-
-
-# --------------------------------------------------------------------------- city routing
-
-
-def _routing_size(seq_len: int) -> int | None:
-    """Grid side of a routing row (size*size map cells plus the vehicle token)."""
-    size = math.isqrt(max(seq_len - 1, 0))
-    return size if size > 0 and size * size == seq_len - 1 else None
-
-
-def _looks_like_routing(split: PuzzleSplit, input_histogram: dict[int, int]) -> bool:
-    """A routing dataset: its vocabulary, a square map plus one position, and a vehicle token last in every input."""
-    vehicle_tokens = np.array(sorted(routing.VEHICLE_TOKENS.values()))
-    if split.metadata.vocab_size != routing.VOCAB_SIZE or _routing_size(split.metadata.seq_len) is None:
-        return False
-    if not set(input_histogram) <= set(range(routing.VOCAB_SIZE)):
-        return False
-    return all(np.isin(inputs[:, -1], vehicle_tokens).all() for _, inputs in row_chunks(split, "inputs"))
-
-
-def routing_label_fault(input_row: Any, label_row: Any, size: int) -> tuple[str | None, bool]:
-    """(fault, legal) for one routing label: (None, True) when it marks a cost-optimal legal route.
-
-    legal is False for an illegal, disconnected or malformed label; a legal route that costs more
-    than the oracle's optimum comes back as (fault, True).
-    """
-    fault, cost = routing.judge_path(input_row, label_row, size)
-    if fault is not None:
-        return fault, False
-    ignored = int(np.asarray(label_row).reshape(-1)[-1])
-    if ignored != 0:
-        return f"label at the vehicle position is {ignored}, expected 0 (ignored)", False
-    optimum = routing.optimal_cost(input_row, size)
-    if cost != optimum:
-        return f"route costs {cost} but the optimum is {optimum}", True
-    return None, True
-
-
-def _vehicle_of(input_row: np.ndarray) -> str:
-    token = int(input_row[-1])
-    return next((name for name, t in routing.VEHICLE_TOKENS.items() if t == token), f"token {token}")
-
-
-def _routing_check(split_name: str, split: PuzzleSplit) -> Check:
-    name = f"routing:{split_name}"
-    size = _routing_size(split.metadata.seq_len)
-    if size is None:
-        return Check(name, False, f"seq_len {split.metadata.seq_len} is not a square map plus a vehicle token")
-    legal_count = optimal_count = 0
-    first_illegal = first_detour = ""
-    for start, inputs, labels in paired_chunks(split):
-        for row, (scenario, answer) in enumerate(zip(inputs, labels)):
-            fault, legal = routing_label_fault(scenario, answer, size)
-            legal_count += legal
-            optimal_count += fault is None
-            named = f"example {start + row} ({_vehicle_of(scenario)}): {fault}"
-            if not legal and not first_illegal:
-                first_illegal = f"; first illegal: {named}"
-            if legal and fault is not None and not first_detour:
-                first_detour = f"; first non-optimal: {named}"
-    total = split.num_examples()
-    detail = f"{legal_count} of {total} labels legal routes, {optimal_count} cost-optimal{first_illegal}{first_detour}"
-    return Check(name, optimal_count == total, detail)
-
-
-def routing_path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
-    """Share of predictions marking a legal route and a cost-optimal one, overall and per vehicle."""
-    size = _routing_size(split.metadata.seq_len)
-    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
-    tallies: dict[str, list[int]] = {}  # vehicle -> [examples, legal, optimal]
-    for scenario, predicted in zip(inputs, predictions):
-        valid, cost = routing.is_legal_path(scenario, predicted, size)
-        optimal = valid and cost == routing.optimal_cost(scenario, size)
-        tally = tallies.setdefault(_vehicle_of(scenario), [0, 0, 0])
-        tally[0], tally[1], tally[2] = tally[0] + 1, tally[1] + valid, tally[2] + optimal
-    total = max(sum(t[0] for t in tallies.values()), 1)
-    scores = {"valid_path": sum(t[1] for t in tallies.values()) / total,
-              "optimal_path": sum(t[2] for t in tallies.values()) / total}
-    for vehicle, (examples, valid, optimal) in tallies.items():
-        scores[f"valid_path/{vehicle}"] = valid / examples
-        scores[f"optimal_path/{vehicle}"] = optimal / examples
-    return scores
-
-
 # --------------------------------------------------------------------------- entry points
 
 
@@ -413,7 +259,7 @@ def _builder(root: Path) -> str | None:
 
 def _is_arc(builder: str | None, split: PuzzleSplit) -> bool:
     """Built by hrmkit's ARC builder, or (no hrmkit summary) shaped like the reference's ARC datasets."""
-    return builder == ARC_BUILDER or (builder is None and looks_like_arc(split))
+    return builder == arc_dataset.BUILDER or (builder is None and looks_like_arc(split))
 
 
 def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, report: CheckReport) -> str | None:
@@ -423,12 +269,12 @@ def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, re
     report.stats[split_name] = _split_stats(split, examples_per_group, labels, inputs)
     report.checks.append(_augmentation_check(split_name, puzzles_per_group))
     report.checks.append(_label_check(split_name, labels, split.metadata.ignore_label_id))
-    if builder == SUDOKU_BUILDER or (builder is None and _looks_like_sudoku(split, labels)):
+    if builder == sudoku_dataset.BUILDER or (builder is None and _looks_like_sudoku(split, labels)):
         report.checks.append(_sudoku_check(split_name, split))
-    elif builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, inputs)):
-        report.checks.append(_maze_check(split_name, split))
-    elif builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, inputs)):
-        report.checks.append(_routing_check(split_name, split))
+    elif builder == maze_dataset.BUILDER or (builder is None and looks_like_maze(split, inputs)):
+        report.checks.append(maze_check(split_name, split))
+    elif builder == routing_dataset.BUILDER or (builder is None and looks_like_routing(split, inputs)):
+        report.checks.append(routing_check(split_name, split))
     elif _is_arc(builder, split):
         report.checks.append(arc_check(split_name, split, arc_translation(split.root, split_name)))
         return "arc"
@@ -438,13 +284,13 @@ def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, re
 def is_maze_split(root: str | Path, split: PuzzleSplit) -> bool:
     """Whether a loaded split holds mazes (named by its builder, else recognised by its tokens)."""
     builder = _builder(Path(root))
-    return builder == MAZE_BUILDER or (builder is None and _looks_like_maze(split, _histogram(split, "inputs")))
+    return builder == maze_dataset.BUILDER or (builder is None and looks_like_maze(split, _histogram(split, "inputs")))
 
 
 def is_routing_split(root: str | Path, split: PuzzleSplit) -> bool:
     """Whether a loaded split holds city-routing scenarios (named by its builder, else recognised by its tokens)."""
     builder = _builder(Path(root))
-    return builder == ROUTING_BUILDER or (builder is None and _looks_like_routing(split, _histogram(split, "inputs")))
+    return builder == routing_dataset.BUILDER or (builder is None and looks_like_routing(split, _histogram(split, "inputs")))
 
 
 def path_split_kind(root: str | Path, split: PuzzleSplit) -> str | None:
@@ -463,12 +309,7 @@ def path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]
     baseline = {"copy_exact": copy_exact_share(split, len(predictions))}
     if path_split_kind(split.root, split) == "routing":
         return routing_path_scores(split, predictions) | baseline
-    size = _maze_size(split.metadata.seq_len)
-    inputs = np.concatenate([arrays["inputs"] for arrays in split.sets.values()])[: len(predictions)]
-    scores = [path_validity(maze, predicted, size) for maze, predicted in zip(inputs, predictions)]
-    total = max(len(scores), 1)
-    return {"valid_path": sum(valid for valid, _ in scores) / total,
-            "optimal_path": sum(optimal for _, optimal in scores) / total} | baseline
+    return maze_path_scores(split, predictions) | baseline
 
 
 def copy_exact_share(split: PuzzleSplit, limit: int | None = None) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.puzzles import arc
+from hrmkit.puzzles import arc, arc_dataset
 from hrmkit.puzzles.check_base import (
     MAX_LISTED,
     STANDARD_SPLITS,
@@ -25,8 +25,6 @@ from hrmkit.puzzles.check_base import (
     paired_chunks,
 )
 from hrmkit.puzzles.format import PuzzleSplit
-
-ARC_BUILDER = arc.BUILDER
 
 _SIDE = arc.MAX_GRID_SIZE
 _NAME_SCHEME = f"<task>{arc.ID_SEPARATOR}t<k>{arc.ID_SEPARATOR}<colours>"
@@ -188,7 +186,7 @@ def arc_translation(root: Path, split_name: str) -> str:
     if split_name != "train":
         return "none"
     summary = build_summary(root)
-    config = summary.get("config") if summary.get("builder") == ARC_BUILDER else None
+    config = summary.get("config") if summary.get("builder") == arc_dataset.BUILDER else None
     mode = config.get("translate") if isinstance(config, dict) else None
     return mode if mode in _TRANSLATION_RULES else "example"
 
@@ -432,9 +430,9 @@ def arc_puzzles_check(root: Path, splits: dict[str, PuzzleSplit], builder: str |
                        f"but identifiers.json names {len(names)}")
     # hrmkit and TRM name variants <task>|||t<k>|||<colours>; HRM's builder uses other names,
     # which are not read (nor is the test_puzzles.json it does not write required).
-    scheme = builder == ARC_BUILDER or any(arc.ID_SEPARATOR in name for name in names)
+    scheme = builder == arc_dataset.BUILDER or any(arc.ID_SEPARATOR in name for name in names)
     tasks, task_ids = _task_of_identifiers(names, faults) if scheme else (None, [])
-    test_puzzles = _read_test_puzzles(root, builder == ARC_BUILDER and "test" in splits, faults)
+    test_puzzles = _read_test_puzzles(root, builder == arc_dataset.BUILDER and "test" in splits, faults)
     for split_name, split in splits.items():
         puzzles = _SplitPuzzles.of(split_name, split)
         named = _identifier_faults(puzzles, names, faults)

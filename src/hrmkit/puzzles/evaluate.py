@@ -11,7 +11,9 @@ import contextlib
 import numpy as np
 import torch
 
-from hrmkit.puzzles.format import IGNORE_LABEL_ID, PuzzleSplit, eval_batches
+from hrmkit.model.losses import IGNORE_LABEL_ID
+from hrmkit.puzzles.batches import eval_batches
+from hrmkit.puzzles.format import PuzzleSplit
 
 
 @torch.no_grad()

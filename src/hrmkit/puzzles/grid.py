@@ -1,9 +1,10 @@
-"""Grid helpers shared by the maze and routing builders and the dataset checker."""
+"""Grid helpers shared by the puzzle kinds and the dataset checker: 4-neighbours, reachability, and the
+8 dihedral transforms in the reference's order."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -33,3 +34,26 @@ def reachable_cells(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
                 seen[neighbour] = True
                 queue.append(neighbour)
     return seen
+
+
+# The reference's order: identity, rot90, rot180, rot270, flip left-right, flip up-down,
+# transpose, anti-transpose.
+_DIHEDRAL_TRANSFORMS: tuple[Callable[[np.ndarray], np.ndarray], ...] = (
+    lambda grid: grid,
+    lambda grid: np.rot90(grid, 1),
+    lambda grid: np.rot90(grid, 2),
+    lambda grid: np.rot90(grid, 3),
+    np.fliplr,
+    np.flipud,
+    np.transpose,
+    lambda grid: np.fliplr(np.rot90(grid, 1)),
+)
+
+# Inverse of each dihedral transform (rot90 <-> rot270, the rest self-inverse), and whether it swaps rows and columns.
+DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
+DIHEDRAL_SWAPS_AXES = (False, True, False, True, False, False, True, True)
+
+
+def dihedral_transform(grid: np.ndarray, index: int) -> np.ndarray:
+    """Dihedral transform `index` (0..7, the reference's order) of a 2-D grid."""
+    return np.ascontiguousarray(_DIHEDRAL_TRANSFORMS[index](grid))

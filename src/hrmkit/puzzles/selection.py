@@ -37,6 +37,18 @@ def shuffled_rows(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generat
         yield inputs[row], labels[row]
 
 
+def imported_streams(read: Callable[[str], tuple[np.ndarray, np.ndarray]], from_csv: str, test_csv: str | None,
+                     seed: int) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """(train, test) candidates from imported files, each file's rows in a seeded random order.
+
+    ``read(path)`` gives a file's (inputs, labels). Without ``test_csv`` both splits draw from one
+    stream of ``from_csv``: test takes the first shuffled rows, train the rest.
+    """
+    train = shuffled_rows(*read(from_csv), np.random.default_rng([seed, 3]))
+    test = train if test_csv is None else shuffled_rows(*read(test_csv), np.random.default_rng([seed, 4]))
+    return train, test
+
+
 def select(
     candidates: Iterator[tuple[np.ndarray, np.ndarray]],
     count: int,

@@ -17,8 +17,9 @@ from hrmkit.model.act import ACTCarry, ACTModel
 from hrmkit.model.core import CoreCarry
 from hrmkit.model.losses import act_loss
 from hrmkit.model.puzzle_emb import SignSGDSparseEmbedding
+from hrmkit.puzzles.batches import TrainSampler
 from hrmkit.puzzles.evaluate import evaluate_puzzles
-from hrmkit.puzzles.format import PuzzleSplit, TrainSampler, load_split
+from hrmkit.puzzles.format import PuzzleSplit, load_split
 from hrmkit.train import collectives
 
 

@@ -3,7 +3,7 @@ optimizers and schedule, precision, accumulation, clipping, EMA, checkpoints and
 resume, logging, progress, and the process group under torchrun.
 
 Run folder (``runs/<run_name>/``): ``config.yaml`` (resolved), ``metrics.jsonl``,
-``checkpoints/step_<N>.pt`` (+ ``.yaml``), ``final.pt``, ``best-model/best.pt``; with
+``checkpoints/step_<N>.pt`` (+ ``.yaml``), weights folders ``final/`` and ``best-model/`` (see weights); with
 ``train.logger``, ``tensorboard/`` or ``wandb/`` + ``wandb_run_id.txt`` (see ``loggers``).
 """
 
@@ -37,6 +37,7 @@ from hrmkit.train.loggers import (
 )
 from hrmkit.train.optim import build_optimizer, build_scheduler
 from hrmkit.train.task import Task, metric_means
+from hrmkit.train.weights import save_weights_folder
 
 
 class Trainer:
@@ -176,21 +177,14 @@ class Trainer:
             yaml_text = (self.run_dir / "config.yaml").read_text()
             ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
                                  self.cfg.train.checkpoint_limit)
-            self._save_assets(self.ckpt_dir)
+            self.task.save_assets(self.ckpt_dir)
 
-    def _save_weights(self, path: Path, metrics: dict | None) -> None:
-        """A self-contained weights file (what ``hrm eval`` and ``load_checkpoint`` read)."""
+    def _save_weights(self, folder: Path, metrics: dict | None) -> None:
+        """A self-contained weights folder (what ``hrm eval`` and ``load_checkpoint`` read); see weights.py."""
         if self.proc.is_main:
             weights = self.ema.averaged_state_dict() if self.ema is not None else self.model.state_dict()
             inner = {k.removeprefix("inner."): v for k, v in weights.items()}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_torch_save({"format": "hrmkit", "step": self.step, "model": inner,
-                                    "config": config_to_dict(self.cfg), "metrics": metrics}, path)
-            self._save_assets(path.parent)
-
-    def _save_assets(self, folder: Path) -> None:
-        """Files a checkpoint needs beside it (seq2seq: tokenizer.json, meta.json)."""
-        self.task.save_assets(folder)
+            save_weights_folder(folder, inner, self.cfg, self.step, metrics, self.task.save_assets)
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> dict:
@@ -233,7 +227,7 @@ class Trainer:
                         self._save_step_checkpoint()
             last_eval = self._evaluate_and_keep_best(metrics_file, 0)
             self._save_step_checkpoint()
-            self._save_weights(self.run_dir / "final.pt", last_eval)
+            self._save_weights(self.run_dir / "final", last_eval)
             failed = False
         finally:
             if metrics_file:
@@ -299,9 +293,7 @@ class Trainer:
         if metrics["exact_accuracy"] > self.best_exact:
             self.best_exact = metrics["exact_accuracy"]
             if self.cfg.train.save_best_model:
-                self._save_weights(self.run_dir / "best-model" / "best.pt", metrics)
-                if self.proc.is_main:
-                    save_config_yaml(self.cfg, self.run_dir / "best-model" / "config.yaml")
+                self._save_weights(self.run_dir / "best-model", metrics)
         if "loss" in metrics:
             if metrics["loss"] < self.best_loss:
                 self.best_loss, self.evals_without_better_loss = metrics["loss"], 0

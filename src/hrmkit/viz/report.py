@@ -96,25 +96,25 @@ def load_run_config(run_dir: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def count_parameters(checkpoint_path: Path) -> int | None:
-    """Learned parameters in ``final.pt``'s ``model`` state, or ``None`` without the file."""
-    if not checkpoint_path.is_file():
-        return None
-    import torch  # Only needed for this one number; keeps plain reports light to import.
-
+def count_parameters(run_folder: Path) -> int | None:
+    """Learned parameters of a run's final weights, or ``None`` without them."""
+    # Only needed for this one number; keeps plain reports light to import.
     from hrmkit.train.checkpoint import CheckpointError, load_checkpoint_file
+    from hrmkit.train.weights import is_weights_folder, tensor_sizes
 
+    final = run_folder / "final"
     try:
-        state = load_checkpoint_file(checkpoint_path)["model"]
+        if is_weights_folder(final):
+            sizes = tensor_sizes(final)  # the header alone: no tensor is read
+        elif (run_folder / "final.pt").is_file():  # a run from before weights folders
+            sizes = {key: value.numel() for key, value in load_checkpoint_file(run_folder / "final.pt")["model"].items()}
+        else:
+            return None
     except CheckpointError as error:
         raise ReportError(str(error)) from None
     except KeyError:
-        raise ReportError(f"{checkpoint_path}: unreadable checkpoint (no 'model' weights)") from None
-    return sum(
-        value.numel()
-        for key, value in state.items()
-        if isinstance(value, torch.Tensor) and not any(part in key for part in EXCLUDED_PARAMETER_KEYS)
-    )
+        raise ReportError(f"{run_folder / 'final.pt'}: unreadable checkpoint (no 'model' weights)") from None
+    return sum(size for key, size in sizes.items() if not any(part in key for part in EXCLUDED_PARAMETER_KEYS))
 
 
 @dataclass
@@ -149,7 +149,7 @@ def load_run(run_dir: str | Path) -> Run:
         config=config,
         train=train,
         evals=evals,
-        parameter_count=count_parameters(folder / "final.pt"),
+        parameter_count=count_parameters(folder),
     )
 
 

@@ -6,7 +6,9 @@ whatever the corpus size, and every output appears under its final name only whe
     field_paths.py    dotted field paths with list indices: data.answers.text[0]
     triples.py        how text or prompt/response records become training examples
     encoding.py       batched tokenization that overlaps with the rest of the work
-    corpus_builder.py records -> a processed corpus (data/text.py's format), splits kept or carved
+    corpus_builder.py records -> a processed corpus (lm/corpus_format.py), splits kept or carved
+    tokenizer_sample.py   the bounded, seeded sample of training text a new BPE is trained on
+    seeded_draws.py   seeded draws by record number: the val / test carving and that sample
     prepare_language.py   hrm data prepare-language
     extract.py, staged_prepare.py   hrm data prepare (fields -> extracted.jsonl -> triples)
     chunk.py          hrm data chunk: overlapping token windows, multiprocess, ordered output

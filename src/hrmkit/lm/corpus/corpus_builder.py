@@ -1,4 +1,4 @@
-"""Source records -> a processed corpus in data/text.py's format, streamed through `write_corpus`.
+"""Source records -> a processed corpus (see lm/corpus_format.py), streamed through `write_corpus`.
 
 Splits come from the source when it has them (kept verbatim: a validation file becomes
 `val`, a test file `test`). Otherwise validation and test records are carved out of the
@@ -23,9 +23,11 @@ import numpy as np
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.encoding import encoded_in_background, set_tokenizer_threads
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath, check_schema
+from hrmkit.lm.corpus.seeded_draws import SPLIT_STREAM, SeededDraws
 from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches
+from hrmkit.lm.corpus.tokenizer_sample import sample_texts
 from hrmkit.lm.corpus.triples import TriplesConfig, examples_of_record
-from hrmkit.lm.text import write_corpus
+from hrmkit.lm.corpus_format import write_corpus
 from hrmkit.lm.tokenizers import TextTokenizer, load_tokenizer, train_bpe_tokenizer
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -34,33 +36,18 @@ SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 class RatioSplitter:
     """Seeded, per-record assignment of record numbers to train / val / test."""
 
-    BLOCK = 4096
-
     def __init__(self, val_ratio: float, test_ratio: float, seed: int) -> None:
         check_ratios(val_ratio, test_ratio)
         self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
-        self._block_index: int | None = None
-        self._block: np.ndarray | None = None
-
-    def _codes_of_block(self, block: int) -> np.ndarray:
-        if block != self._block_index:
-            draws = np.random.default_rng([self.seed, block]).random(self.BLOCK)
-            codes = np.zeros(self.BLOCK, dtype=np.uint8)
-            codes[draws < self.val_ratio + self.test_ratio] = SPLIT_CODES["test"]
-            codes[draws < self.val_ratio] = SPLIT_CODES["val"]
-            self._block_index, self._block = block, codes
-        return self._block
+        self._draws = SeededDraws(seed, SPLIT_STREAM)
 
     def codes(self, first: int, count: int) -> np.ndarray:
         """Split codes (see SPLIT_CODES) of records first .. first + count - 1."""
-        parts = []
-        position, end = first, first + count
-        while position < end:
-            block, offset = divmod(position, self.BLOCK)
-            take = min(self.BLOCK - offset, end - position)
-            parts.append(self._codes_of_block(block)[offset : offset + take])
-            position += take
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        draws = self._draws.draws(first, count)
+        codes = np.zeros(count, dtype=np.uint8)
+        codes[draws < self.val_ratio + self.test_ratio] = SPLIT_CODES["test"]
+        codes[draws < self.val_ratio] = SPLIT_CODES["val"]
+        return codes
 
 
 def check_ratios(val_ratio: float, test_ratio: float) -> None:
@@ -88,8 +75,15 @@ class TokenizerChoice:
 
     path: Path | None = None
     vocab_size: int = 8192
-    sample_chars: int = 256_000_000  # characters of training text the BPE trainer sees; 0 = all
+    # UTF-8 bytes of training text the BPE trainer sees at most (see tokenizer_sample.py): the
+    # trainer's memory grows with its input, and 64 MB learns the frequent merges a vocabulary of
+    # this size holds (docs/BENCHMARKS.md, section 8).
+    sample_bytes: int = 64_000_000
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sample_bytes < 1:
+            raise ValueError(f"the tokenizer sample must be at least 1 byte, got {self.sample_bytes}")
 
 
 @dataclass
@@ -182,18 +176,12 @@ def _examples(
             progress(description, reader.records_read, total)
 
 
-def _training_texts(reader: _SplitReader, budget_chars: int, progress: Progress | None) -> Iterator[str]:
-    """Texts of the training split for the BPE trainer, up to `budget_chars` characters (0 = all)."""
-    seen = 0
-    scratch = SplitStats()
-    for texts, _ in reader.text_batches(scratch):
-        for text in texts:
-            yield text
-            seen += len(text)
-            if budget_chars and seen >= budget_chars:
-                return
+def _texts_to_sample(reader: _SplitReader, total: int | None, progress: Progress | None) -> Iterator[list[str]]:
+    """The training split's field texts, batch by batch, for the tokenizer sample."""
+    for texts, _ in reader.text_batches(SplitStats()):
+        yield texts
         if progress:
-            progress("tokenizer: training text (M chars)", seen // 1_000_000, budget_chars // 1_000_000 or None)
+            progress("tokenizer: sampling training text (records)", reader.records_read, total)
 
 
 def _check_fields(plan: dict[str, SplitSource], fields: Sequence[FieldPath]) -> None:
@@ -209,13 +197,30 @@ def _check_fields(plan: dict[str, SplitSource], fields: Sequence[FieldPath]) -> 
 def _tokenizer(
     choice: TokenizerChoice,
     train_reader: _SplitReader | None,
+    seed: int,
+    total: int | None,
     progress: Progress | None,
-) -> TextTokenizer:
+) -> tuple[TextTokenizer, dict[str, Any]]:
+    """The tokenizer, and what meta.json records about where it came from."""
     if choice.path is not None:
-        return load_tokenizer(choice.path)
+        return load_tokenizer(choice.path), {"reused": str(choice.path)}
     if train_reader is None:
         raise ValueError("no training split to train a tokenizer on; pass a tokenizer file")
-    return train_bpe_tokenizer(_training_texts(train_reader, choice.sample_chars, progress), choice.vocab_size)
+    sample = sample_texts(_texts_to_sample(train_reader, total, progress), choice.sample_bytes, seed)
+    tokenizer = train_bpe_tokenizer(sample.texts, choice.vocab_size)
+    origin = {
+        "trained": "byte-level BPE",
+        "vocab_size": choice.vocab_size,
+        "sample": {
+            "budget_bytes": choice.sample_bytes,
+            "bytes": sample.bytes,
+            "texts": len(sample.texts),
+            "seed": seed,
+            "split_bytes": sample.bytes_seen,
+            "split_texts": sample.texts_seen,
+        },
+    }
+    return tokenizer, origin
 
 
 def build_corpus(
@@ -225,6 +230,7 @@ def build_corpus(
     tokenizer_choice: TokenizerChoice,
     *,
     splitter: RatioSplitter | None = None,
+    seed: int = 0,
     literal_fields: bool = False,
     batch_size: int = 1000,
     count_records_first: bool = False,
@@ -232,7 +238,10 @@ def build_corpus(
     source_info: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
-    """Write the corpus at `dest` (atomically) from `plan`: output split -> its source files."""
+    """Write the corpus at `dest` (atomically) from `plan`: output split -> its source files.
+
+    `seed` draws the tokenizer's training sample when one is trained.
+    """
     if batch_size < 1:
         raise ValueError(f"the batch size must be >= 1, got {batch_size}")
     if any(source.carved for source in plan.values()) and splitter is None:
@@ -255,7 +264,7 @@ def build_corpus(
 
     train_reader = _SplitReader("train", plan["train"], fields, splitter, batch_size) if "train" in plan else None
     tokenizer_started = time.perf_counter()
-    tokenizer = _tokenizer(tokenizer_choice, train_reader, progress)
+    tokenizer, tokenizer_origin = _tokenizer(tokenizer_choice, train_reader, seed, totals.get("train"), progress)
     tokenizer_seconds = time.perf_counter() - tokenizer_started
 
     stats = {split: SplitStats() for split in plan}
@@ -271,12 +280,7 @@ def build_corpus(
         for split, source in plan.items()
     }
     source_info = dict(source_info or {})
-    source_info["tokenizer"] = (
-        {"reused": str(tokenizer_choice.path)}
-        if tokenizer_choice.path is not None
-        else {"trained": "byte-level BPE", "vocab_size": tokenizer_choice.vocab_size,
-              "sample_chars": tokenizer_choice.sample_chars or "all"}
-    )
+    source_info["tokenizer"] = tokenizer_origin
     if splitter is not None:
         source_info["carved"] = {"val_ratio": splitter.val_ratio, "test_ratio": splitter.test_ratio, "seed": splitter.seed}
     # Each split's generator fills in its entry when it ends; write_corpus serialises the meta

@@ -15,8 +15,9 @@ downloading when it is on PATH (several connections, its own resume), urllib oth
 after a dropped connection or a short read it asks for the missing bytes with an HTTP
 Range request. A rerun after an interruption therefore reuses every finished shard and
 the finished part of the unfinished one. The shards are then decompressed (gzip / zstd,
-told by their first bytes), joined into `<output>` (zstd-compressed with `compress`), and
-the meta is written; output and meta appear only at the very end, then the parts go.
+told by their first bytes) and joined into `<output>` (zstd-compressed with `compress`), which
+appears only once complete; then the meta is written, and a slice counts as finished only
+once its meta is there; then the parts go.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hrmkit.files import atomic_write_text, temporary_name
+from hrmkit.files import atomic_write_text, write_atomically
 from hrmkit.lm.corpus import Progress, optional_deps
 
 META_KIND = "hrmkit-download-slice"
@@ -336,30 +337,26 @@ def _append_shard(shard: Path, out: BinaryIO) -> int:
 
 
 def _assemble(shards: Sequence[tuple[ShardRecord, Path]], output: Path, options: SliceOptions,
-              progress: Progress | None) -> Path:
-    """Join the shards into `output`'s temporary name; returns it (renamed later, with the meta)."""
-    temporary = temporary_name(output)
-    try:
-        with open(temporary, "wb") as raw:
-            if options.compress:
-                zstandard = optional_deps.zstandard()
-                compressor = zstandard.ZstdCompressor(level=options.compression_level)
-                with compressor.stream_writer(raw, closefd=False) as writer:
-                    for number, (record, path) in enumerate(shards, 1):
-                        record.samples = _append_shard(path, writer)
-                        if progress:
-                            progress("joining shards", number, len(shards))
-            else:
-                for number, (record, path) in enumerate(shards, 1):
-                    record.samples = _append_shard(path, raw)
-                    if progress:
-                        progress("joining shards", number, len(shards))
-            raw.flush()
-            os.fsync(raw.fileno())
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return temporary
+              progress: Progress | None) -> None:
+    """Join the shards into `output`, which appears only once complete."""
+
+    def join(raw: BinaryIO) -> None:
+        if options.compress:
+            zstandard = optional_deps.zstandard()
+            compressor = zstandard.ZstdCompressor(level=options.compression_level)
+            with compressor.stream_writer(raw, closefd=False) as writer:
+                _append_shards(shards, writer, progress)
+        else:
+            _append_shards(shards, raw, progress)
+
+    write_atomically(output, join)
+
+
+def _append_shards(shards: Sequence[tuple[ShardRecord, Path]], out: BinaryIO, progress: Progress | None) -> None:
+    for number, (record, path) in enumerate(shards, 1):
+        record.samples = _append_shard(path, out)
+        if progress:
+            progress("joining shards", number, len(shards))
 
 
 class _ByteCounter:
@@ -440,7 +437,10 @@ def download_slice(options: SliceOptions, progress: Progress | None = None) -> S
         if options.target_size is not None and counter.finished >= options.target_size:
             break
 
-    temporary = _assemble(downloaded, output, options, progress)
+    # A slice counts as finished once its meta is there, so the meta of a slice this one replaces
+    # goes before the new output takes the name; until the new meta is written, a rerun resumes.
+    meta_path.unlink(missing_ok=True)
+    _assemble(downloaded, output, options, progress)
     sample_start = _previous_sample_end(used, start)
     samples = sum(record.samples for record, _ in downloaded)
     meta = {
@@ -459,15 +459,7 @@ def download_slice(options: SliceOptions, progress: Progress | None = None) -> S
         "compressed": "zstd" if options.compress else None,
         "shards": [record.__dict__ for record, _ in downloaded],
     }
-    meta_temporary = temporary_name(meta_path)
-    try:
-        atomic_write_text(meta_temporary, json.dumps(meta, indent=2) + "\n")
-        # Output and meta are renamed back to back: a slice counts as finished only with both.
-        os.replace(temporary, output)
-        os.replace(meta_temporary, meta_path)
-    finally:
-        temporary.unlink(missing_ok=True)
-        meta_temporary.unlink(missing_ok=True)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(parts, ignore_errors=True)
     return SliceResult(meta, "aria2c" if use_aria2c else "python", time.perf_counter() - started, resumed_bytes,
                        retries[0], notes)

@@ -1,8 +1,8 @@
 """`hrm data merge`: several processed corpora -> one, by concatenation or weighted blending.
 
-Both ways stream examples line by line through `write_corpus` (which stages the output and
-renames it into place) and refuse corpora whose tokenizers differ: the same id would mean
-different text.
+Both ways stream examples line by line into a staging folder (`write_corpus_files`), check
+its line counts there and only then rename it into place, and refuse corpora whose tokenizers
+differ: the same id would mean different text.
 
 merge_chunks — every corpus folder under one folder (chunks written by separate runs),
     concatenated split by split in natural name order. The meta's counts are the sums. The
@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -34,16 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hrmkit.files import DatasetError, move_into_place
+from hrmkit.files import DatasetError, check_output_free, staged_folder
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.layout import SPLIT_ORDER
-from hrmkit.lm.text import (
+from hrmkit.lm.corpus_format import (
     TOKENIZER_FILE,
-    line_offsets,
     load_corpus_meta,
     load_corpus_tokenizer,
-    write_corpus,
+    write_corpus_files,
 )
+from hrmkit.lm.line_index import line_offsets
 
 _UNFINISHED = re.compile(r"\.(tmp|old)-\d+$")
 
@@ -129,18 +128,11 @@ def _write_verified(
     expected: dict[str, int],
     overwrite: bool,
 ) -> dict[str, Any]:
-    """write_corpus under a staging name, check the counts there, then rename to `output`."""
-    if output.exists() and not overwrite:
-        raise DatasetError(output, "already exists; remove it or pass --force (overwrite=True)")
-    staging = output.with_name(f"{output.name}.tmp-{os.getpid()}-unverified")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        meta = write_corpus(staging, splits, tokenizer, meta_extra)
+    """The corpus written under a staging name, its counts checked there, then renamed to `output`."""
+    check_output_free(output, overwrite)
+    with staged_folder(output, suffix="-unverified") as staging:
+        meta = write_corpus_files(staging, splits, tokenizer, meta_extra, final_dir=output)
         _verify(staging, meta, expected)
-        move_into_place(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return meta
 
 

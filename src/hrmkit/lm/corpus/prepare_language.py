@@ -31,7 +31,7 @@ class PrepareLanguageOptions:
     tokenizer: TokenizerChoice = field(default_factory=TokenizerChoice)
     val_ratio: float = 0.05
     test_ratio: float = 0.0
-    seed: int = 0
+    seed: int = 0  # of the val / test carving and of the tokenizer sample
     max_files: int | None = None  # per split, in natural sort order
     batch_size: int = 1000  # records per tokenizer batch
     count_records: bool = False
@@ -78,6 +78,7 @@ def prepare_language(options: PrepareLanguageOptions, progress: Progress | None 
         options.triples,
         options.tokenizer,
         splitter=splitter,
+        seed=options.seed,
         batch_size=options.batch_size,
         count_records_first=options.count_records,
         overwrite=options.overwrite,

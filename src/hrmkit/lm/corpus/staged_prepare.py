@@ -6,7 +6,7 @@ Output folder::
     extracted.rejects.jsonl   records missing a field, with the reason
     extracted.stamp.json      what extracted.jsonl was made from; written last, so a stage
                               counts as finished only when its stamp is there
-    triples/                  a processed corpus (data/text.py's format) built from extracted.jsonl
+    triples/                  a processed corpus (lm/corpus_format.py) built from extracted.jsonl
 
 A rerun reuses every finished stage whose inputs are unchanged. A finished stage made from
 other inputs is refused rather than silently replaced (pass the stage's force flag), and
@@ -33,7 +33,7 @@ from hrmkit.lm.corpus.corpus_builder import (
 )
 from hrmkit.lm.corpus.extract import ExtractResult, extract_fields
 from hrmkit.lm.corpus.triples import TriplesConfig
-from hrmkit.lm.text import load_corpus_meta
+from hrmkit.lm.corpus_format import load_corpus_meta
 
 EXTRACTED_FILE = "extracted.jsonl"
 REJECTS_FILE = "extracted.rejects.jsonl"
@@ -115,7 +115,7 @@ def _triples_key(options: StagedPrepareOptions, stamp: dict[str, Any]) -> dict[s
         "extracted": stamp["extracted"],
         "triples": options.triples.to_json_dict(),
         "tokenizer": str(tokenizer.path.resolve()) if tokenizer.path else {"vocab_size": tokenizer.vocab_size,
-                                                                            "sample_chars": tokenizer.sample_chars},
+                                                                            "sample_bytes": tokenizer.sample_bytes},
         "val_ratio": options.val_ratio,
         "test_ratio": options.test_ratio,
         "seed": options.seed,
@@ -169,6 +169,7 @@ def staged_prepare(
         options.triples,
         options.tokenizer,
         splitter=RatioSplitter(options.val_ratio, options.test_ratio, options.seed) if carved else None,
+        seed=options.seed,
         literal_fields=True,
         batch_size=options.batch_size,
         count_records_first=options.count_records,

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hrmkit.lm.corpus.field_paths import FieldPath
-from hrmkit.lm.text import make_example
+from hrmkit.lm.examples import make_example
 from hrmkit.lm.tokenizers import TextTokenizer
 
 MODES = ("continuation", "prompt-response")

@@ -11,18 +11,14 @@ import json
 import math
 from pathlib import Path
 
+from hrmkit.puzzles import maze_dataset, routing_dataset, sudoku_dataset
 from hrmkit.puzzles.arc_vote import is_arc_dataset
-from hrmkit.puzzles.check import (
-    MAZE_BUILDER,
-    ROUTING_BUILDER,
-    SUDOKU_BUILDER,
-    path_split_kind,
-)
+from hrmkit.puzzles.check import path_split_kind
 from hrmkit.puzzles.format import PuzzleSplit
 from hrmkit.puzzles.sudoku import BOX_SHAPES
 
 KINDS = ("sudoku", "maze", "routing", "arc")
-_KIND_OF_BUILDER = {SUDOKU_BUILDER: "sudoku", MAZE_BUILDER: "maze", ROUTING_BUILDER: "routing"}
+_KIND_OF_BUILDER = {sudoku_dataset.BUILDER: "sudoku", maze_dataset.BUILDER: "maze", routing_dataset.BUILDER: "routing"}
 
 
 def _builder(root: Path) -> str | None:

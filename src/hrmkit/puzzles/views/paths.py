@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hrmkit.puzzles import routing
-from hrmkit.puzzles.check import path_validity
+from hrmkit.puzzles.check_paths import path_validity
 from hrmkit.puzzles.format import PuzzleSplit
 from hrmkit.puzzles.maze import PATH as MAZE_PATH
 from hrmkit.puzzles.views.trace import Tracer, collect, read_rows, segment_fields

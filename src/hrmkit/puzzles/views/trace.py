@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrmkit.puzzles.format import IGNORE_LABEL_ID, PuzzleSplit
+from hrmkit.model.losses import IGNORE_LABEL_ID
+from hrmkit.puzzles.format import PuzzleSplit
 from hrmkit.viz.page_data import rounded
 
 

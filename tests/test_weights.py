@@ -1,0 +1,115 @@
+"""final/ and best-model/ are self-contained weights folders (safetensors + config.yaml); old .pt runs still load."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from cli_helpers import final_weights
+from safetensors.torch import load_file
+
+from hrmkit.cli import main
+from hrmkit.config import load_run_config
+from hrmkit.config_base import config_to_dict
+from hrmkit.loading import final_metrics, load_checkpoint, resolve_run_checkpoint
+from hrmkit.puzzles.task import PuzzleTask
+from hrmkit.train.checkpoint import CheckpointError, atomic_torch_save
+from hrmkit.train.trainer import Trainer
+from hrmkit.train.weights import save_weights_folder
+
+TINY = {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4, "puzzle_emb_ndim": 32}
+
+
+@pytest.fixture(scope="module")
+def run(sudoku4, tmp_path_factory):
+    """A 4-step run with an evaluation at step 2 and 4 (so best-model/ is written) and EMA on."""
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(runs), "run_name": "w", "model": TINY,
+        "train": {"steps": 4, "eval_interval": 2, "checkpoint_interval": 4, "global_batch_size": 16, "ema": True,
+                  "progress": False, "log_steps": 1, "device": "cpu"}})
+    Trainer(cfg, PuzzleTask).train()
+    return runs / "w"
+
+
+def test_final_and_best_model_are_safetensors_with_their_config(run):
+    for folder in (run / "final", run / "best-model"):
+        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "metrics.json", "model.safetensors"]
+    assert not list(run.rglob("*.tmp-*")) and not (run / "final.pt").exists()
+    metrics = json.loads((run / "final" / "metrics.json").read_text())
+    assert metrics["step"] == 4 and 0 <= metrics["metrics"]["accuracy"] <= 1
+    # The file is plain tensors: safetensors reads it without hrmkit, and it holds the EMA the run evaluated.
+    stored = load_file(run / "final" / "model.safetensors")
+    ema = torch.load(run / "checkpoints" / "step_4.pt", weights_only=False)["ema"]
+    assert set(stored) >= {"lm_head.weight", "q_head.weight", "puzzle_emb.weights"}
+    for name, value in ema.items():
+        torch.testing.assert_close(stored[name.removeprefix("inner.")], value, rtol=0, atol=0, msg=name)
+
+
+def test_a_run_folder_a_weights_folder_and_its_file_load_the_same_model(run):
+    assert resolve_run_checkpoint(run) == run / "best-model"
+    expected = final_weights(run)
+    for path in (run / "final", run / "final" / "model.safetensors"):
+        model, cfg = load_checkpoint(path)
+        assert cfg.model.hidden_size == 32 and not model.training
+        for name, value in model.checkpoint_module.state_dict().items():
+            if name in expected:
+                torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    assert final_metrics(run)[1]["count"] == 64
+
+
+def test_runs_from_before_weights_folders_still_load(run, tmp_path):
+    """An older run folder holds final.pt and best-model/best.pt (a torch.save'd dict)."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    weights, cfg = final_weights(run), load_checkpoint(run / "final")[1]
+    for folder, file in ((old / "final", old / "final.pt"), (old / "best-model", old / "best-model" / "best.pt")):
+        shutil.rmtree(folder)
+        file.parent.mkdir(exist_ok=True)
+        atomic_torch_save({"format": "hrmkit", "step": 4, "model": weights, "config": config_to_dict(cfg),
+                           "metrics": {"count": 64.0}}, file)
+    assert resolve_run_checkpoint(old) == old / "best-model" / "best.pt"
+    model, _ = load_checkpoint(old)
+    torch.testing.assert_close(model.checkpoint_module.state_dict()["lm_head.weight"], weights["lm_head.weight"])
+    assert final_metrics(old) == (old / "final.pt", {"count": 64.0})
+
+
+@pytest.mark.cli
+def test_hrm_eval_takes_the_run_folder_and_writes_beside_the_weights(run, sudoku4, capsys):
+    assert main(["eval", "--checkpoint", str(run), "--data", str(sudoku4)]) == 0
+    assert "exact accuracy" in capsys.readouterr().out
+    assert (run / "best-model" / "eval-test" / "metrics.json").is_file()
+
+
+@pytest.mark.cli
+def test_a_weights_folder_without_its_config_is_one_clear_error(run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(run / "final", broken)
+    (broken / "config.yaml").unlink()
+    with pytest.raises(CheckpointError, match="no config.yaml beside it"):
+        load_checkpoint(broken)
+    assert main(["eval", "--checkpoint", str(broken), "--data", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_weights_file_is_one_clear_error(run, tmp_path):
+    broken = tmp_path / "damaged"
+    shutil.copytree(run / "final", broken)
+    (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(broken)
+
+
+def test_a_failed_save_leaves_the_previous_weights_in_place(run, tmp_path):
+    folder = tmp_path / "best-model"
+    shutil.copytree(run / "best-model", folder)
+    before = (folder / "model.safetensors").read_bytes()
+
+    def failing_assets(staging):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_weights_folder(folder, {"x": torch.zeros(2)}, {"task": "puzzle"}, 9, None, failing_assets)
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-model"]
