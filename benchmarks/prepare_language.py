@@ -36,8 +36,8 @@ import numpy as np
 
 RUN_TOOL = """
 import sys
-from hrmkit.cli import OneLineParser
-from hrmkit.cli_data import add_language_tools, run_language_tool
+from hrmkit.cli.common import OneLineParser
+from hrmkit.cli.language import add_language_tools, run_language_tool
 parser = OneLineParser(prog="hrm data")
 add_language_tools(parser.add_subparsers(dest="tool", required=True))
 sys.exit(run_language_tool(parser.parse_args(sys.argv[1:])))

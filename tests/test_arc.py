@@ -421,6 +421,7 @@ def test_evaluate_puzzles_keeps_what_arc_voting_needs(built, tmp_path):
     assert metrics["arc_rows_voted"] == rows and 0.0 <= metrics["arc_pass@1"] <= 1.0
 
 
+@pytest.mark.cli
 def test_cli_builds_trains_and_scores_arc_with_a_submission(tmp_path):
     from cli_helpers import TINY_MODEL, hrm
     data, runs = tmp_path / "arc", tmp_path / "runs"

@@ -7,8 +7,8 @@ import random
 import pytest
 from cli_helpers import hrm
 
-from hrmkit.cli import OneLineParser
-from hrmkit.cli_data import add_language_tools, run_language_tool
+from hrmkit.cli.common import OneLineParser
+from hrmkit.cli.language import add_language_tools, run_language_tool
 from hrmkit.lm.corpus import corpus_builder
 from hrmkit.lm.corpus.seeded_draws import TOKENIZER_SAMPLE_STREAM, SeededDraws
 from hrmkit.lm.corpus.tokenizer_sample import sample_texts
@@ -99,6 +99,7 @@ def test_meta_records_the_sample_the_tokenizer_was_trained_on(builds):
     assert sample["split_texts"] == DOCUMENTS and sample["split_bytes"] > 2 * sample["bytes"]
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("size", ["0", "-5"])
 def test_a_sample_size_below_one_mb_is_one_line_of_error(tmp_path, corpus, size):
     dest = tmp_path / "corpus"

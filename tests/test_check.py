@@ -195,6 +195,7 @@ def test_path_split_kind_scores_mazes_as_paths_and_leaves_sudoku_alone(sudoku_ro
     assert path_split_kind(sudoku_root, load_split(sudoku_root, "test")) is None
 
 
+@pytest.mark.cli
 def test_cli_check_exits_1_on_a_fault_and_eval_scores_maze_paths(maze_root, tmp_path, capsys):
     from hrmkit.cli import main
     from hrmkit.config import ModelConfig, RunConfig
@@ -421,6 +422,7 @@ def test_identifiers_and_test_puzzles_must_match_the_splits(breaks, arc_root, tm
     assert f"1 fault: {expected}" in next(c.detail for c in report.checks if c.name == "arc:puzzles")
 
 
+@pytest.mark.cli
 def test_cli_check_exits_1_on_a_broken_arc_grid(arc_root, tmp_path, capsys):
     from hrmkit.cli import main
 

@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 
 from hrmkit.cli import main
-from hrmkit.cli_flags import add_dataclass_flags, dataclass_from_flags, field_docs
+from hrmkit.cli.flags import add_dataclass_flags, dataclass_from_flags, field_docs
 from hrmkit.puzzles.arc_dataset import ArcBuildConfig
 from hrmkit.puzzles.maze_dataset import MazeBuildConfig
 from hrmkit.puzzles.routing_dataset import RoutingBuildConfig

@@ -196,7 +196,7 @@ def test_model_provider_sanitises_completions_under_the_prompt(box, tmp_path):
 
 # -- the command line -----------------------------------------------------------------------------
 def hrm_eval_code(*args):
-    from hrmkit.cli_code import main
+    from hrmkit.cli.code_eval import main
     return main(list(args))
 
 

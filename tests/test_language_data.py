@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import MBPP_DIR
 
-from hrmkit.cli import OneLineParser
-from hrmkit.cli_data import add_language_tools, run_language_tool
+from hrmkit.cli.common import OneLineParser
+from hrmkit.cli.language import add_language_tools, run_language_tool
 from hrmkit.lm.corpus import sources
 from hrmkit.lm.corpus.corpus_builder import RatioSplitter
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath
@@ -701,6 +701,7 @@ def _wired():
     return "prepare-language" in result.stdout
 
 
+@pytest.mark.cli
 @pytest.mark.skipif(not _wired(), reason="hrm data is not wired to the language tools yet")
 def test_hrm_data_verbs_run_as_a_user_would(tmp_path, docs_source):
     from cli_helpers import hrm

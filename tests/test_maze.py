@@ -363,6 +363,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     assert load_split(root, "train").num_groups == 3
 
 
+@pytest.mark.cli
 def test_the_maze_small_preset_trains_with_grid_attention_on_a_maze_dataset(tmp_path):
     from hrmkit.cli import main
     from hrmkit.config import load_run_config

@@ -519,6 +519,7 @@ def test_path_scores_report_legal_and_cost_optimal_predictions(routing_root):
 # --------------------------------------------------------------------------- the preset
 
 
+@pytest.mark.cli
 def test_the_routing_small_preset_trains_on_a_routing_dataset(routing_root, tmp_path):
     from hrmkit.cli import main
     from hrmkit.config import load_run_config
@@ -532,6 +533,7 @@ def test_the_routing_small_preset_trains_on_a_routing_dataset(routing_root, tmp_
     assert code == 0 and (tmp_path / "routing_small" / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.cli
 def test_cli_builds_checks_trains_and_scores_routes(tmp_path):
     from cli_helpers import TINY_MODEL, hrm
     data, runs = tmp_path / "routing", tmp_path / "runs"

@@ -435,6 +435,7 @@ def test_an_empty_split_is_written_and_read_as_empty(tmp_path, char_tokenizer):
 
 
 
+@pytest.mark.cli
 def test_prepare_arithmetic_with_its_defaults_builds_what_training_builds(tmp_path):
     # The README's command as printed (its defaults once asked for 22,000 of the 20,000 problems).
     from cli_helpers import hrm

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from hrmkit.cli.common import OneLineParser, run_reporting_errors
 from hrmkit.progress import ScoringProgress
 
-EXIT_BAD_INPUT = 2
 UNTRUSTED_FLAG = "--i-know-this-runs-untrusted-code"
 
 
@@ -66,28 +66,12 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     return parser
 
 
-def run_code_eval(args) -> int:
-    """Run ``hrm eval code`` from parsed arguments; bad input is one line on stderr and exit 2."""
-    from hrmkit.code.data import CodeDataError
-    from hrmkit.code.evaluate import CodeEvalError
-    from hrmkit.code.sandbox import SandboxError
-    from hrmkit.train.checkpoint import CheckpointError
-    try:
-        return _run(args)
-    except (CodeDataError, CodeEvalError, SandboxError, CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: scored samples are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
-
-
 def main(argv: list[str] | None = None, prog: str = "hrm eval code") -> int:
     """Standalone entry: ``hrm eval code ...`` can hand its remaining arguments here."""
-    from hrmkit.cli import OneLineParser
     parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_code_eval_parser(parser)
-    return run_code_eval(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return run_reporting_errors(lambda: _run(args), interrupted="scored samples are kept; rerun the same command to resume")
 
 
 def _run(args) -> int:

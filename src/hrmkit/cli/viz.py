@@ -1,4 +1,4 @@
-"""``hrm viz``: the command line of the HTML viewer (``hrmkit.viewer``).
+"""``hrm viz`` (the HTML viewer, ``hrmkit.viewer``) and ``hrm report`` (learning curves, ``hrmkit.viz.report``).
 
 Bad input ends with one line on stderr and exit code 2, like every other verb.
 """
@@ -6,9 +6,6 @@ Bad input ends with one line on stderr and exit code 2, like every other verb.
 from __future__ import annotations
 
 import argparse
-import sys
-
-EXIT_BAD_INPUT = 2
 
 DESCRIPTION = """\
 Write one self-contained HTML page (open it from disk: no server, no network).
@@ -27,8 +24,8 @@ With a city-routing --dataset and no run: pick a base scenario and switch the ve
 its legal roads, jams, closures and optimal route."""
 
 
-def add_viz_parser(verbs) -> argparse.ArgumentParser:
-    """Add the ``viz`` verb to the ``hrm`` sub-parsers ``verbs``; returns its parser."""
+def add_parsers(verbs) -> None:
+    """Add the ``viz`` and ``report`` verbs to the ``hrm`` sub-parsers ``verbs``."""
     viz = verbs.add_parser("viz", help="an HTML page showing a run's predictions segment by segment, "
                                        "code-evaluation results, or a routing dataset",
                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,34 +45,38 @@ def add_viz_parser(verbs) -> argparse.ArgumentParser:
     viz.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     viz.add_argument("--screenshot", default=None, metavar="PNG",
                      help="also save a PNG of the page as headless Chromium draws it (needs chromium)")
-    return viz
+
+    report = verbs.add_parser("report", help="learning-curve plots and a summary of one run, or an overlay of several")
+    report.add_argument("runs", nargs="+", help="run folders (runs/<name>)")
+    report.add_argument("--out", default=None, help="output folder (required for several runs; default: the run folder)")
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from hrmkit.config_base import ConfigError
-    from hrmkit.files import DatasetError
-    from hrmkit.train.checkpoint import CheckpointError
-    from hrmkit.viz.headless import BrowserError
-    return (ConfigError, DatasetError, CheckpointError, BrowserError, FileNotFoundError, ValueError)
+def run(args, extra) -> int:
+    return run_viz(args) if args.verb == "viz" else _run_report(args)
+
+
+def _run_report(args) -> int:
+    from pathlib import Path
+
+    from hrmkit.viz.report import write_report
+    report = write_report([Path(run) for run in args.runs], Path(args.out) if args.out else None)
+    print(f"wrote {report} and its plots")
+    return 0
 
 
 def run_viz(args) -> int:
-    """Write the page (and the screenshot when asked); 0 on success, 2 with one line on bad input."""
-    try:
-        from hrmkit.viewer import write_dataset_page, write_run_page
-        if args.run is None and args.dataset is None:
-            raise ValueError("give a run folder, the results .jsonl of `hrm eval code`, "
-                             "or --dataset DIR to explore a routing dataset")
-        if args.run is None:
-            page = write_dataset_page(args.dataset, out=args.out, n=args.n, split=args.split)
-        else:
-            page = write_run_page(args.run, dataset=args.dataset, out=args.out, n=args.n, split=args.split,
-                                  device=args.device, batch_size=args.batch_size)
-        print(f"wrote {page}  (open it in a browser; it needs no server)")
-        if args.screenshot:
-            from hrmkit.viz.headless import screenshot
-            print(f"wrote {screenshot(page, args.screenshot)}")
-    except _expected_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    """Write the page (and the screenshot when asked)."""
+    from hrmkit.viewer import write_dataset_page, write_run_page
+    if args.run is None and args.dataset is None:
+        raise ValueError("give a run folder, the results .jsonl of `hrm eval code`, "
+                         "or --dataset DIR to explore a routing dataset")
+    if args.run is None:
+        page = write_dataset_page(args.dataset, out=args.out, n=args.n, split=args.split)
+    else:
+        page = write_run_page(args.run, dataset=args.dataset, out=args.out, n=args.n, split=args.split,
+                              device=args.device, batch_size=args.batch_size)
+    print(f"wrote {page}  (open it in a browser; it needs no server)")
+    if args.screenshot:
+        from hrmkit.viz.headless import screenshot
+        print(f"wrote {screenshot(page, args.screenshot)}")
     return 0

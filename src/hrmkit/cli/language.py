@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
+from hrmkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 LANGUAGE_TOOLS = ("prepare-language", "prepare", "chunk", "merge", "normalize-qa", "download-slice")
 
 

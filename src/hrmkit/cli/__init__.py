@@ -1,0 +1,51 @@
+"""``hrm <verb>``: one module per verb group, each with ``add_parsers(verbs)`` and ``run(args, extra)``.
+
+prepare (prepare.py), train and quickstart (train.py), eval and generate (evaluate.py), eval code
+(code_eval.py), info and convert (info.py), bench (bench.py), data (data.py, language.py),
+viz and report (viz.py). Flags of dataclass-configured steps are generated from the dataclass
+(flags.py). Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hrmkit.cli.common import OneLineParser, run_reporting_errors
+
+# verb -> the module that adds its parser and runs it, in the order `hrm --help` lists them.
+VERBS = {
+    "prepare": "prepare", "generate": "evaluate", "train": "train", "eval": "evaluate", "quickstart": "train",
+    "info": "info", "convert": "info", "data": "data", "viz": "viz", "report": "viz", "bench": "bench",
+}
+# Verbs whose leftover words are config overrides (key.sub=value) rather than mistakes.
+VERBS_WITH_OVERRIDES = ("train", "bench")
+
+
+def _module(name: str):
+    return importlib.import_module(f"hrmkit.cli.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="hrm", description="Train and evaluate HRM / TRM recursive reasoning models.")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for name in dict.fromkeys(VERBS.values()):  # each module once; it adds all of its verbs
+        _module(name).add_parsers(verbs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (code_eval.py)
+        from hrmkit.cli.code_eval import main as code_eval_main
+        return code_eval_main(argv[2:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb not in VERBS_WITH_OVERRIDES:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra),
+                                interrupted="the newest checkpoint is kept; rerun the same command to resume")
+
+if __name__ == "__main__":
+    sys.exit(main())

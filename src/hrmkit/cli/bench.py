@@ -1,0 +1,62 @@
+"""``hrm bench``: time training steps, the evaluation forward or HRM-LM decoding (figures, not assertions)."""
+
+from __future__ import annotations
+
+
+def run(args, overrides: list[str]) -> int:
+    import torch
+
+    from hrmkit.bench import (
+        bench_eval,
+        bench_generate,
+        bench_train,
+        format_generate_result,
+        format_result,
+        to_json,
+    )
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import parse_overrides
+    from hrmkit.files import atomic_write_text
+    settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
+                "train.progress=false", f"train.compile={str(args.compile).lower()}"]
+    if args.batch and args.what == "train":
+        settings.append(f"train.global_batch_size={args.batch}")
+    elif args.batch and args.what == "eval":
+        settings.append(f"train.eval_batch_size={args.batch}")
+    cfg = load_run_config(args.config, parse_overrides(settings + overrides))
+    if args.what == "generate":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        counts = [int(n) for n in args.new_tokens.split(",")]
+        result = bench_generate(cfg, counts, batch=args.batch or 1, prompt_len=args.prompt_tokens, repeats=args.steps)
+        for row in result:
+            print(format_generate_result(row))
+    elif args.what == "eval":
+        result = bench_eval(cfg, steps=args.steps, warmup=args.warmup)
+        print(format_result(result))
+    else:
+        result = bench_train(cfg, steps=args.steps, warmup=args.warmup)
+        print(format_result(result))
+    if args.json:
+        atomic_write_text(args.json, to_json(result))
+    return 0
+
+
+
+def add_parsers(verbs) -> None:
+    bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
+    bench.add_argument("what", choices=("train", "eval", "generate"),
+                       help="train: optimizer steps; eval: the evaluation forward; generate: HRM-LM decoding "
+                            "with and without the KV cache")
+    bench.add_argument("--config", required=True, help="YAML file or preset name")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's; generate: 1)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps or generate repeats (median reported)")
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--compile", action="store_true", help="torch.compile the model")
+    bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")
+    bench.add_argument("--prompt-tokens", type=int, default=32, help="generate: prompt length")
+    bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
+

@@ -1,0 +1,49 @@
+"""What every verb shares: one-line usage errors, exit codes, the errors that mean bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """Bad command-line input detected by the CLI itself."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the full usage stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Every error type that means bad input (imported only once an error is on its way)."""
+    from hrmkit.code.data import CodeDataError
+    from hrmkit.code.evaluate import CodeEvalError
+    from hrmkit.code.sandbox import SandboxError
+    from hrmkit.config_base import ConfigError
+    from hrmkit.files import DatasetError
+    from hrmkit.train.checkpoint import CheckpointError
+    from hrmkit.viz.headless import BrowserError
+    from hrmkit.viz.report import ReportError
+    return (ConfigError, DatasetError, CheckpointError, ReportError, BrowserError, CodeDataError, CodeEvalError,
+            SandboxError, UsageError, FileNotFoundError, FileExistsError, ValueError)
+
+
+def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:
+    """``run()``'s exit code; bad input is one line on stderr and exit 2, Ctrl-C prints ``interrupted``."""
+    try:
+        return run()
+    except expected_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED

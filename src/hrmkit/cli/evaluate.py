@@ -1,0 +1,131 @@
+"""``hrm eval`` (puzzles; ``hrm eval code`` is code_eval.py) and ``hrm generate`` (HRM-LM)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from hrmkit.cli.common import UsageError
+
+
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from hrmkit.files import atomic_write_text
+    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
+    from hrmkit.puzzles.check import path_scores, path_split_kind
+    from hrmkit.puzzles.evaluate import evaluate_puzzles
+    from hrmkit.puzzles.format import load_split
+    from hrmkit.train.distributed import pick_device
+    from hrmkit.train.task import metric_means
+    from hrmkit.train.weights import weights_folder_of
+    device = pick_device(args.device)
+    checkpoint = resolve_run_checkpoint(args.checkpoint)
+    model, cfg = load_checkpoint(checkpoint, dataset=args.data, device=device)
+    split = load_split(args.data, args.split)
+    if split.metadata.vocab_size != model.config.vocab_size or split.metadata.seq_len != model.config.seq_len:
+        raise UsageError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
+                         f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
+    started = time.perf_counter()
+    sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
+    predictions = sums.pop("predictions")
+    metrics = metric_means(sums)
+    path_kind = path_split_kind(args.data, split)
+    if path_kind:  # several optimal paths may exist: exact match alone undercounts
+        metrics.update(path_scores(split, predictions["predictions"]))
+    out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{args.split}")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
+        metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
+    metrics["seconds"] = time.perf_counter() - started
+    tmp = out / "predictions.npz.tmp.npz"
+    np.savez_compressed(tmp, **predictions)
+    tmp.replace(out / "predictions.npz")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
+          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
+    if path_kind == "maze":
+        print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
+              f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
+    elif path_kind == "routing":
+        print(f"legal routes {metrics['valid_path']:.2%}  cost-optimal routes {metrics['optimal_path']:.2%}  "
+              f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
+    for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
+        print(f"ARC pass@{k}: {metrics[f'arc_pass@{k}']:.2%} of tasks (all test pairs right), "
+              f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
+    if (out / "submission.json").exists():
+        print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
+    print(f"predictions and metrics in {out}")
+    return 0
+
+
+
+def cmd_generate(args) -> int:
+    from hrmkit.lm.generate import SamplingConfig, generate_text
+    from hrmkit.lm.tokenizers import load_tokenizer
+    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.train.distributed import pick_device
+    from hrmkit.train.weights import weights_folder_of
+    if bool(args.checkpoint) == bool(args.run_name):
+        raise UsageError("give exactly one of --checkpoint and --run_name")
+    path = resolve_run_checkpoint(args.checkpoint or Path(args.save_dir) / args.run_name)
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        prompts += [line.rstrip("\n") for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
+    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
+    device = pick_device(args.device)
+    model, cfg = load_checkpoint(path, device=device)
+    if cfg.task != "seq2seq":
+        raise UsageError(f"{path} is a {cfg.task} model; hrm generate needs an HRM-LM (task: seq2seq) checkpoint")
+    # Default: as long an answer as the decoder can place.
+    max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    started = time.perf_counter()
+    answers = generate_text(model, load_tokenizer(tokenizer_path), prompts, sampling, device, halt=args.halt)
+    for prompt, answer in zip(prompts, answers):
+        print(json.dumps({"prompt": prompt, "answer": answer}, ensure_ascii=False) if args.jsonl else f"{prompt} -> {answer}")
+    print(f"({len(prompts)} prompts, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
+    return 0
+
+
+
+def add_parsers(verbs) -> None:
+    evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset; code tasks: hrm eval code",
+                                epilog="code tasks (MBPP, HumanEval, EvalPlus) in a sandbox with pass@k: hrm eval code --help")
+    evaluate.add_argument("--checkpoint", required=True, help="a run folder (its best-model/, else final/), a weights folder, a step_N.pt or a reference step_N file")
+    evaluate.add_argument("--data", required=True, help="dataset folder")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--out", default=None, help="folder for metrics.json and predictions.npz")
+    evaluate.add_argument("--pass-k", type=int, nargs="+", default=[1, 2, 10],
+                          help="ARC datasets: the k of the voted pass@k scores")
+
+    gen = verbs.add_parser("generate", help="answer prompts with a trained HRM-LM (KV-cached decoding)")
+    gen.add_argument("--prompt", action="append", help="a prompt (repeat for a batch)")
+    gen.add_argument("--prompts-file", default=None, help="one prompt per line")
+    gen.add_argument("--run_name", "--run-name", default=None, help="use this run's best model (else final, else newest step)")
+    gen.add_argument("--save_dir", "--save-dir", default="runs", help="parent folder of runs")
+    gen.add_argument("--checkpoint", default=None, help="a run folder, or a weights folder (final/, best-model/) with its tokenizer.json")
+    gen.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=0,
+                     help="answer tokens at most (default: the model's seq_len + 1)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    gen.add_argument("--top_k", "--top-k", type=int, default=0)
+    gen.add_argument("--top_p", "--top-p", type=float, default=1.0)
+    gen.add_argument("--repetition_penalty", "--repetition-penalty", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--halt", action="store_true", help="stop the core's segments once its Q head says halt")
+    gen.add_argument("--device", default="auto")
+    gen.add_argument("--jsonl", action="store_true", help="print one JSON object per prompt")
+
+
+def run(args, extra) -> int:
+    return cmd_eval(args) if args.verb == "eval" else cmd_generate(args)

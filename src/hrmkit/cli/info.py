@@ -1,0 +1,108 @@
+"""``hrm info`` (a config, a dataset or a checkpoint, described) and ``hrm convert`` (reference -> weights folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hrmkit.cli.common import UsageError
+
+
+def cmd_info(args) -> int:
+    if args.config:
+        return _info_config(args.config)
+    if args.data:
+        return _info_dataset(Path(args.data))
+    if args.checkpoint:
+        from hrmkit.loading import load_checkpoint
+        model, cfg = load_checkpoint(args.checkpoint)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{args.checkpoint}: {cfg.model.variant} model, {params:,} parameters")
+        print(json.dumps({"model": _plain(cfg.model)}, indent=2))
+        return 0
+    raise UsageError("hrm info needs one of --config, --data or --checkpoint")
+
+
+
+def _info_config(config: str) -> int:
+    from hrmkit.config import load_run_config
+    from hrmkit.model.act import ACTModel
+    cfg = load_run_config(config)
+    model_cfg = cfg.model
+    if not model_cfg.vocab_size or not model_cfg.seq_len:
+        raise UsageError(f"{config}: model.vocab_size and model.seq_len are read from the dataset; "
+                         "set them in the config to count parameters")
+    model = ACTModel(model_cfg)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    layers = (f"layers H {model_cfg.H_layers} L {model_cfg.L_layers}" if model_cfg.variant == "hrm"
+              else f"one net of {model_cfg.L_layers} layers{' (token-mixing MLP)' if model_cfg.mlp_t else ''}")
+    print(f"{config}: {model_cfg.variant} | hidden {model_cfg.hidden_size} | {layers} "
+          f"| cycles H {model_cfg.H_cycles} L {model_cfg.L_cycles} | vocab {model_cfg.vocab_size} seq {model_cfg.seq_len}")
+    print(f"parameters: {params:,}  (buffers, incl. puzzle embeddings: {buffers:,})")
+    return 0
+
+
+
+def _info_dataset(root: Path) -> int:
+    from hrmkit.puzzles.format import load_identifiers, load_split
+    for split_dir in sorted(p for p in root.iterdir() if (p / "dataset.json").exists()) if root.is_dir() else []:
+        split = load_split(root, split_dir.name)
+        meta = split.metadata
+        print(f"{split_dir.name}: {split.num_examples()} examples, {split.num_puzzles} puzzles, {split.num_groups} groups | "
+              f"vocab {meta.vocab_size} seq_len {meta.seq_len} identifiers {meta.num_puzzle_identifiers} sets {meta.sets}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such dataset folder")
+    print(f"identifiers: {len(load_identifiers(root))}")
+    build = root / "hrmkit_build.json"
+    if build.exists():
+        info = json.loads(build.read_text())
+        overlap = info.get("solution_overlap") or {}
+        if "test_puzzles_with_solution_in_train" in overlap:
+            print(f"held-out puzzles whose solution grid occurs in train: {overlap['test_puzzles_with_solution_in_train']} "
+                  f"of {info.get('test_puzzles')}")
+    return 0
+
+
+
+def _plain(obj):
+    from hrmkit.config_base import config_to_dict
+    return config_to_dict(obj)
+
+
+
+def cmd_convert(args) -> int:
+    from hrmkit.loading import load_checkpoint
+    from hrmkit.train.weights import save_weights_folder
+    model, cfg = load_checkpoint(args.checkpoint, dataset=args.data)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists (use --force to overwrite)")
+    save_weights_folder(out, model.inner.state_dict(), cfg, step=None, metrics=None, save_assets=lambda folder: None)
+    print(f"wrote {out}/ ({sum(p.numel() for p in model.parameters()):,} parameters): load it with hrm eval --checkpoint {out}")
+    return 0
+
+
+
+def add_parsers(verbs) -> None:
+    info = verbs.add_parser("info", help="describe a config, a dataset or a checkpoint")
+    info.add_argument("--config", default=None)
+    info.add_argument("--data", default=None)
+    info.add_argument("--checkpoint", default=None)
+    info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+
+    convert = verbs.add_parser("convert", help="write an hrmkit weights folder (model.safetensors, config.yaml) from a reference checkpoint")
+    convert.add_argument("--checkpoint", required=True)
+    convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
+    convert.add_argument("--out", required=True, help="the weights folder to write")
+    convert.add_argument("--force", action="store_true")
+
+
+def run(args, extra) -> int:
+    if args.verb == "convert":
+        return cmd_convert(args)
+    if args.fields:
+        from hrmkit.cli.train import fields_table
+        print(fields_table())
+        return 0
+    return cmd_info(args)

@@ -1,0 +1,181 @@
+"""``hrm train`` and ``hrm quickstart``: the one trainer from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from hrmkit.cli.common import UsageError
+
+
+def guide_flags() -> dict[str, tuple[str, str]]:
+    """The training guide's flags (--learning_rate, --batch_size, ...): ``{flag: (dotted field, doc)}``.
+
+    Each is declared beside its field in config.py (``field_doc(..., flag=...)``), so it is one more
+    name for that field, never a second default or meaning.
+    """
+    from hrmkit.config import RunConfig
+    from hrmkit.config_base import config_flags
+    return config_flags(RunConfig)
+
+
+def _parse_kwargs_flag(flag: str, text: str) -> dict:
+    import ast
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise UsageError(f"--{flag}: neither JSON nor a Python dict literal: {text!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--{flag} must be a dict, got {type(value).__name__}")
+    return value
+
+
+
+def _guide_overrides(args) -> dict:
+    """Nested overrides from the guide's flags (dict-valued flags merge over the YAML's dicts)."""
+    overrides: dict = {}
+    for flag, (dotted, _) in guide_flags().items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if flag.endswith("_kwargs"):
+            value = _parse_kwargs_flag(flag, value)
+        elif flag == "mixed_precision":
+            value = {"no": "fp32", "none": "fp32"}.get(value.lower(), value)
+        node = overrides
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+
+def _train_config(args, overrides: list[str]):
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import deep_merge, parse_overrides
+    return load_run_config(args.config, deep_merge(_guide_overrides(args), parse_overrides(overrides)))
+
+
+
+def cmd_train(args, overrides: list[str]) -> int:
+    from hrmkit.train.distributed import shutdown_processes
+    from hrmkit.train.trainer import Trainer
+    cfg = _train_config(args, overrides)
+    if args.dry_run:
+        from hrmkit.dry_run import dry_run
+        result = dry_run(cfg)
+        print(f"dry run ({result['task']}): lm loss {result['lm_loss']:.4f}, gradient norm {result['grad_norm']:.3g} "
+              f"on {result['batch']} random examples, "
+              f"{result['parameters']:,} parameters ({result['parameters_with_grad']:,} got gradients), "
+              f"{result['seconds']:.2f} s")
+        return 0
+    if not cfg.data.path:
+        raise UsageError("data.path is not set: pass data.path=DIR or --dataset DIR (a dataset built with `hrm prepare`)")
+    if cfg.task == "seq2seq":
+        from hrmkit.lm.task import Seq2SeqTask as task_class
+    else:
+        from hrmkit.puzzles.task import PuzzleTask as task_class
+    try:
+        trainer = Trainer(cfg, task_class, reset_progress=args.reset_progress)
+        result = trainer.train()
+    finally:
+        shutdown_processes()
+    if trainer.proc.is_main:
+        _print_train_result(result)
+    if trainer.proc.distributed:
+        # Everything is written and the process group is gone, but gloo's worker threads can still
+        # abort the interpreter's own teardown now and then (SIGABRT, "terminate called without an
+        # active exception"), which torchrun reports as a failed run: leave without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+
+def _print_train_result(result: dict) -> None:
+    run_dir = Path(result["run_dir"])
+    if result.get("already_finished"):
+        from hrmkit.loading import final_metrics
+        final, metrics = final_metrics(run_dir)
+        if final is None:
+            return
+        result = {**result, "eval": metrics}
+        print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
+    evaluation = result.get("eval")
+    if evaluation and "steps" in evaluation:
+        print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
+              f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
+    elif evaluation:
+        print(f"held-out exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
+              f"{evaluation['loss']:.4f}, teacher-forced token accuracy {evaluation['accuracy']:.2%}, "
+              f"{int(evaluation['count'])} examples)")
+    if "train_seconds" in result:
+        print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
+              f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
+    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final'}, best: {run_dir / 'best-model'}, "
+          f"metrics: {run_dir / 'metrics.jsonl'})")
+
+
+
+def cmd_quickstart(args) -> int:
+    from hrmkit.config import load_run_config
+    from hrmkit.config_base import parse_overrides
+    from hrmkit.progress import BuildProgress
+    from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+    data_dir = Path(args.data)
+    started = time.perf_counter()
+    if not (data_dir / "train" / "dataset.json").exists():
+        print(f"building a 4x4 Sudoku dataset in {data_dir} ...")
+        with BuildProgress() as progress:
+            build_sudoku(SudokuBuildConfig(size=4, train=2000, test=500, difficulty="hard", seed=0), data_dir,
+                         progress=progress.update)
+    cfg = load_run_config("quickstart_sudoku4", parse_overrides([f"data.path={data_dir}", f"runs_dir={args.runs_dir}", *args.overrides]))
+    print(f"training a {cfg.model.variant.upper()} model on the CPU for {cfg.train.steps} steps ...")
+    result = Trainer(cfg, PuzzleTask, reset_progress=False).train()
+    _print_train_result(result)
+    print(f"quickstart finished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+
+def add_parsers(verbs) -> None:
+    train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)", allow_abbrev=False,
+                             description="Train a model. Any config field below can be overridden as key.sub=value "
+                                         "or --key.sub value; rerunning the same command resumes the run.",
+                             epilog="config fields (default, meaning):\n" + fields_table(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--config", default=None, help="YAML file or preset name (e.g. quickstart_sudoku4)")
+    train.add_argument("--reset_progress", "--reset-progress", action="store_true",
+                       help="load the newest checkpoint's weights but restart step, optimizer and schedule")
+    train.add_argument("--dry_run", "--dry-run", action="store_true",
+                       help="one forward and backward pass on random tokens; prints the loss and exits")
+    guide = train.add_argument_group("training-guide flags (aliases of the config fields named)")
+    for flag, (dotted, meaning) in guide_flags().items():
+        guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
+
+    quick = verbs.add_parser("quickstart", help="build 4x4 Sudoku, train a tiny TRM on the CPU, evaluate (< 4 min)")
+    quick.add_argument("--data", default="data/quickstart_sudoku4")
+    quick.add_argument("--runs-dir", default="runs")
+    quick.add_argument("overrides", nargs="*", help="config overrides, e.g. train.steps=500")
+
+
+def fields_table() -> str:
+    from hrmkit.config import RunConfig
+    from hrmkit.config_base import describe_config
+    return "\n".join(f"  {name:32s} {default:>12s}  {doc}" for name, default, doc in describe_config(RunConfig))
+
+
+
+def run(args, extra) -> int:
+    return cmd_train(args, extra) if args.verb == "train" else cmd_quickstart(args)
