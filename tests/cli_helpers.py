@@ -1,5 +1,7 @@
 """Run the ``hrm`` command in a real subprocess, as a user would."""
 
+import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -17,6 +19,18 @@ def hrm(*args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"hrm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
+
+
+def hrm_here(*args, check=True):
+    """``hrm ARGS`` inside this process: for a test's setup (training the run it looks at), where a fresh
+    interpreter adds seconds and tests nothing; tests of the command itself use :func:`hrm`."""
+    from hrmkit.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(arg) for arg in args])
+    if check and code != 0:
+        raise AssertionError(f"hrm {' '.join(map(str, args))} failed:\n{err.getvalue()[-3000:]}")
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def final_weights(run_dir):

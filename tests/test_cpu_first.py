@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, final_weights, hrm
+from cli_helpers import TINY_MODEL, final_weights, hrm, hrm_here
 
 from hrmkit.config import ModelConfig
 from hrmkit.model.act import ACTModel
@@ -51,10 +51,10 @@ def test_trm_with_hrm_style_halting_trains():
 
 @pytest.mark.cli
 def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
-    result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "train.device=tpu", check=False)
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "train.device=tpu", check=False)
     assert result.returncode == 2 and "device" in result.stderr
     if not torch.cuda.is_available():
-        result = hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+        result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
                      "train.device=cuda", check=False)
         assert result.returncode == 2 and "CUDA" in result.stderr
 

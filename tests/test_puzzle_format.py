@@ -428,6 +428,18 @@ def test_eval_batches_cover_every_example_once_and_pad_the_last(dataset, mixed_s
     assert torch.all(last["puzzle_identifiers"][valid:] == 0)
 
 
+def test_a_set_smaller_than_a_batch_is_not_padded_to_the_batch(dataset, mixed_set):
+    """8 examples with --batch-size 256 ran 256 rows through the model (hrm eval 30x slower on ARC)."""
+    split = load_split(dataset, "train")
+    num_examples = len(mixed_set["inputs"])
+    (_, batch, valid), = eval_batches(split, batch_size=256)
+    assert valid == num_examples and batch["inputs"].shape == (num_examples, SEQ_LEN)
+    per_rank = [list(eval_batches(split, batch_size=256, rank=rank, world_size=2)) for rank in range(2)]
+    rows = -(-num_examples // 2)  # a multiple of the world size, split evenly
+    assert [batch["inputs"].shape[0] for (_, batch, _), in per_rank] == [rows, rows]
+    assert sum(valid for (_, _, valid), in per_rank) == num_examples
+
+
 def test_eval_batches_split_each_global_batch_across_ranks(dataset, mixed_set):
     split = load_split(dataset, "train")
     per_rank = [list(eval_batches(split, batch_size=8, rank=rank, world_size=2)) for rank in range(2)]

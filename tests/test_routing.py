@@ -535,14 +535,14 @@ def test_the_routing_small_preset_trains_on_a_routing_dataset(routing_root, tmp_
 
 @pytest.mark.cli
 def test_cli_builds_checks_trains_and_scores_routes(tmp_path):
-    from cli_helpers import TINY_MODEL, hrm
+    from cli_helpers import TINY_MODEL, hrm, hrm_here
     data, runs = tmp_path / "routing", tmp_path / "runs"
     hrm("prepare", "routing", "--size", "10", "--train-bases", "12", "--test-bases", "4", "--out", str(data))
     check = hrm("data", "check", str(data), "--json", str(tmp_path / "check.json"))
     assert check.returncode == 0
-    hrm("train", "--config", "routing_small", f"data.path={data}", f"runs_dir={runs}", "run_name=r", "train.steps=2",
+    hrm_here("train", "--config", "routing_small", f"data.path={data}", f"runs_dir={runs}", "run_name=r", "train.steps=2",
         "train.eval_interval=0", "train.ema=false", *TINY_MODEL)
     result = hrm("eval", "--checkpoint", str(runs / "r" / "final"), "--data", str(data))
     assert "legal routes" in result.stdout and "cost-optimal routes" in result.stdout
-    bad = hrm("prepare", "routing", "--size", "10", "--vehicles", "bike,plane", "--out", str(tmp_path / "x"), check=False)
+    bad = hrm_here("prepare", "routing", "--size", "10", "--vehicles", "bike,plane", "--out", str(tmp_path / "x"), check=False)
     assert bad.returncode == 2 and "plane" in bad.stderr

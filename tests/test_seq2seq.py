@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from cli_helpers import hrm
+from cli_helpers import hrm, hrm_here
 from safetensors.torch import load_file
 
 from hrmkit.config import ModelConfig, MoEConfig, load_run_config
@@ -265,21 +265,21 @@ def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
     assert "exact match of generated answers" in out.stdout
     saved = (runs / "cli" / "config.yaml").read_text()
     assert "eps: 1.0e-07" in saved and "lr_schedule: linear" in saved
-    again = hrm("train", *common, *first)
+    again = hrm_here("train", *common, *first)
     assert "already finished" in again.stdout + again.stderr
     answer = hrm("generate", "--run_name", "cli", "--save_dir", str(runs), "--prompt", "What is 3 + 4?",
                  "--prompt", "What is 9 - 2?", "--jsonl")
     lines = [json.loads(line) for line in answer.stdout.splitlines()]
     assert [line["prompt"] for line in lines] == ["What is 3 + 4?", "What is 9 - 2?"]
-    bad = hrm("train", *common, "--optimizer_kwargs", "{eps: nope", check=False)
+    bad = hrm_here("train", *common, "--optimizer_kwargs", "{eps: nope", check=False)
     assert bad.returncode == 2 and "optimizer_kwargs" in bad.stderr
-    bad = hrm("train", *common, "--loss", "no_such_loss", check=False)
+    bad = hrm_here("train", *common, "--loss", "no_such_loss", check=False)
     assert bad.returncode == 2 and "no_such_loss" in bad.stderr
-    bad = hrm("train", *common, "--run_name", "x", "--optimizer", "adamw_8bit", "--steps", "1", check=False)
+    bad = hrm_here("train", *common, "--run_name", "x", "--optimizer", "adamw_8bit", "--steps", "1", check=False)
     assert bad.returncode == 2 and "bitsandbytes" in bad.stderr
-    bad = hrm("generate", "--run_name", "missing", "--save_dir", str(runs), "--prompt", "x", check=False)
+    bad = hrm_here("generate", "--run_name", "missing", "--save_dir", str(runs), "--prompt", "x", check=False)
     assert bad.returncode == 2 and "missing" in bad.stderr
-    missing = hrm("train", *common, "--dataset", str(tmp_path / "nowhere"), "--run_name", "y", check=False)
+    missing = hrm_here("train", *common, "--dataset", str(tmp_path / "nowhere"), "--run_name", "y", check=False)
     assert missing.returncode == 2 and "meta.json" in missing.stderr
 
 
@@ -287,5 +287,5 @@ def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
 def test_dry_run_prints_a_loss_without_data():
     out = hrm("train", "--config", "arithmetic", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=20")
     assert "dry run (seq2seq): lm loss" in out.stdout
-    out = hrm("train", "--config", "quickstart_sudoku4", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=11")
+    out = hrm_here("train", "--config", "quickstart_sudoku4", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=11")
     assert "dry run (puzzle): lm loss" in out.stdout

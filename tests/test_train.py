@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, final_weights, hrm
+from cli_helpers import TINY_MODEL, final_weights, hrm, hrm_here
 
 from hrmkit.puzzles.format import load_split
 
@@ -25,7 +25,7 @@ def train_losses(run_dir):
 def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp_path, variant):
     options = [f"model.variant={variant}", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
                "model.halt_exploration_prob=0.3"]
-    hrm(*train_args(sudoku4, tmp_path, "straight", 6, *options))
+    hrm_here(*train_args(sudoku4, tmp_path, "straight", 6, *options))
     hrm(*train_args(sudoku4, tmp_path, "resumed", 3, *options))
     second = hrm(*train_args(sudoku4, tmp_path, "resumed", 6, *options))
     assert "resumed from" in second.stdout + second.stderr
@@ -40,7 +40,7 @@ def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp
 
 @pytest.mark.cli
 def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 6))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 6))
     newest = tmp_path / "run" / "checkpoints" / "step_6.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # a write cut short
     rerun = hrm(*train_args(sudoku4, tmp_path, "run", 6))
@@ -51,7 +51,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path
 
 @pytest.mark.cli
 def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
     again = hrm(*train_args(sudoku4, tmp_path, "run", 3))
     assert "already finished" in again.stdout
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == ["step_3.pt"]
@@ -59,7 +59,7 @@ def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
 
 @pytest.mark.cli
 def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
     config = (tmp_path / "run" / "config.yaml").read_text()
     other = hrm(*train_args(sudoku4, tmp_path, "run", 6, "model.hidden_size=64"), check=False)
     assert other.returncode == 2 and "Traceback" not in other.stderr
@@ -72,7 +72,7 @@ def test_resuming_with_another_model_is_one_line_naming_the_changed_settings(sud
 
 @pytest.mark.cli
 def test_run_folder_has_config_metrics_checkpoints_and_best_model(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3", "train.checkpoint_limit=1"))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3", "train.checkpoint_limit=1"))
     run = tmp_path / "run"
     for weights in (run / "final", run / "best-model"):
         assert sorted(p.name for p in weights.iterdir()) == ["config.yaml", "metrics.json", "model.safetensors"]
@@ -103,7 +103,7 @@ def test_missing_dataset_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.cli
 def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
     result = hrm("eval", "--checkpoint", str(tmp_path / "run" / "final"), "--data", str(sudoku4),
                  "--out", str(tmp_path / "eval"))
     assert "exact accuracy" in result.stdout
@@ -135,7 +135,7 @@ def _checkpoint(run_dir, step):
 @pytest.mark.cli
 def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_ema(sudoku4, tmp_path):
     ema = ["train.ema=true", "model.puzzle_emb_ndim=32"]
-    hrm(*train_args(sudoku4, tmp_path, "run", 3, *ema))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3, *ema))
     loaded = _checkpoint(tmp_path / "run", 3)["model"]
     # One step at a vanishing learning rate: the weights barely move, so the EMA, which final/
     # holds, must equal the loaded weights; an EMA started from the random init would not.
@@ -152,7 +152,7 @@ def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_e
 
 @pytest.mark.cli
 def test_ema_averages_trainable_parameters_only_and_keeps_the_live_puzzle_embeddings(sudoku4, tmp_path):
-    hrm(*train_args(sudoku4, tmp_path, "run", 3, "train.ema=true", "train.ema_rate=0.5", "model.puzzle_emb_ndim=32"))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3, "train.ema=true", "train.ema_rate=0.5", "model.puzzle_emb_ndim=32"))
     state = _checkpoint(tmp_path / "run", 3)
     live, averaged = state["model"], {k.removeprefix("inner."): v for k, v in state["ema"].items()}
     from hrmkit.config import load_run_config

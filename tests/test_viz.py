@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import MBPP_DIR, TINY_MODEL, hrm
+from cli_helpers import MBPP_DIR, TINY_MODEL, hrm, hrm_here
 
 from hrmkit.puzzles.format import load_split
 from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze
@@ -36,7 +36,7 @@ def page_data(page: Path) -> dict:
 
 
 def train(data: Path, runs: Path, name: str, *settings: str) -> Path:
-    hrm("train", f"data.path={data}", f"runs_dir={runs}", f"run_name={name}", "train.steps=2",
+    hrm_here("train", f"data.path={data}", f"runs_dir={runs}", f"run_name={name}", "train.steps=2",
         "train.eval_interval=0", "train.ema=false", *settings)
     return runs / name
 
@@ -76,7 +76,7 @@ def routing_run(routing_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def arc_run(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("data") / "arc"
-    hrm("prepare", "arc", "--source", "arc1", "--max-tasks", "2", "--num-aug", "3", "--out", str(data))
+    hrm_here("prepare", "arc", "--source", "arc1", "--max-tasks", "2", "--num-aug", "3", "--out", str(data))
     return train(data, tmp_path_factory.mktemp("runs"), "arc", "--config", "quickstart_sudoku4", "model.mlp_t=false",
                  "model.pos_encodings=rope", "model.puzzle_emb_ndim=32", "model.num_heads=2",
                  "train.global_batch_size=8", *TINY_MODEL[:-3])

@@ -237,8 +237,9 @@ def eval_batches(
     every global batch, padded with pad_id / IGNORE_LABEL_ID / blank_identifier_id, and
     `num_valid` counts the real rows in it. All ranks yield the same number of batches.
     `max_examples` (0 = all) limits the examples over all sets *and all ranks* together.
+    A set smaller than one batch gets one batch just big enough for it (a multiple of
+    `world_size`): padding 8 ARC examples to a batch of 256 made `hrm eval` 30 times slower.
     """
-    local_size = local_batch_size(batch_size, rank, world_size)
     remaining = max_examples if max_examples > 0 else None
     for set_name in split.metadata.sets:
         arrays = split.sets[set_name]
@@ -247,8 +248,10 @@ def eval_batches(
         total = len(arrays["inputs"]) if remaining is None else min(len(arrays["inputs"]), remaining)
         if remaining is not None:
             remaining -= total
-        for global_start in range(0, total, batch_size):
-            global_end = min(total, global_start + batch_size)
+        set_batch_size = min(batch_size, max(1, -(-total // world_size)) * world_size)
+        local_size = local_batch_size(set_batch_size, rank, world_size)
+        for global_start in range(0, total, set_batch_size):
+            global_end = min(total, global_start + set_batch_size)
             start = min(global_start + rank * local_size, global_end)
             end = min(start + local_size, global_end)
             rows = np.arange(start, end)
