@@ -18,7 +18,7 @@ import torch
 from hrmkit.config import load_run_config
 from hrmkit.model.act import ACTModel
 from hrmkit.model.losses import act_loss
-from hrmkit.train.optim import build_optimizer
+from hrmkit.train.optimizers import build_optimizer
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from hrmkit.code.data import load_mbpp
 from hrmkit.code.evaluate import program_under_test
-from hrmkit.code.sandbox import SandboxLimits, _build, unavailable_reason
+from hrmkit.code.sandbox import SandboxLimits
+from hrmkit.code.sandbox_choice import _build, unavailable_reason
 
 DEFAULT_MBPP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
 

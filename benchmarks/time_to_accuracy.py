@@ -8,7 +8,8 @@ Seconds are training time only (``train_s``: inside training steps, evaluation e
 import argparse
 from pathlib import Path
 
-from hrmkit.viz.report import best_eval, load_metrics, time_to_accuracy
+from hrmkit.viz.run_folder import load_metrics
+from hrmkit.viz.run_stats import best_eval, time_to_accuracy
 
 
 def main() -> None:

@@ -28,3 +28,22 @@ def sudoku4(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "sudoku4"
     build_sudoku(SudokuBuildConfig(size=4, train=300, test=64, seed=0), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_sudoku_run(sudoku4, tmp_path_factory):
+    """One tiny run on sudoku4 shared by every test that needs *a* trained run (weights, eval, viz):
+    4 steps, evaluations at 2 and 4 (so best-model/ exists), EMA on, a step checkpoint at 4.
+    Read-only: a test that writes into a run folder copies this one first."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(runs), "run_name": "tiny",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4,
+                  "puzzle_emb_ndim": 32},
+        "train": {"steps": 4, "eval_interval": 2, "checkpoint_interval": 4, "global_batch_size": 16, "ema": True,
+                  "progress": False, "log_steps": 1, "device": "cpu"}})
+    Trainer(cfg, PuzzleTask).train()
+    return runs / "tiny"

@@ -22,7 +22,8 @@ from hrmkit.code.evaluate import (
     program_under_test,
     reference_provider,
 )
-from hrmkit.code.sandbox import SandboxLimits, make_sandbox
+from hrmkit.code.sandbox import SandboxLimits
+from hrmkit.code.sandbox_choice import make_sandbox
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
 SANITIZED = MBPP_DIR / "sanitized-mbpp.json"

@@ -11,7 +11,7 @@ from cli_helpers import TINY_MODEL, final_weights, hrm, hrm_here
 from hrmkit.config import ModelConfig
 from hrmkit.model.act import ACTModel
 from hrmkit.model.losses import act_loss
-from hrmkit.train.optim import build_optimizer
+from hrmkit.train.optimizers import build_optimizer
 
 
 def test_no_flash_attn_and_no_compiled_optimizer_are_needed():

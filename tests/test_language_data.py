@@ -693,6 +693,62 @@ def test_download_slice_with_aria2c_survives_a_dropped_connection(tmp_path, shar
         assert output.read_bytes() == b"".join(texts[:2])
 
 
+def test_triples_and_fetch_flags_are_generated_from_their_dataclasses(monkeypatch):
+    import argparse
+    import dataclasses
+
+    from hrmkit.cli.flags import dataclass_from_flags, field_docs
+    from hrmkit.lm.corpus import fetch, triples
+
+    def verb_parsers():
+        parser = OneLineParser(prog="hrm data")
+        add_language_tools(parser.add_subparsers(dest="tool", required=True))
+        return parser, next(action for action in parser._actions
+                            if isinstance(action, argparse._SubParsersAction)).choices
+
+    parser, verbs = verb_parsers()
+    for verb, config_class in (("prepare-language", triples.TriplesConfig), ("prepare", triples.TriplesConfig),
+                               ("download-slice", fetch.FetchOptions)):
+        flags = {action.dest: action for action in verbs[verb]._actions}
+        for field in dataclasses.fields(config_class):
+            action = flags[field.name]
+            assert action.option_strings == ["--" + field.name.replace("_", "-")]
+            assert action.default == field.default
+            assert action.help.startswith(field_docs(config_class)[field.name]), (verb, field.name)
+    required = {"prepare-language": ["--source", "s", "--dest", "d"],
+                "download-slice": ["--index-url", "i", "--base-url", "b", "--output", "o", "--count", "1"]}
+    given = parser.parse_args(["download-slice", *required["download-slice"], "--downloader", "python", "--retries", "0",
+                               "--timeout", "2.5", "--aria2c-split", "3"])
+    assert dataclass_from_flags(fetch.FetchOptions, given) == fetch.FetchOptions(
+        downloader="python", retries=0, timeout=2.5, aria2c_split=3)
+
+    # A changed default in the dataclass is the flag's default: nothing else spells it.
+    @dataclasses.dataclass(frozen=True)
+    class LongerTriples(triples.TriplesConfig):
+        max_seq_len: int = 1024
+        """longest sequence"""
+
+    @dataclasses.dataclass
+    class PatientFetch(fetch.FetchOptions):
+        retries: int = 9
+        """retries"""
+
+    monkeypatch.setattr(triples, "TriplesConfig", LongerTriples)
+    monkeypatch.setattr(fetch, "FetchOptions", PatientFetch)
+    parser, _ = verb_parsers()
+    assert parser.parse_args(["prepare-language", *required["prepare-language"]]).max_seq_len == 1024
+    assert parser.parse_args(["download-slice", *required["download-slice"]]).retries == 9
+    monkeypatch.undo()
+
+    for extra, message in ((["--retries", -1], "argument --retries: must be >= 0, got -1"),
+                           (["--aria2c-split", 0], "argument --aria2c-split: must be >= 1, got 0"),
+                           (["--downloader", "curl"], "argument --downloader: invalid choice: 'curl'")):
+        code, _, err = run_tool("download-slice", *required["download-slice"], *extra)
+        assert message in one_line_error(code, err)
+    code, _, err = run_tool("prepare-language", *required["prepare-language"], "--continuation-tokens", 0)
+    assert "argument --continuation-tokens: must be >= 1, got 0" in one_line_error(code, err)
+
+
 # --------------------------------------------------------------------------- the real `hrm` command
 
 

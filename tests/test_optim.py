@@ -7,15 +7,11 @@ import math
 import pytest
 import torch
 
-from hrmkit.train.optim import (
-    AdamATan2,
-    ReplayScheduler,
-    build_loss,
-    build_optimizer,
-    build_scheduler,
-    list_names,
-    lr_multiplier,
-)
+from hrmkit.train.adam_atan2 import AdamATan2
+from hrmkit.train.known_names import list_names
+from hrmkit.train.lr_schedule import ReplayScheduler, build_scheduler, lr_multiplier
+from hrmkit.train.optimizers import build_optimizer
+from hrmkit.train.token_losses import build_loss
 
 
 def _quadratic_loss(param: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hrmkit.viz.report import ReportError, load_metrics, time_to_accuracy, write_report
+from hrmkit.viz.report import write_report
+from hrmkit.viz.run_folder import ReportError, load_metrics
+from hrmkit.viz.run_stats import time_to_accuracy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURE_FILES = ("loss.png", "exact_accuracy.png", "act_steps.png", "learning_rate.png", "throughput.png")

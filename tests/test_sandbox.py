@@ -16,16 +16,9 @@ import time
 
 import pytest
 
-from hrmkit.code import sandbox as sandbox_module
-from hrmkit.code.sandbox import (
-    RUNNER_SOURCE,
-    SandboxError,
-    SandboxLimits,
-    _build,
-    classify,
-    make_sandbox,
-    unavailable_reason,
-)
+from hrmkit.code import sandbox_choice as sandbox_module
+from hrmkit.code.sandbox import RUNNER_SOURCE, SandboxError, SandboxLimits, classify
+from hrmkit.code.sandbox_choice import _build, make_sandbox, unavailable_reason
 
 IS_ROOT = os.geteuid() == 0
 GOOD = "def solve():\n    return 42\n\nassert solve() == 42\n"

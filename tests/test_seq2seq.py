@@ -21,7 +21,8 @@ from hrmkit.lm.generate import (
 from hrmkit.lm.task import Seq2SeqTask, generated_matches
 from hrmkit.model.moe import MoEFeedForward
 from hrmkit.model.seq2seq import Seq2SeqHRM
-from hrmkit.train.optim import build_token_loss, list_names
+from hrmkit.train.known_names import list_names
+from hrmkit.train.token_losses import build_token_loss
 from hrmkit.train.trainer import Trainer
 
 VOCAB = 24

@@ -102,9 +102,8 @@ def test_missing_dataset_is_one_line_exit_2(tmp_path):
 
 
 @pytest.mark.cli
-def test_eval_cli_scores_a_checkpoint_and_saves_predictions(sudoku4, tmp_path):
-    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
-    result = hrm("eval", "--checkpoint", str(tmp_path / "run" / "final"), "--data", str(sudoku4),
+def test_eval_cli_scores_a_checkpoint_and_saves_predictions(trained_sudoku_run, sudoku4, tmp_path):
+    result = hrm("eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
                  "--out", str(tmp_path / "eval"))
     assert "exact accuracy" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

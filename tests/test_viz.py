@@ -50,8 +50,8 @@ def viz(*args: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sudoku_run(sudoku4, tmp_path_factory) -> Path:
-    return train(sudoku4, tmp_path_factory.mktemp("runs"), "sudoku", "--config", "quickstart_sudoku4", *TINY_MODEL)
+def sudoku_run(trained_sudoku_run) -> Path:
+    return trained_sudoku_run  # shared with the other tests that need a trained run (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -9,27 +9,16 @@ from cli_helpers import final_weights
 from safetensors.torch import load_file
 
 from hrmkit.cli import main
-from hrmkit.config import load_run_config
 from hrmkit.config_base import config_to_dict
 from hrmkit.loading import final_metrics, load_checkpoint, resolve_run_checkpoint
-from hrmkit.puzzles.task import PuzzleTask
 from hrmkit.train.checkpoint import CheckpointError, atomic_torch_save
-from hrmkit.train.trainer import Trainer
 from hrmkit.train.weights import save_weights_folder
 
-TINY = {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4, "puzzle_emb_ndim": 32}
 
-
-@pytest.fixture(scope="module")
-def run(sudoku4, tmp_path_factory):
-    """A 4-step run with an evaluation at step 2 and 4 (so best-model/ is written) and EMA on."""
-    runs = tmp_path_factory.mktemp("runs")
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(runs), "run_name": "w", "model": TINY,
-        "train": {"steps": 4, "eval_interval": 2, "checkpoint_interval": 4, "global_batch_size": 16, "ema": True,
-                  "progress": False, "log_steps": 1, "device": "cpu"}})
-    Trainer(cfg, PuzzleTask).train()
-    return runs / "w"
+@pytest.fixture
+def run(trained_sudoku_run):
+    """The shared tiny run (tests/conftest.py): 4 steps, evaluations at 2 and 4, EMA on."""
+    return trained_sudoku_run
 
 
 def test_final_and_best_model_are_safetensors_with_their_config(run):
@@ -75,7 +64,8 @@ def test_runs_from_before_weights_folders_still_load(run, tmp_path):
 
 
 @pytest.mark.cli
-def test_hrm_eval_takes_the_run_folder_and_writes_beside_the_weights(run, sudoku4, capsys):
+def test_hrm_eval_takes_the_run_folder_and_writes_beside_the_weights(run, sudoku4, tmp_path, capsys):
+    run = shutil.copytree(run, tmp_path / "run")  # eval writes into the run folder
     assert main(["eval", "--checkpoint", str(run), "--data", str(sudoku4)]) == 0
     assert "exact accuracy" in capsys.readouterr().out
     assert (run / "best-model" / "eval-test" / "metrics.json").is_file()

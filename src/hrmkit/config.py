@@ -120,7 +120,7 @@ class ModelConfig:
                                 f"got {self.hidden_size} / {self.num_heads}")
         if self.hrm_gate_warmup_steps < 0:
             problems.append("hrm_gate_warmup_steps must be >= 0")
-        from hrmkit.train.optim import loss_name_problem
+        from hrmkit.train.token_losses import loss_name_problem
         problem = loss_name_problem(self.loss)
         if problem:
             problems.append(problem)

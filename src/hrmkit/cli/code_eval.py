@@ -25,7 +25,7 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
         parser = parent.add_parser("code", help="pass@k on MBPP / HumanEval / EvalPlus, every program sandboxed",
                                    description=__doc__.split("\n\n")[0])
     from hrmkit.code.data import PROMPT_FORMATS, TASK_KINDS
-    from hrmkit.code.sandbox import BACKENDS
+    from hrmkit.code.sandbox_choice import BACKENDS
     what = parser.add_argument_group("what to score")
     what.add_argument("--task", required=True, choices=TASK_KINDS)
     what.add_argument("--data", "--mbpp-path", dest="data", default=None,
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None, prog: str = "hrm eval code") -> int:
 def _run(args) -> int:
     from hrmkit.code.data import load_code_tasks, load_mbpp, mbpp_shots
     from hrmkit.code.evaluate import evaluate_code, model_provider, reference_provider
-    from hrmkit.code.sandbox import SandboxLimits, make_sandbox
+    from hrmkit.code.sandbox import SandboxLimits
+    from hrmkit.code.sandbox_choice import make_sandbox
     _check_numbers(args)
     tasks = load_code_tasks(args.task, args.data, args.split)
     if args.limit:

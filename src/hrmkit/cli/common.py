@@ -30,7 +30,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from hrmkit.files import DatasetError
     from hrmkit.train.checkpoint import CheckpointError
     from hrmkit.viz.headless import BrowserError
-    from hrmkit.viz.report import ReportError
+    from hrmkit.viz.run_folder import ReportError
     return (ConfigError, DatasetError, CheckpointError, ReportError, BrowserError, CodeDataError, CodeEvalError,
             SandboxError, UsageError, FileNotFoundError, FileExistsError, ValueError)
 

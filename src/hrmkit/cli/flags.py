@@ -15,6 +15,7 @@ import inspect
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from hrmkit.config_base import field_default
@@ -32,13 +33,19 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per field of ``cls``; :func:`dataclass_from_flags` reads them back."""
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
+                        checks: dict[str, Callable[[str], Any]] | None = None) -> None:
+    """One ``--flag`` per field of ``cls``; :func:`dataclass_from_flags` reads them back.
+
+    ``checks`` maps a field name to the argparse ``type`` that parses and checks its value (e.g.
+    "an int >= 1"), so a bad value is a usage error naming the flag.
+    """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
+    checks = checks or {}
     for field in dataclasses.fields(cls):
         if field.init:
-            _add_field(parser, field, hints[field.name], docs.get(field.name, ""))
+            _add_field(parser, field, hints[field.name], docs.get(field.name, ""), checks.get(field.name))
 
 
 def dataclass_from_flags(cls: type, args: argparse.Namespace):
@@ -53,7 +60,8 @@ def dataclass_from_flags(cls: type, args: argparse.Namespace):
     return cls(**values)
 
 
-def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint: Any, doc: str) -> None:
+def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint: Any, doc: str,
+               check: Callable[[str], Any] | None) -> None:
     flag = "--" + field.name.replace("_", "-")
     default = field_default(field)
     hint = _without_none(hint)
@@ -74,6 +82,8 @@ def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint: 
         kwargs["type"] = hint
     else:
         raise TypeError(f"{field.name}: no command-line form for a {hint!r} field")
+    if check is not None:
+        kwargs["type"] = check
     shown = kwargs["default"]
     kwargs["help"] = doc if shown is None else f"{doc} (default: {shown})"
     if default is dataclasses.MISSING:

@@ -1,10 +1,10 @@
 """The language-data verbs of `hrm data`: prepare-language, prepare, chunk, merge, normalize-qa,
-download-slice. The work lives in `hrmkit.lm.corpus`; this module only parses flags,
-checks them, shows progress and prints a summary.
+download-slice. The work lives in `hrmkit.lm.corpus`; this module declares the flags (those that are
+fields of a corpus config dataclass are generated from it, see flags.py) and reports errors;
+language_runners.py runs a verb and prints its summary.
 
 Bad input ends with one line on stderr and exit code 2; a download that fails for good
-with exit code 1. Heavy modules are imported only when a verb runs, so `hrm --help` stays fast.
-"""
+with exit code 1. Heavy modules are imported only when a verb runs, so `hrm --help` stays fast."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from hrmkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from hrmkit.cli.flags import add_dataclass_flags
 
 EXIT_FAILED = 1
 LANGUAGE_TOOLS = ("prepare-language", "prepare", "chunk", "merge", "normalize-qa", "download-slice")
@@ -73,6 +74,7 @@ NON_NEGATIVE = _int_at_least(0)
 
 # -- shared flag groups --------------------------------------------------------------------------
 def _add_triples_flags(parser: argparse.ArgumentParser) -> None:
+    from hrmkit.lm.corpus.triples import TriplesConfig
     group = parser.add_argument_group(
         "how records become examples",
         "continuation: each document's tokens are cut into consecutive answer blocks of --continuation-tokens, "
@@ -80,18 +82,8 @@ def _add_triples_flags(parser: argparse.ArgumentParser) -> None:
         "the first prefix is predicted once. prompt-response: --prompt-field is the prompt, --response-field the "
         "answer. Fields are dotted paths with list indices, e.g. data.answers.text[0].",
     )
-    group.add_argument("--mode", choices=("continuation", "prompt-response"), default="continuation",
-                       help="continuation (plain documents) or prompt-response (pairs); default continuation")
-    group.add_argument("--text-field", default="text", help="continuation: the field holding the document (default text)")
-    group.add_argument("--prompt-field", default="prompt", help="prompt-response: the prompt's field (default prompt)")
-    group.add_argument("--response-field", default="response",
-                       help="prompt-response: the answer's field (default response)")
-    group.add_argument("--max-seq-len", type=_int_at_least(2), default=512,
-                       help="longest encoder or decoder sequence in tokens, eos included (default 512)")
-    group.add_argument("--prefix-tokens", type=POSITIVE, default=None,
-                       help="continuation: prompt length in tokens (default: --max-seq-len)")
-    group.add_argument("--continuation-tokens", type=POSITIVE, default=None,
-                       help="continuation: answer block length in tokens (default: --max-seq-len - 1, room for eos)")
+    add_dataclass_flags(group, TriplesConfig,
+                        checks={"max_seq_len": _int_at_least(2), "prefix_tokens": POSITIVE, "continuation_tokens": POSITIVE})
 
 
 def _add_tokenizer_flags(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +236,7 @@ def _add_normalize_qa(subparsers) -> None:
 
 
 def _add_download_slice(subparsers) -> None:
+    from hrmkit.lm.corpus.fetch import FetchOptions
     parser = subparsers.add_parser(
         "download-slice", help="download a slice of a sharded corpus, resumably, into one file",
         description="Reads a (gzipped or zstd) list of shard paths, downloads shards --start .. --start+--count-1 "
@@ -263,188 +256,9 @@ def _add_download_slice(subparsers) -> None:
     parser.add_argument("--pattern", default=None, help="only index entries matching this shell glob, e.g. '*en*'")
     parser.add_argument("--compress", action="store_true", help="zstd-compress the joined output")
     parser.add_argument("--compression-level", type=POSITIVE, default=3, help="zstd level 1..22 (default 3)")
-    parser.add_argument("--aria2c-connections", type=POSITIVE, default=4, help="aria2c connections per server (default 4)")
-    parser.add_argument("--aria2c-split", type=POSITIVE, default=4, help="aria2c pieces per file (default 4)")
-    parser.add_argument("--downloader", choices=("auto", "aria2c", "python"), default="auto",
-                        help="auto: aria2c when on PATH, else python (default auto)")
-    parser.add_argument("--retries", type=NON_NEGATIVE, default=5, help="retries per shard after a failure (default 5)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry (default 60)")
+    add_dataclass_flags(parser, FetchOptions,
+                        checks={"aria2c_connections": POSITIVE, "aria2c_split": POSITIVE, "retries": NON_NEGATIVE})
     parser.add_argument("--force", action="store_true", help="replace --output if it is a finished slice")
-
-
-# -- running -------------------------------------------------------------------------------------
-def _refuse_existing(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists (pass --force to replace it)")
-
-
-def _triples_config(args):
-    from hrmkit.lm.corpus.triples import TriplesConfig
-    return TriplesConfig(
-        max_seq_len=args.max_seq_len, mode=args.mode, text_field=args.text_field, prompt_field=args.prompt_field,
-        response_field=args.response_field, prefix_tokens=args.prefix_tokens,
-        continuation_tokens=args.continuation_tokens,
-    )
-
-
-def _tokenizer_choice(args):
-    from hrmkit.lm.corpus.corpus_builder import TokenizerChoice
-    return TokenizerChoice(path=args.tokenizer, vocab_size=args.vocab_size,
-                           sample_bytes=args.tokenizer_sample_mb * 1_000_000, threads=args.tokenizer_num_threads)
-
-
-def _corpus_summary(dest: Path, result) -> list[str]:
-    meta = result.meta
-    counts = ", ".join(f"{split} {count}" for split, count in meta["splits"].items())
-    tokens = sum(stat.source_tokens for stat in result.stats.values())
-    chars = sum(stat.source_chars for stat in result.stats.values())
-    seconds = max(result.seconds, 1e-9)
-    lines = [f"wrote {dest}: {counts} examples; vocab {meta['vocab_size']}, max_seq_len {meta['max_seq_len']}",
-             f"  {chars / 1e6:.1f} M characters, {tokens:,} tokens in {result.seconds:.1f} s "
-             f"({chars / 1e6 / seconds:.2f} M chars/s, {tokens / seconds:,.0f} tokens/s)"
-             + (f"; tokenizer trained in {result.tokenizer_seconds:.1f} s" if result.tokenizer_trained else "")]
-    for split, stat in result.stats.items():
-        if stat.missing_field:
-            lines.append(f"  {split}: {stat.missing_field} record(s) without a usable field were skipped "
-                         f"(first: {stat.first_missing})")
-        if stat.too_short:
-            lines.append(f"  {split}: {stat.too_short} document(s) under two tokens gave no example")
-    return lines
-
-
-def _run_prepare_language(args, progress) -> int:
-    from hrmkit.lm.corpus.prepare_language import (
-        PrepareLanguageOptions,
-        prepare_language,
-    )
-    _refuse_existing(args.dest, args.force)
-    options = PrepareLanguageOptions(
-        source=args.source, dest=args.dest, triples=_triples_config(args), tokenizer=_tokenizer_choice(args),
-        val_ratio=args.val_ratio, test_ratio=args.test_ratio, seed=args.seed, max_files=args.max_files,
-        batch_size=args.tokenizer_batch_size, count_records=args.count_records, overwrite=args.force,
-    )
-    result = prepare_language(options, progress)
-    print("\n".join(_corpus_summary(args.dest, result)))
-    return 0
-
-
-def _run_prepare(args, progress) -> int:
-    from hrmkit.lm.corpus.staged_prepare import (
-        EXTRACTED_FILE,
-        REJECTS_FILE,
-        TRIPLES_DIR,
-        StagedPrepareOptions,
-        staged_prepare,
-    )
-    options = StagedPrepareOptions(
-        source=args.source, output_dir=args.output_dir, fields=args.fields, to_triples=args.to_triples,
-        triples=_triples_config(args), tokenizer=_tokenizer_choice(args), val_ratio=args.val_ratio,
-        test_ratio=args.test_ratio, seed=args.seed, batch_size=args.batch_size, force_extract=args.force_extract,
-        force_triples=args.force_triples, count_records=args.count_records,
-    )
-    result = staged_prepare(options, progress, say=print)
-    if result.extract is not None:
-        extract = result.extract
-        print(f"wrote {args.output_dir / EXTRACTED_FILE}: {extract.written} of {extract.records} records "
-              f"in {extract.seconds:.1f} s")
-        if extract.rejected:
-            print(f"  {extract.rejected} record(s) missing a field went to {args.output_dir / REJECTS_FILE} "
-                  f"(first: {extract.first_reject})")
-    if result.triples is not None:
-        print("\n".join(_corpus_summary(args.output_dir / TRIPLES_DIR, result.triples)))
-    return 0
-
-
-def _run_chunk(args, progress) -> int:
-    from hrmkit.lm.corpus.chunk import WindowSpec, chunk_file
-    _refuse_existing(args.output, args.force)
-    spec = WindowSpec(args.target_length, args.stride or max(1, args.target_length // 2))
-    stats = chunk_file(args.input, args.output, args.tokenizer, spec, text_field=args.text_field,
-                       batch_size=args.batch_size, num_proc=args.num_proc, count_first=args.count_records,
-                       progress=progress)
-    print(f"wrote {args.output}: {stats.windows} windows of <= {spec.target_length} tokens (stride {spec.stride}) "
-          f"from {stats.records} records, {stats.tokens:,} tokens in {stats.seconds:.1f} s "
-          f"({stats.tokens / max(stats.seconds, 1e-9):,.0f} tokens/s)")
-    if stats.missing_field:
-        print(f"  {stats.missing_field} record(s) without a usable '{args.text_field}' were skipped "
-              f"(first: {stats.first_missing})")
-    if stats.empty:
-        print(f"  {stats.empty} empty document(s) gave no window")
-    return 0
-
-
-def _run_merge(args, progress) -> int:
-    from hrmkit.lm.corpus.merge import blend, merge_chunks
-    _refuse_existing(args.output_dir, args.force)
-    samples = {"train": args.train_samples, "val": args.val_samples, "test": args.test_samples}
-    if args.batches is not None:
-        given = [flag for flag, value in (("--weights", args.weights), ("--train-samples", args.train_samples),
-                                          ("--val-samples", args.val_samples), ("--test-samples", args.test_samples))
-                 if value is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} only apply to --sources; --batches concatenates everything")
-        result = merge_chunks(args.batches, args.output_dir, keep_chunks=args.keep_chunks, overwrite=args.force,
-                              progress=progress)
-        counts = ", ".join(f"{split} {count}" for split, count in result.meta["splits"].items())
-        print(f"wrote {args.output_dir}: {counts} examples from {len(result.inputs)} chunk(s) "
-              f"in {result.seconds:.1f} s")
-        print(f"  deleted the {len(result.deleted)} chunk folder(s)" if result.deleted else "  kept the chunk folders")
-        return 0
-    if args.keep_chunks:
-        raise ValueError("--keep-chunks only applies to --batches; --sources are never deleted")
-    weights = args.weights if args.weights is not None else [1.0] * len(args.sources)
-    result = blend(args.sources, weights, args.output_dir,
-                   samples={split: count for split, count in samples.items() if count is not None},
-                   seed=args.seed, overwrite=args.force, progress=progress)
-    counts = ", ".join(f"{split} {count}" for split, count in result.meta["splits"].items())
-    print(f"wrote {args.output_dir}: {counts} examples blended from {len(result.inputs)} source(s) "
-          f"in {result.seconds:.1f} s")
-    for split, per_source in result.quotas.items():
-        print(f"  {split}: " + ", ".join(f"{Path(path).name} {quota}" for path, quota in per_source.items()))
-    return 0
-
-
-def _run_normalize_qa(args, progress) -> int:
-    from hrmkit.lm.corpus.normalize_qa import normalize_qa
-    _refuse_existing(args.output, args.force)
-    result = normalize_qa(args.input, args.output, args.question_field, args.answer_field,
-                          context_field=args.context_field, prompt_template=args.prompt_template,
-                          count_first=args.count_records, progress=progress)
-    print(f"wrote {args.output}: {result.written} of {result.records} records in {result.seconds:.1f} s")
-    if result.rejected:
-        reasons = "; ".join(f"{count} x {reason}" for reason, count in sorted(result.reasons.items(),
-                                                                             key=lambda item: -item[1])[:3])
-        print(f"  {result.rejected} record(s) missing a field went to {result.rejects} ({reasons})")
-    return 0
-
-
-def _run_download_slice(args, progress) -> int:
-    from hrmkit.lm.corpus.download import SliceOptions, download_slice
-    options = SliceOptions(
-        index_url=args.index_url, base_url=args.base_url, output=args.output, start=args.start, count=args.count,
-        target_size=args.target_size, pattern=args.pattern, compress=args.compress,
-        compression_level=args.compression_level, aria2c_connections=args.aria2c_connections,
-        aria2c_split=args.aria2c_split, downloader=args.downloader, retries=args.retries, timeout=args.timeout,
-        overwrite=args.force,
-    )
-    result = download_slice(options, progress)
-    meta = result.meta
-    print(f"wrote {args.output}: shards {meta['start']}..{meta['end'] - 1} of {meta['index_entries']}, "
-          f"{meta['samples']} lines, {meta['bytes_downloaded'] / 1e6:.1f} MB downloaded with {result.downloader} "
-          f"in {result.seconds:.1f} s" + (f" ({result.retries} retried request(s))" if result.retries else ""))
-    for note in result.notes:
-        print(f"  note: {note}")
-    return 0
-
-
-_RUNNERS = {
-    "prepare-language": _run_prepare_language,
-    "prepare": _run_prepare,
-    "chunk": _run_chunk,
-    "merge": _run_merge,
-    "normalize-qa": _run_normalize_qa,
-    "download-slice": _run_download_slice,
-}
 
 
 def _one_line(error: BaseException) -> str:
@@ -453,14 +267,15 @@ def _one_line(error: BaseException) -> str:
 
 def run_language_tool(args: argparse.Namespace) -> int:
     """Run the verb `args.tool` names; returns the exit code (errors are printed, one line)."""
+    from hrmkit.cli.language_runners import RUNNERS
     from hrmkit.files import DatasetError
-    from hrmkit.lm.corpus.download import DownloadError
+    from hrmkit.lm.corpus.fetch import DownloadError
     from hrmkit.lm.corpus.optional_deps import MissingDependency
     from hrmkit.progress import BuildProgress
 
     try:
         with BuildProgress() as bar:
-            return _RUNNERS[args.tool](args, bar.update)
+            return RUNNERS[args.tool](args, bar.update)
     except (DatasetError, ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
             NotADirectoryError, MissingDependency) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)

@@ -1,10 +1,10 @@
 """The trusted first part of every sandboxed program: limits, guard, run, proof of completion.
 
-This file is never imported by the evaluator: ``sandbox.py`` passes its text to
-``python -I -c`` inside each sandbox, so it must use the standard library only and run on any
-Python >= 3.8 (the Docker image may not be ours). The job arrives on stdin (nonce,
-guard flag, resource limits, program); stdin is then replaced by /dev/null, so the program
-itself reads an empty, closed input.
+This file is never imported by the evaluator: ``sandbox.py`` reads its text and each backend
+(``sandbox_backends.py``) passes it to ``python -I -c`` inside the sandbox, so it must use the
+standard library only and run on any Python >= 3.8 (the Docker image may not be ours). The job
+arrives on stdin (nonce, guard flag, resource limits, program); stdin is then replaced by
+/dev/null, so the program itself reads an empty, closed input.
 
 Completion proof: the nonce travels only through that stdin pipe (never a file, the command
 line or the environment), and is printed on its own line only after the whole program, tests

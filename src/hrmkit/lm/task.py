@@ -28,7 +28,7 @@ from hrmkit.lm.tokenizers import load_tokenizer
 from hrmkit.model.losses import IGNORE_LABEL_ID
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train import collectives
-from hrmkit.train.optim import build_token_loss
+from hrmkit.train.token_losses import build_token_loss
 
 ASSET_FILES = ("tokenizer.json", "meta.json")
 FIRST_ORDINARY_ID = 4  # random data keeps clear of the special tokens 0..3

@@ -35,7 +35,8 @@ from hrmkit.train.loggers import (
     open_logger,
     record_scalars,
 )
-from hrmkit.train.optim import build_optimizer, build_scheduler
+from hrmkit.train.lr_schedule import build_scheduler
+from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 

@@ -15,6 +15,7 @@ whatever the corpus size, and every output appears under its final name only whe
     merge.py          hrm data merge: concatenate chunk corpora or blend sources by weight
     normalize_qa.py   hrm data normalize-qa: QA records -> prompt/response JSONL
     download.py       hrm data download-slice: a resumable slice of a sharded web corpus
+    fetch.py          one URL to disk, resumably: Range requests or aria2c, retries
 """
 
 from collections.abc import Callable

@@ -10,48 +10,42 @@ downloaded bytes are reached. Without `start`, the slice begins where the slices
 taken from the same index end: every finished slice leaves `<output>.meta.json`, and all
 such files in the output's folder are read.
 
-Shards go to `<output>.parts/`, each under a `.part` name until complete. aria2c does the
-downloading when it is on PATH (several connections, its own resume), urllib otherwise:
-after a dropped connection or a short read it asks for the missing bytes with an HTTP
-Range request. A rerun after an interruption therefore reuses every finished shard and
-the finished part of the unfinished one. The shards are then decompressed (gzip / zstd,
-told by their first bytes) and joined into `<output>` (zstd-compressed with `compress`), which
-appears only once complete; then the meta is written, and a slice counts as finished only
-once its meta is there; then the parts go.
+Shards go to `<output>.parts/` and are fetched resumably (fetch.py): a rerun after an
+interruption reuses every finished shard and the finished part of the unfinished one. The
+shards are then decompressed (gzip / zstd, told by their first bytes) and joined into
+`<output>` (zstd-compressed with `compress`), which appears only once complete; then the meta
+is written, and a slice counts as finished only once its meta is there; then the parts go.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import gzip
-import http.client
 import io
 import json
-import os
 import re
 import shutil
-import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from hrmkit.files import atomic_write_text, write_atomically
 from hrmkit.lm.corpus import Progress, optional_deps
+from hrmkit.lm.corpus.fetch import (
+    CHUNK_BYTES,
+    DownloadError,
+    FetchOptions,
+    fetch_bytes,
+    is_url,
+)
 
 META_KIND = "hrmkit-download-slice"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_COPY_BYTES = 1 << 20
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)i?B?\s*$", re.IGNORECASE)
-
-
-class DownloadError(RuntimeError):
-    """A download failed after every retry (or for good, e.g. HTTP 404)."""
 
 
 def parse_size(text: str) -> int:
@@ -77,12 +71,7 @@ class SliceOptions:
     pattern: str | None = None
     compress: bool = False
     compression_level: int = 3
-    aria2c_connections: int = 4
-    aria2c_split: int = 4
-    downloader: str = "auto"  # auto, aria2c or python
-    retries: int = 5
-    timeout: float = 60.0
-    retry_wait: float = 1.0
+    fetch: FetchOptions = field(default_factory=FetchOptions)
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -94,13 +83,6 @@ class SliceOptions:
             raise ValueError(f"start must be >= 0, got {self.start}")
         if not 1 <= self.compression_level <= 22:
             raise ValueError(f"the zstd compression level must be in 1..22, got {self.compression_level}")
-        if self.downloader not in ("auto", "aria2c", "python"):
-            raise ValueError(f"downloader must be auto, aria2c or python, got {self.downloader!r}")
-        if self.downloader == "aria2c" and shutil.which("aria2c") is None:
-            raise ValueError("downloader aria2c was asked for but aria2c is not on PATH")
-        for name in ("aria2c_connections", "aria2c_split", "retries"):
-            if getattr(self, name) < (0 if name == "retries" else 1):
-                raise ValueError(f"{name.replace('_', ' ')} must be >= {0 if name == 'retries' else 1}")
 
 
 @dataclass
@@ -122,15 +104,11 @@ class SliceResult:
     notes: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- fetching
-
-
-def _is_url(text: str) -> bool:
-    return urllib.parse.urlparse(text).scheme in ("http", "https", "ftp", "file")
+# --------------------------------------------------------------------------- the index
 
 
 def shard_url(base_url: str, shard_path: str) -> str:
-    if _is_url(shard_path):
+    if is_url(shard_path):
         return shard_path
     return base_url.rstrip("/") + "/" + shard_path.lstrip("/")
 
@@ -148,32 +126,11 @@ def _decompressed_bytes(data: bytes, where: str) -> bytes:
     return data
 
 
-def _retrying(what: str, options: SliceOptions, attempt_once: Callable[[], Any], counter: list[int]) -> Any:
-    """Run `attempt_once`, retrying network trouble with growing waits; HTTP 4xx fails at once."""
-    for attempt in range(options.retries + 1):
-        try:
-            return attempt_once()
-        except urllib.error.HTTPError as error:
-            if 400 <= error.code < 500 and error.code not in (408, 429):
-                raise DownloadError(f"{what}: HTTP {error.code} {error.reason}") from None
-            problem = f"HTTP {error.code}"
-        except (urllib.error.URLError, http.client.HTTPException, OSError, _ShortRead) as error:
-            problem = " ".join(str(getattr(error, "reason", error)).split()) or type(error).__name__
-        if attempt == options.retries:
-            raise DownloadError(f"{what}: {problem} (gave up after {options.retries + 1} attempts)")
-        counter[0] += 1
-        time.sleep(min(options.retry_wait * 2**attempt, 30.0))
-    raise AssertionError("unreachable")
-
-
 def read_index(options: SliceOptions, counter: list[int]) -> list[str]:
     """The shard paths the index lists (after `pattern`)."""
     source = options.index_url
-    if _is_url(source):
-        def fetch() -> bytes:
-            with urllib.request.urlopen(source, timeout=options.timeout) as response:
-                return response.read()
-        data = _retrying(f"index {source}", options, fetch, counter)
+    if is_url(source):
+        data = fetch_bytes(source, options.fetch, counter)
     else:
         try:
             data = Path(source).read_bytes()
@@ -190,88 +147,6 @@ def read_index(options: SliceOptions, counter: list[int]) -> list[str]:
     if not paths:
         raise ValueError(f"index {source}: no shard paths" + (f" match {options.pattern!r}" if options.pattern else ""))
     return paths
-
-
-class _ShortRead(Exception):
-    """The connection ended before the announced number of bytes arrived."""
-
-
-def _content_range_total(header: str | None) -> int | None:
-    match = re.match(r"bytes\s+(?:\d+-\d+|\*)/(\d+)", header or "")
-    return int(match.group(1)) if match else None
-
-
-def _python_download(url: str, destination: Path, options: SliceOptions, on_bytes: Callable[[int], None],
-                     counter: list[int]) -> int:
-    """Download to `destination` via `<destination>.part`, resuming with Range requests; bytes resumed."""
-    partial = destination.with_name(destination.name + ".part")
-    resumed = [partial.stat().st_size if partial.exists() else 0]
-
-    def attempt_once() -> None:
-        have = partial.stat().st_size if partial.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        try:
-            response = urllib.request.urlopen(request, timeout=options.timeout)
-        except urllib.error.HTTPError as error:
-            total = _content_range_total(error.headers.get("Content-Range")) if error.code == 416 else None
-            if error.code == 416 and total == have:
-                return  # the part was complete already (interrupted just before its rename)
-            if error.code == 416:
-                partial.unlink(missing_ok=True)  # our part does not fit the file as served now
-                raise _ShortRead(f"range {have}- not satisfiable; starting over") from None
-            raise
-        with response:
-            if have and response.status == 200:
-                have = 0  # the server ignored the Range header and sends the whole file
-            elif have:
-                first = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
-                if first is None or int(first.group(1)) != have:
-                    partial.unlink(missing_ok=True)
-                    raise _ShortRead(f"asked for bytes {have}- but got {response.headers.get('Content-Range')}")
-            length = response.headers.get("Content-Length")
-            expected = have + int(length) if length is not None else None
-            with open(partial, "ab" if have else "wb") as file:
-                while True:
-                    chunk = response.read(_COPY_BYTES)
-                    if not chunk:
-                        break
-                    file.write(chunk)
-                    on_bytes(len(chunk))
-        size = partial.stat().st_size
-        if expected is not None and size < expected:
-            raise _ShortRead(f"connection closed after {size} of {expected} bytes")
-
-    _retrying(url, options, attempt_once, counter)
-    os.replace(partial, destination)
-    return resumed[0]
-
-
-def _aria2c_download(url: str, destination: Path, options: SliceOptions, on_bytes: Callable[[int], None],
-                     counter: list[int]) -> int:
-    """Download with aria2c into `<destination>.part` (aria2c resumes from its own control file)."""
-    partial = destination.with_name(destination.name + ".part")
-    resumed = partial.stat().st_size if partial.exists() else 0
-    command = [
-        "aria2c", "--continue=true", "--allow-overwrite=false", "--auto-file-renaming=false",
-        f"--max-connection-per-server={options.aria2c_connections}", f"--split={options.aria2c_split}",
-        f"--max-tries={options.retries + 1}", f"--retry-wait={max(1, int(options.retry_wait))}",
-        f"--timeout={int(options.timeout)}", "--file-allocation=none", "--console-log-level=error",
-        "--summary-interval=0", "--download-result=hide", "--quiet=true",
-        f"--dir={destination.parent}", f"--out={partial.name}", url,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    reported = 0
-    while process.poll() is None:
-        time.sleep(0.25)
-        size = partial.stat().st_size if partial.exists() else 0
-        if size > reported:
-            on_bytes(size - reported)
-            reported = size
-    error = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
-    if process.returncode != 0:
-        raise DownloadError(f"{url}: aria2c failed (exit {process.returncode}): {' '.join(error.split())[:300]}")
-    os.replace(partial, destination)
-    return resumed
 
 
 # --------------------------------------------------------------------------- slices
@@ -318,7 +193,7 @@ def _append_shard(shard: Path, out: BinaryIO) -> int:
     try:
         with _open_shard(shard) as stream:
             while True:
-                chunk = stream.read(_COPY_BYTES)
+                chunk = stream.read(CHUNK_BYTES)
                 if not chunk:
                     break
                 out.write(chunk)
@@ -419,8 +294,7 @@ def download_slice(options: SliceOptions, progress: Progress | None = None) -> S
     if options.count is not None and start + options.count > len(paths):
         notes.append(f"the index has only {len(paths)} shards: taking {end_limit - start}")
 
-    use_aria2c = options.downloader == "aria2c" or (options.downloader == "auto" and shutil.which("aria2c"))
-    download = _aria2c_download if use_aria2c else _python_download
+    downloader, download = options.fetch.chosen_downloader()
     parts = _parts_dir(output)
     parts.mkdir(exist_ok=True)
     downloaded: list[tuple[ShardRecord, Path]] = []
@@ -430,7 +304,7 @@ def download_slice(options: SliceOptions, progress: Progress | None = None) -> S
         record = ShardRecord(index, paths[index], shard_url(options.base_url, paths[index]))
         destination = parts / f"{index:08d}-{Path(urllib.parse.urlparse(record.url).path).name or 'shard'}"
         if not destination.exists():
-            resumed_bytes += download(record.url, destination, options, counter.add, retries)
+            resumed_bytes += download(record.url, destination, options.fetch, counter.add, retries)
         record.bytes = destination.stat().st_size
         counter.finish_shard(record.bytes)
         downloaded.append((record, destination))
@@ -461,5 +335,5 @@ def download_slice(options: SliceOptions, progress: Progress | None = None) -> S
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(parts, ignore_errors=True)
-    return SliceResult(meta, "aria2c" if use_aria2c else "python", time.perf_counter() - started, resumed_bytes,
+    return SliceResult(meta, downloader, time.perf_counter() - started, resumed_bytes,
                        retries[0], notes)

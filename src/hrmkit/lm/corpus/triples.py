@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hrmkit.lm.corpus.field_paths import FieldPath
 from hrmkit.lm.examples import make_example
 from hrmkit.lm.tokenizers import TextTokenizer
 
-MODES = ("continuation", "prompt-response")
+Mode = Literal["continuation", "prompt-response"]
+MODES = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,19 @@ class TriplesConfig:
     """How records become examples; see the module docstring."""
 
     max_seq_len: int = 512
-    mode: str = "continuation"
+    """longest encoder or decoder sequence in tokens, eos included"""
+    mode: Mode = "continuation"
+    """continuation (plain documents) or prompt-response (pairs)"""
     text_field: str = "text"
+    """continuation: the field holding the document"""
     prompt_field: str = "prompt"
+    """prompt-response: the prompt's field"""
     response_field: str = "response"
-    prefix_tokens: int | None = None  # continuation: prompt length; None = max_seq_len
-    continuation_tokens: int | None = None  # continuation: answer length; None = max_seq_len - 1
+    """prompt-response: the answer's field"""
+    prefix_tokens: int | None = None
+    """continuation: prompt length in tokens (default: --max-seq-len)"""
+    continuation_tokens: int | None = None
+    """continuation: answer block length in tokens (default: --max-seq-len - 1, room for eos)"""
 
     def __post_init__(self) -> None:
         problems = []

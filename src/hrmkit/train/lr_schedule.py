@@ -1,0 +1,153 @@
+"""Learning-rate schedules by name, stepped once per optimizer step: our ``cosine``, ``linear`` and
+``constant`` (the HRM reference's warmup then decay), any other name from pytorch-optimizer,
+made resumable where it keeps no ``state_dict`` of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pytorch_optimizer import get_supported_lr_schedulers, load_lr_scheduler
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+
+from hrmkit.train.name_lookup import keyword_names, unknown_name_message
+
+OUR_SCHEDULES = ("cosine", "linear", "constant")
+# pytorch-optimizer's "proportion" wraps another scheduler to schedule SAM's rho, not an lr.
+NOT_LR_SCHEDULERS = ("proportion",)
+
+
+def lr_multiplier(
+    step: int, warmup_steps: int, total_steps: int, min_ratio: float, schedule: str = "cosine"
+) -> float:
+    """The factor on the base learning rate after ``step`` optimizer steps.
+
+    Linear warmup from 0 over ``warmup_steps`` (as the HRM reference: ``step / warmup``),
+    then ``cosine`` or ``linear`` decay from 1 to ``min_ratio`` at ``total_steps``, or
+    ``constant`` 1. Past ``total_steps`` the factor stays at its final value.
+    """
+    if schedule not in OUR_SCHEDULES:
+        raise ValueError(unknown_name_message("schedule", schedule, OUR_SCHEDULES))
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_ratio + (1.0 - min_ratio) * (1.0 - progress)
+
+
+class ReplayScheduler:
+    """Gives a pytorch-optimizer scheduler without ``state_dict`` a resumable position.
+
+    pytorch-optimizer's warmup schedulers (cosine, linear, poly, ...) keep their position
+    in a plain counter and offer no ``state_dict``. Their learning rate is a pure function
+    of how many times ``step()`` ran, so saving that count and, on load, rebuilding the
+    scheduler and stepping it as many times restores it exactly (each step is a few
+    float operations, so even long runs replay instantly).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factory: Callable[[], Any]):
+        self.optimizer = optimizer
+        self._factory = factory
+        self._scheduler = factory()
+        self._steps = 0
+
+    def step(self) -> None:
+        self._scheduler.step()
+        self._steps += 1
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"step": self._steps}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._scheduler = self._factory()
+        self._steps = 0
+        for _ in range(int(state_dict["step"])):
+            self.step()
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float,
+    kwargs: dict | None = None,
+) -> LRScheduler | ReplayScheduler:
+    """A learning-rate scheduler stepped once per optimizer step.
+
+    ``cosine``, ``linear`` and ``constant`` are :func:`lr_multiplier` in a ``LambdaLR``
+    (its ``state_dict`` holds the position; the current lr itself is restored with the
+    optimizer's state). Any other name is a pytorch-optimizer scheduler built with
+    ``kwargs``; options it takes that ``kwargs`` leaves out (``t_max``, ``warmup_steps``,
+    ``max_lr``, ``min_lr`` ...) are filled from the arguments here.
+    """
+    key = name.strip().lower()
+    if key in OUR_SCHEDULES:
+        if kwargs:
+            raise ValueError(f"lr scheduler '{key}' takes no extra options, got {sorted(kwargs)}")
+        # LambdaLR asks for the factor of the step about to run as ``steps_done``; the reference
+        # counts the step being taken (1 for the first), so the first update is not wasted at lr 0.
+        def multiplier(steps_done: int) -> float:
+            return lr_multiplier(steps_done + 1, warmup_steps, total_steps, min_ratio, key)
+
+        return LambdaLR(optimizer, multiplier)
+
+    supported = pytorch_lr_scheduler_names()
+    if key not in supported:
+        raise ValueError(unknown_name_message("lr scheduler", key, [*supported, *OUR_SCHEDULES]))
+    scheduler_class = load_lr_scheduler(key)
+    options = _scheduler_options(scheduler_class, optimizer, warmup_steps, total_steps, min_ratio)
+    options.update(kwargs or {})
+
+    def factory() -> Any:
+        return scheduler_class(optimizer, **options)
+
+    try:
+        scheduler = factory()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot build lr scheduler '{key}': {error}") from None
+    if isinstance(scheduler, LRScheduler):
+        return scheduler
+    return ReplayScheduler(optimizer, factory)
+
+
+def pytorch_lr_scheduler_names() -> list[str]:
+    return [name for name in get_supported_lr_schedulers() if name not in NOT_LR_SCHEDULERS]
+
+
+def _scheduler_options(
+    scheduler_class: Callable,
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float,
+) -> dict:
+    """Our schedule arguments under the names pytorch-optimizer's schedulers use for them.
+
+    Resolved once, at build time: warmup schedulers overwrite the optimizer's lr, so it
+    cannot be read back when a :class:`ReplayScheduler` rebuilds one.
+    """
+    base_lr = float(optimizer.param_groups[0]["lr"])
+    known = {
+        "t_max": total_steps,
+        "T_max": total_steps,
+        "total_steps": total_steps,
+        "first_cycle_steps": total_steps,
+        "warmup_steps": warmup_steps,
+        "num_warmup_steps": warmup_steps,
+        "max_lr": base_lr,
+        "min_lr": base_lr * min_ratio,
+        "eta_min": base_lr * min_ratio,
+        "min_lr_ratio": min_ratio,
+    }
+    accepted = keyword_names(scheduler_class)
+    return {option: value for option, value in known.items() if option in accepted}
