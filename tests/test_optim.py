@@ -315,3 +315,13 @@ def test_list_names_covers_ours_and_pytorch_optimizer():
     assert {"adam_atan2", "adamw", "lion"} <= set(names["optimizers"])
     assert {"cosine", "linear", "constant", "rex"} <= set(names["lr_schedulers"])
     assert names["losses"][:2] == ["softmax_cross_entropy", "stablemax_cross_entropy"]
+
+
+@pytest.mark.cli
+def test_hrm_info_names_lists_what_the_config_accepts(capsys):
+    from hrmkit.cli import main
+    assert main(["info", "--names"]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert "adam_atan2" in lines[next(k for k in lines if k.startswith("optimizers"))].split(", ")
+    assert "cosine" in lines[next(k for k in lines if k.startswith("lr_schedulers"))].split(", ")
+    assert "stablemax_cross_entropy" in lines[next(k for k in lines if k.startswith("losses"))].split(", ")

@@ -20,7 +20,7 @@ def cmd_info(args) -> int:
         print(f"{args.checkpoint}: {cfg.model.variant} model, {params:,} parameters")
         print(json.dumps({"model": _plain(cfg.model)}, indent=2))
         return 0
-    raise UsageError("hrm info needs one of --config, --data or --checkpoint")
+    raise UsageError("hrm info needs one of --config, --data, --checkpoint, --fields or --names")
 
 
 
@@ -90,6 +90,8 @@ def add_parsers(verbs) -> None:
     info.add_argument("--data", default=None)
     info.add_argument("--checkpoint", default=None)
     info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+    info.add_argument("--names", action="store_true",
+                      help="list every name train.optimizer, train.lr_schedule and model.loss accept")
 
     convert = verbs.add_parser("convert", help="write an hrmkit weights folder (model.safetensors, config.yaml) from a reference checkpoint")
     convert.add_argument("--checkpoint", required=True)
@@ -104,5 +106,10 @@ def run(args, extra) -> int:
     if args.fields:
         from hrmkit.cli.train import fields_table
         print(fields_table())
+        return 0
+    if args.names:
+        from hrmkit.train.known_names import list_names
+        for kind, names in list_names().items():
+            print(f"{kind} ({len(names)}): {', '.join(names)}")
         return 0
     return cmd_info(args)

@@ -14,7 +14,7 @@ from hrmkit.train.token_losses import CROSS_ENTROPY, MODEL_HEAD_LOSSES
 
 
 def list_names() -> dict[str, list[str]]:
-    """Every name accepted for optimizers, lr schedulers and losses (for ``hrm info``)."""
+    """Every name accepted for optimizers, lr schedulers and losses (``hrm info --names``)."""
     return {
         "optimizers": sorted({*get_supported_optimizers(), ADAM_ATAN2_NAMES[0]}),
         "lr_schedulers": sorted({*pytorch_lr_scheduler_names(), *OUR_SCHEDULES}),
