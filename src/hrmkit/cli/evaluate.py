@@ -13,7 +13,7 @@ from hrmkit.cli.common import UsageError
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from hrmkit.files import atomic_write_text
+    from hrmkit.files import atomic_write_text, write_atomically
     from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
     from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
     from hrmkit.puzzles.check import path_scores, path_split_kind
@@ -41,9 +41,7 @@ def cmd_eval(args) -> int:
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
-    tmp = out / "predictions.npz.tmp.npz"
-    np.savez_compressed(tmp, **predictions)
-    tmp.replace(out / "predictions.npz")
+    write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
