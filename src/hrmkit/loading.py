@@ -24,6 +24,7 @@ from hrmkit.train.weights import (
     is_weights_folder,
     read_metrics,
     read_weights_folder,
+    weights_folder_of,
 )
 
 # Reference ``arch`` keys that mean the same thing in ModelConfig.
@@ -81,6 +82,18 @@ def _read_torch_checkpoint(path: Path, dataset: str | Path | None) -> tuple[dict
         weights = ckpt.normalize_reference_keys(state)
         return weights, RunConfig(model=reference_model_config(path, weights, dataset))
     raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
+
+
+def load_hrm_lm(path: Path, device: torch.device, verb: str):
+    """``(model, run_config, tokenizer)`` of an HRM-LM weights folder or checkpoint, for ``verb`` (named in errors)."""
+    from hrmkit.lm.tokenizers import load_tokenizer
+    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
+    model, cfg = load_checkpoint(path, device=device)
+    if cfg.task != "seq2seq":
+        raise ValueError(f"{path} is a {cfg.task} model; {verb} needs an HRM-LM (task: seq2seq) checkpoint")
+    return model, cfg, load_tokenizer(tokenizer_path)
 
 
 def final_metrics(run_dir: str | Path) -> tuple[Path | None, dict | None]:

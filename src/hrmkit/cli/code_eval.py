@@ -147,18 +147,10 @@ def _check_numbers(args) -> None:
 def _model_completer(args, path: Path):
     """``complete(prompts, batch_number)`` sampling from the checkpoint, and the settings that name it."""
     from hrmkit.lm.generate import SamplingConfig, generate_text
-    from hrmkit.lm.tokenizers import load_tokenizer
-    from hrmkit.loading import load_checkpoint
+    from hrmkit.loading import load_hrm_lm
     from hrmkit.train.distributed import pick_device
-    from hrmkit.train.weights import weights_folder_of
-    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
-    if not tokenizer_path.exists():
-        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     device = pick_device(args.device)
-    model, cfg = load_checkpoint(path, device=device)
-    if cfg.task != "seq2seq":
-        raise ValueError(f"{path} is a {cfg.task} model; hrm eval code needs an HRM-LM (task: seq2seq) checkpoint")
-    tokenizer = load_tokenizer(tokenizer_path)
+    model, _, tokenizer = load_hrm_lm(path, device, "hrm eval code")
     max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
     if args.temperature == 0 and args.n > 1:
         print(f"note: temperature 0 is greedy: all {args.n} samples of a task are the same", file=sys.stderr)

@@ -63,10 +63,8 @@ def cmd_eval(args) -> int:
 
 def cmd_generate(args) -> int:
     from hrmkit.lm.generate import SamplingConfig, generate_text
-    from hrmkit.lm.tokenizers import load_tokenizer
-    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.loading import load_hrm_lm, resolve_run_checkpoint
     from hrmkit.train.distributed import pick_device
-    from hrmkit.train.weights import weights_folder_of
     if bool(args.checkpoint) == bool(args.run_name):
         raise UsageError("give exactly one of --checkpoint and --run_name")
     path = resolve_run_checkpoint(args.checkpoint or Path(args.save_dir) / args.run_name)
@@ -75,19 +73,14 @@ def cmd_generate(args) -> int:
         prompts += [line.rstrip("\n") for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]
     if not prompts:
         raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
-    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
-    if not tokenizer_path.exists():
-        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     device = pick_device(args.device)
-    model, cfg = load_checkpoint(path, device=device)
-    if cfg.task != "seq2seq":
-        raise UsageError(f"{path} is a {cfg.task} model; hrm generate needs an HRM-LM (task: seq2seq) checkpoint")
+    model, _, tokenizer = load_hrm_lm(path, device, "hrm generate")
     # Default: as long an answer as the decoder can place.
     max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
     started = time.perf_counter()
-    answers = generate_text(model, load_tokenizer(tokenizer_path), prompts, sampling, device, halt=args.halt)
+    answers = generate_text(model, tokenizer, prompts, sampling, device, halt=args.halt)
     for prompt, answer in zip(prompts, answers):
         print(json.dumps({"prompt": prompt, "answer": answer}, ensure_ascii=False) if args.jsonl else f"{prompt} -> {answer}")
     print(f"({len(prompts)} prompts, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
