@@ -39,6 +39,7 @@ from hrmkit.puzzles.arc import (
 )
 from hrmkit.puzzles.arc_dataset import BUILDER
 from hrmkit.puzzles.format import PuzzleSplit, load_identifiers, load_split
+from hrmkit.puzzles.vote import Ballot, answer_key
 
 DEFAULT_PASS_KS = (1, 2, 10)
 SUBMISSION_ATTEMPTS = 2
@@ -68,11 +69,7 @@ def is_arc_dataset(dataset_dir: str | os.PathLike) -> bool:
 class _TestTask:
     inputs: list[np.ndarray]
     outputs: list[np.ndarray]
-    votes: list[dict[bytes, list]] = field(default_factory=list)  # per pair: answer key -> [count, q sum, grid]
-
-
-def _grid_key(grid: np.ndarray) -> bytes:
-    return bytes(grid.shape) + grid.tobytes()
+    votes: list[Ballot] = field(default_factory=list)  # one per test pair
 
 
 def _load_test_tasks(root: Path) -> dict[str, _TestTask]:
@@ -98,7 +95,7 @@ def _load_test_tasks(root: Path) -> dict[str, _TestTask]:
             raise DatasetError(path, f"task {task_id}: every test pair needs an 'input' and an 'output'") from None
         except ValueError as error:
             raise DatasetError(path, str(error)) from None
-        tasks[task_id] = _TestTask(inputs, outputs, [{} for _ in pairs])
+        tasks[task_id] = _TestTask(inputs, outputs, [Ballot() for _ in pairs])
     return tasks
 
 
@@ -175,17 +172,9 @@ def _collect_votes(tasks: dict[str, _TestTask], split: PuzzleSplit, identifiers:
             counts["rows_input_mismatch"] += 1
             continue
         answer = unaugment_grid(_cropped(tokens[row], answer_sizes[0][row], answer_sizes[1][row]), trans_id, colours)
-        vote = task.votes[position].setdefault(_grid_key(answer), [0, 0.0, answer])
-        vote[0] += 1
-        vote[1] += float(confidence[row])
+        task.votes[position].add(answer, confidence[row])
         counts["rows_voted"] += 1
     return counts
-
-
-def _ranked(votes: dict[bytes, list]) -> list[tuple[bytes, np.ndarray]]:
-    """Candidates by vote count, then mean confidence; the first seen wins a full tie (stable sort)."""
-    order = sorted(votes.items(), key=lambda item: (item[1][0], item[1][1] / item[1][0]), reverse=True)
-    return [(key, vote[2]) for key, vote in order]
 
 
 def _score(tasks: dict[str, _TestTask], pass_ks: Sequence[int]) -> tuple[dict[str, float], dict[str, list]]:
@@ -197,13 +186,13 @@ def _score(tasks: dict[str, _TestTask], pass_ks: Sequence[int]) -> tuple[dict[st
         right = {k: [] for k in pass_ks}
         submission[task_id] = []
         for output, votes in zip(task.outputs, task.votes):
-            ranked = _ranked(votes)
+            ranked = votes.ranked()
             unanswered += not ranked
             candidates += len(ranked)
-            label = _grid_key(output)
+            label = answer_key(output)
             for k in pass_ks:
-                right[k].append(any(key == label for key, _ in ranked[:k]))
-            attempts = [grid.tolist() for _, grid in ranked[:SUBMISSION_ATTEMPTS]] or [_EMPTY_ANSWER]
+                right[k].append(any(candidate.key == label for candidate in ranked[:k]))
+            attempts = [candidate.answer.tolist() for candidate in ranked[:SUBMISSION_ATTEMPTS]] or [_EMPTY_ANSWER]
             attempts += [attempts[0]] * (SUBMISSION_ATTEMPTS - len(attempts))  # pad with the best, as the reference
             submission[task_id].append({f"attempt_{i + 1}": grid for i, grid in enumerate(attempts)})
         for k in pass_ks:

@@ -17,6 +17,7 @@ import numpy as np
 from hrmkit.puzzles.arc import decode_grid, parse_variant_name, unaugment_grid
 from hrmkit.puzzles.format import PuzzleSplit
 from hrmkit.puzzles.views.trace import SegmentTrace, Tracer, read_rows
+from hrmkit.puzzles.vote import Ballot, answer_key
 from hrmkit.viz.page_data import ViewerError, grid_record, rounded
 
 SHOWN_VARIANTS = 8  # variants drawn per example; all of them vote
@@ -58,7 +59,7 @@ class _Pair:
 
     def __init__(self, task: str, position: int, segments: int):
         self.task, self.position = task, position
-        self.votes: list[dict[bytes, list]] = [{} for _ in range(segments)]
+        self.votes = [Ballot() for _ in range(segments)]  # one per segment
         self.target: np.ndarray | None = None
         self.test_input: np.ndarray | None = None
         self.shown: list[dict[str, Any]] = []
@@ -76,9 +77,7 @@ class _Pair:
         answers = [undo(predicted) for predicted in trace.predictions[index]]
         confidence = 1.0 / (1.0 + np.exp(-trace.q_halt[index].astype(np.float64)))
         for segment, answer in enumerate(answers):
-            vote = self.votes[segment].setdefault(bytes(answer.shape) + answer.tobytes(), [0, 0.0, answer])
-            vote[0] += 1
-            vote[1] += float(confidence[segment])
+            self.votes[segment].add(answer, confidence[segment])
         self.halts.append(int(trace.halt_step[index]))
         self.q_halt.append(trace.q_halt[index])
         self.q_continue.append(trace.q_continue[index])
@@ -94,15 +93,14 @@ class _Pair:
             })
 
     def record(self) -> dict[str, Any]:
-        target_key = bytes(self.target.shape) + self.target.tobytes()
+        target_key = answer_key(self.target)
         voted, correct, status = [], [], []
         variants = len(self.halts)
         for votes in self.votes:
-            # The order of hrmkit.puzzles.arc_vote: most votes, then the higher mean confidence; stable otherwise.
-            ranked = sorted(votes.items(), key=lambda item: (item[1][0], item[1][1] / item[1][0]), reverse=True)
-            keys = [key for key, _ in ranked]
+            ranked = votes.ranked()  # the order hrm eval votes in
+            keys = [candidate.key for candidate in ranked]
             rank = keys.index(target_key) + 1 if target_key in keys else None
-            count, _, answer = ranked[0][1]
+            count, answer = ranked[0].votes, ranked[0].answer
             voted.append({"grid": grid_record(answer), "votes": count, "candidates": len(ranked), "target_rank": rank})
             correct.append(rank == 1)
             place = "not among the answers" if rank is None else f"ranked {rank} of {len(ranked)}"
