@@ -22,6 +22,8 @@ def cmd_eval(args) -> int:
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.task import metric_means
     from hrmkit.train.weights import weights_folder_of
+    if args.tta < 1:
+        raise UsageError(f"--tta must be at least 1, got {args.tta}")
     device = pick_device(args.device)
     checkpoint = resolve_run_checkpoint(args.checkpoint)
     model, cfg = load_checkpoint(checkpoint, dataset=args.data, device=device)
@@ -41,6 +43,8 @@ def cmd_eval(args) -> int:
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
+    if args.tta > 1:
+        metrics["test_time_guesses"] = _vote_over_symmetries(args, model, split, device)
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
@@ -56,9 +60,23 @@ def cmd_eval(args) -> int:
               f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
     if (out / "submission.json").exists():
         print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
+    for point in metrics.get("test_time_guesses", []):
+        print(f"{point['guesses']} guess{'es' if point['guesses'] > 1 else ''} per puzzle: exact accuracy {point['exact_accuracy']:.2%} "
+              f"({point['forward_passes_per_puzzle']} forward passes per puzzle, {point['seconds']:.1f} s so far)")
     print(f"predictions and metrics in {out}")
     return 0
 
+
+
+def _vote_over_symmetries(args, model, split, device) -> list[dict]:
+    from hrmkit.puzzles.guesses import vote_over_symmetries
+    from hrmkit.puzzles.symmetries import KINDS
+    from hrmkit.puzzles.views.kinds import dataset_kind
+    kind = dataset_kind(args.data, split)
+    if kind not in KINDS:
+        raise UsageError(f"--tta needs a {', '.join(KINDS)} dataset; {args.data} holds {kind or 'another kind'}"
+                         + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
+    return vote_over_symmetries(model, split, kind, args.tta, args.batch_size, device)["curve"]
 
 
 def cmd_generate(args) -> int:
@@ -99,6 +117,10 @@ def add_parsers(verbs) -> None:
     evaluate.add_argument("--out", default=None, help="folder for metrics.json and predictions.npz")
     evaluate.add_argument("--pass-k", type=int, nargs="+", default=[1, 2, 10],
                           help="ARC datasets: the k of the voted pass@k scores")
+    evaluate.add_argument("--tta", type=int, default=1, metavar="K",
+                          help="Sudoku, maze, routing: K guesses per puzzle, from K symmetric copies (the first as "
+                               "given), each answer mapped back, then a vote; prints exact accuracy for 1, 2, 4, ... "
+                               "guesses (default 1: the puzzle as given)")
 
     gen = verbs.add_parser("generate", help="answer prompts with a trained HRM-LM (KV-cached decoding)")
     gen.add_argument("--prompt", action="append", help="a prompt (repeat for a batch)")
