@@ -49,3 +49,38 @@ def test_hrm_eval_tta_prints_the_curve_and_refuses_bad_values(trained_sudoku_run
     assert main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
                  "--tta", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "--tta must be at least 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("kind", ["sudoku", "maze", "routing"])
+def test_verified_selection_prefers_the_best_voted_answer_that_obeys_the_rules(kind, tmp_path):
+    from hrmkit.puzzles.guesses import rule_checker, verified_choice
+    from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze
+    from hrmkit.puzzles.routing_dataset import RoutingBuildConfig, build_routing
+    from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
+    from hrmkit.puzzles.vote import Ballot
+    build = {"sudoku": lambda out: build_sudoku(SudokuBuildConfig(size=4, train=2, test=2, seed=0), out),
+             "maze": lambda out: build_maze(MazeBuildConfig(size=9, train=2, test=2, seed=0), out),
+             "routing": lambda out: build_routing(RoutingBuildConfig(size=8, train_bases=1, test_bases=1, seed=0), out)}
+    build[kind](tmp_path / kind)
+    split = load_split(tmp_path / kind, "test")
+    puzzle, solution = (np.asarray(split.sets["all"][name][0]) for name in ("inputs", "labels"))
+    passes = rule_checker(kind, len(puzzle))
+    assert passes(puzzle, solution) and not passes(puzzle, puzzle)
+    ballot = Ballot()
+    for _ in range(3):
+        ballot.add(puzzle, 0.9)  # the most voted answer: the puzzle copied back, which breaks the rules
+    ballot.add(solution, 0.1)
+    assert np.array_equal(ballot.ranked()[0].answer, puzzle)
+    assert np.array_equal(verified_choice(ballot, puzzle, passes).answer, solution)
+    only_wrong = Ballot()
+    only_wrong.add(puzzle)
+    assert np.array_equal(verified_choice(only_wrong, puzzle, passes).answer, puzzle)  # nothing passes: the vote
+
+
+@pytest.mark.cli
+def test_hrm_eval_select_verified_reports_its_own_column(trained_sudoku_run, sudoku4, tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
+                 "--tta", "2", "--select", "verified", "--out", str(tmp_path / "eval")]) == 0
+    assert "verified selection" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4), "--select", "best"])

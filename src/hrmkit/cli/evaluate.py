@@ -62,7 +62,8 @@ def cmd_eval(args) -> int:
         print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
     for point in metrics.get("test_time_guesses", []):
         print(f"{point['guesses']} guess{'es' if point['guesses'] > 1 else ''} per puzzle: exact accuracy {point['exact_accuracy']:.2%} "
-              f"({point['forward_passes_per_puzzle']} forward passes per puzzle, {point['seconds']:.1f} s so far)")
+              f"({point['forward_passes_per_puzzle']} forward passes per puzzle, {point['seconds']:.1f} s so far)"
+              + (f"; verified selection {point['verified_exact_accuracy']:.2%}" if "verified_exact_accuracy" in point else ""))
     print(f"predictions and metrics in {out}")
     return 0
 
@@ -76,7 +77,7 @@ def _vote_over_symmetries(args, model, split, device) -> list[dict]:
     if kind not in KINDS:
         raise UsageError(f"--tta needs a {', '.join(KINDS)} dataset; {args.data} holds {kind or 'another kind'}"
                          + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
-    return vote_over_symmetries(model, split, kind, args.tta, args.batch_size, device)["curve"]
+    return vote_over_symmetries(model, split, kind, args.tta, args.batch_size, device, select=args.select)["curve"]
 
 
 def cmd_generate(args) -> int:
@@ -121,6 +122,9 @@ def add_parsers(verbs) -> None:
                           help="Sudoku, maze, routing: K guesses per puzzle, from K symmetric copies (the first as "
                                "given), each answer mapped back, then a vote; prints exact accuracy for 1, 2, 4, ... "
                                "guesses (default 1: the puzzle as given)")
+    evaluate.add_argument("--select", default="vote", choices=("vote", "verified"),
+                          help="with --tta: also report choosing the best-voted answer that passes the family's "
+                               "checker (it uses the rules, which the model does not see: its own column)")
 
     gen = verbs.add_parser("generate", help="answer prompts with a trained HRM-LM (KV-cached decoding)")
     gen.add_argument("--prompt", action="append", help="a prompt (repeat for a batch)")
