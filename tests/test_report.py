@@ -152,3 +152,23 @@ def test_missing_matplotlib_gives_install_hint(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert_one_line_report_error(run_dir, "pip install 'hrmkit[viz]'")
+
+
+def test_load_metrics_drops_what_an_attempt_logged_after_the_checkpoint_a_resume_started_from(tmp_path: Path) -> None:
+    # Logged to step 80, killed with the newest checkpoint at 40: the rerun logs 50 and 60 again and
+    # stops. The first attempt's 70, 80 and its evaluation at 80 came from weights that are gone.
+    first = [train_record(step, lm_loss=9.0) for step in range(10, 90, 10)] + [eval_record(40, 0.4, 4.0), eval_record(80, 0.8, 8.0)]
+    first.sort(key=lambda record: record["step"])
+    rerun = [train_record(50, lm_loss=2.0), train_record(60, lm_loss=2.0)]
+    train, evals = load_metrics(make_run(tmp_path, "resumed", [json.dumps(r) for r in first + rerun]))
+    assert [r["step"] for r in train] == [10, 20, 30, 40, 50, 60]
+    assert [r["lm_loss"] for r in train[-2:]] == [2.0, 2.0]
+    assert [r["step"] for r in evals] == [40]
+
+
+def test_load_metrics_of_a_restarted_run_shows_the_restart_only(tmp_path: Path) -> None:
+    # A run folder from before generations/: a run to step 30, then a restart from step 0 to step 20.
+    lines = [train_record(step) for step in (10, 20, 30)] + [eval_record(30, 0.9, 3.0)]
+    lines += [train_record(step) for step in (10, 20)] + [eval_record(20, 0.5, 2.0)]
+    train, evals = load_metrics(make_run(tmp_path, "restarted", [json.dumps(r) for r in lines]))
+    assert [r["step"] for r in train] == [10, 20] and [(r["step"], r["exact_accuracy"]) for r in evals] == [(20, 0.5)]

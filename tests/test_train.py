@@ -1,6 +1,7 @@
 """The one trainer, driven through the CLI in real processes: resume, corrupt checkpoints, learning."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -55,6 +56,30 @@ def test_a_finished_run_exits_at_once(sudoku4, tmp_path):
     again = hrm(*train_args(sudoku4, tmp_path, "run", 3))
     assert "already finished" in again.stdout
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")) == ["step_3.pt"]
+
+
+@pytest.mark.cli
+def test_a_finished_run_keeps_its_config_and_names_the_settings_it_did_not_use(sudoku4, tmp_path):
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    again = hrm(*train_args(sudoku4, tmp_path, "run", 3, "train.lr=0.5"))
+    assert "already finished" in again.stdout and "train.lr 0.001 -> 0.5" in again.stdout
+    assert (tmp_path / "run" / "config.yaml").read_text() == config  # the config its weights came from
+
+
+@pytest.mark.cli
+def test_a_resume_drops_the_metrics_an_interrupted_attempt_logged_after_its_checkpoint(sudoku4, tmp_path):
+    hrm_here(*train_args(sudoku4, tmp_path, "straight", 6, "train.log_steps=1"))
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 6, "train.log_steps=1"))
+    run = tmp_path / "run"
+    for name in ("step_6.pt", "step_6.yaml"):  # as if killed after logging step 6, before its checkpoint
+        (run / "checkpoints" / name).unlink()
+    for name in ("final", "best-model"):
+        shutil.rmtree(run / name)
+    hrm(*train_args(sudoku4, tmp_path, "run", 6, "train.log_steps=1"))
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 6]  # each step once, then the final evaluation
+    assert train_losses(run) == train_losses(tmp_path / "straight")
 
 
 @pytest.mark.cli
@@ -147,6 +172,42 @@ def test_reset_progress_starts_from_the_loaded_weights_with_fresh_progress_and_e
     restarted = _checkpoint(tmp_path / "run", 1)
     assert restarted["step"] == 1
     assert all(int(s["step"]) == 1 for s in restarted["optimizers"][0]["state"].values())  # a fresh optimizer
+
+
+@pytest.mark.cli
+def test_reset_progress_moves_the_run_so_far_into_a_generation_and_resume_and_report_agree(sudoku4, tmp_path):
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 6, "train.eval_interval=3"))
+    run = tmp_path / "run"
+    before = {name: (run / name).read_bytes() for name in ("metrics.jsonl", "config.yaml", "final/model.safetensors")}
+    hrm(*train_args(sudoku4, tmp_path, "run", 2, "train.lr=1e-2", "--reset_progress"))
+    old = run / "generations" / "1"
+    assert {name: (old / name).read_bytes() for name in before} == before  # the first generation, whole
+    assert sorted(p.name for p in (old / "checkpoints").glob("*.pt")) == ["step_3.pt", "step_6.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["step_0.pt", "step_2.pt"]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 2  # this generation's steps only
+    assert "lr: 0.01" in (run / "config.yaml").read_text()
+    # A plain rerun finds this generation finished (not the 6-step one) and prints its figure.
+    again = hrm(*train_args(sudoku4, tmp_path, "run", 2, "train.lr=1e-2"))
+    assert "already finished: stored step 2" in again.stdout
+    final_eval = json.loads((run / "final" / "metrics.json").read_text())["metrics"]
+    assert f"token accuracy {final_eval['accuracy']:.2%}" in again.stdout
+    hrm("report", str(run), "--out", str(tmp_path / "report"))
+    assert "2 logged of 2 configured" in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.cli
+def test_a_reset_run_killed_before_its_first_checkpoint_resumes_from_the_loaded_weights(sudoku4, tmp_path):
+    hrm_here(*train_args(sudoku4, tmp_path, "run", 3))
+    loaded = _checkpoint(tmp_path / "run", 3)["model"]
+    hrm(*train_args(sudoku4, tmp_path, "run", 3, "--reset_progress"))
+    run = tmp_path / "run"
+    for path in (run / "checkpoints").glob("step_3.*"):  # as if killed before the reset run's first checkpoint
+        path.unlink()
+    rerun = hrm(*train_args(sudoku4, tmp_path, "run", 3))
+    assert "step_0.pt at step 0" in rerun.stdout
+    start = _checkpoint(run, 0)["model"]
+    assert all(torch.equal(start[key], value) for key, value in loaded.items())
 
 
 @pytest.mark.cli

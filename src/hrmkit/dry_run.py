@@ -18,7 +18,7 @@ from hrmkit.config import RunConfig
 DRY_RUN_BATCH = 4
 
 
-def _shapes_from_data(cfg: RunConfig) -> None:
+def shapes_from_data(cfg: RunConfig) -> None:
     """Fill vocab / length from the dataset when it exists; random tokens need nothing else."""
     root = Path(cfg.data.path) if cfg.data.path else None
     model = cfg.model
@@ -38,7 +38,7 @@ def _shapes_from_data(cfg: RunConfig) -> None:
 
 def dry_run(cfg: RunConfig) -> dict:
     from hrmkit.train.trainer import Trainer
-    _shapes_from_data(cfg)
+    shapes_from_data(cfg)
     if not cfg.model.vocab_size or not cfg.model.seq_len:
         raise ValueError("--dry_run needs model.vocab_size and model.seq_len (or a dataset at data.path to read them from)")
     started = time.perf_counter()

@@ -26,13 +26,19 @@ def cmd_info(args) -> int:
 
 def _info_config(config: str) -> int:
     from hrmkit.config import load_run_config
-    from hrmkit.model.act import ACTModel
+    from hrmkit.dry_run import shapes_from_data
     cfg = load_run_config(config)
+    shapes_from_data(cfg)
     model_cfg = cfg.model
     if not model_cfg.vocab_size or not model_cfg.seq_len:
-        raise UsageError(f"{config}: model.vocab_size and model.seq_len are read from the dataset; "
-                         "set them in the config to count parameters")
-    model = ACTModel(model_cfg)
+        raise UsageError(f"{config}: model.vocab_size and model.seq_len are read from the dataset at data.path "
+                         f"({cfg.data.path or 'not set'}), which is not there yet; build it or set them to count parameters")
+    if cfg.task == "seq2seq":
+        from hrmkit.model.seq2seq import Seq2SeqHRM
+        model = Seq2SeqHRM(model_cfg)
+    else:
+        from hrmkit.model.act import ACTModel
+        model = ACTModel(model_cfg)
     params = sum(p.numel() for p in model.parameters())
     buffers = sum(b.numel() for b in model.buffers())
     layers = (f"layers H {model_cfg.H_layers} L {model_cfg.L_layers}" if model_cfg.variant == "hrm"

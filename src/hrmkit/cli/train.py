@@ -109,7 +109,8 @@ def _print_train_result(result: dict) -> None:
         if final is None:
             return
         result = {**result, "eval": metrics}
-        print(f"(results of the finished run, from {final}; delete {run_dir} to train again)")
+        print(f"(results of the finished run, from {final}; a larger train.steps goes on, --reset_progress "
+              f"starts again from its weights)")
     evaluation = result.get("eval")
     if evaluation and "steps" in evaluation:
         print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
@@ -152,12 +153,16 @@ def cmd_quickstart(args) -> int:
 def add_parsers(verbs) -> None:
     train = verbs.add_parser("train", help="train (resumes automatically when the run folder has checkpoints)", allow_abbrev=False,
                              description="Train a model. Any config field below can be overridden as key.sub=value "
-                                         "or --key.sub value; rerunning the same command resumes the run.",
+                                         "or --key.sub value. Rerunning the same command resumes the run from its newest "
+                                         "checkpoint (metrics logged after that checkpoint are dropped); resuming with a "
+                                         "larger train.steps stretches the learning-rate schedule to the new end, so under "
+                                         "cosine the rate rises again from where it was.",
                              epilog="config fields (default, meaning):\n" + fields_table(),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", default=None, help="YAML file or preset name (e.g. quickstart_sudoku4)")
     train.add_argument("--reset_progress", "--reset-progress", action="store_true",
-                       help="load the newest checkpoint's weights but restart step, optimizer and schedule")
+                       help="start again at step 0 from the newest checkpoint's weights, with a fresh optimizer, "
+                            "schedule and EMA; the run so far moves into runs/<run_name>/generations/<n>/")
     train.add_argument("--dry_run", "--dry-run", action="store_true",
                        help="one forward and backward pass on random tokens; prints the loss and exits")
     guide = train.add_argument_group("training-guide flags (aliases of the config fields named)")

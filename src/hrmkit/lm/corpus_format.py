@@ -171,6 +171,9 @@ def load_corpus_meta(corpus_dir: str | os.PathLike) -> dict[str, Any]:
     if not corpus_dir.is_dir():
         raise DatasetError(corpus_dir, "corpus folder not found")
     path = corpus_dir / META_FILE
+    if not path.is_file() and (corpus_dir / "triples" / META_FILE).is_file():
+        raise DatasetError(corpus_dir, f"not a corpus itself; `hrm data prepare --to-triples` built its corpus in "
+                                       f"{corpus_dir / 'triples'}, use that")
     meta = read_json(path)
     if not isinstance(meta, dict):
         raise DatasetError(path, f"expected a JSON object, got {type(meta).__name__}")

@@ -4,7 +4,8 @@ resume, logging, progress, and the process group under torchrun.
 
 Run folder (``runs/<run_name>/``): ``config.yaml`` (resolved), ``metrics.jsonl``,
 ``checkpoints/step_<N>.pt`` (+ ``.yaml``), weights folders ``final/`` and ``best-model/`` (see weights); with
-``train.logger``, ``tensorboard/`` or ``wandb/`` + ``wandb_run_id.txt`` (see ``loggers``).
+``train.logger``, ``tensorboard/`` or ``wandb/`` + ``wandb_run_id.txt`` (see ``loggers``); after
+``--reset_progress``, the earlier generations of the run in ``generations/<n>/`` (see run_history).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from hrmkit.config import RunConfig
 from hrmkit.config_base import config_to_dict, save_config_yaml
@@ -37,6 +39,7 @@ from hrmkit.train.loggers import (
 )
 from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.optimizers import build_optimizer
+from hrmkit.train.run_history import drop_metrics_after, start_new_generation
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 
@@ -73,10 +76,8 @@ class Trainer:
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
         self.started = time.perf_counter()
         self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
+        self.new_generation = False  # --reset_progress moved the run so far into generations/<n>/
         self._resume(reset_progress)
-        if self.proc.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config_yaml(cfg, self.run_dir / "config.yaml")
 
     # -- setup -----------------------------------------------------------------------------------
     def _build_optimizers(self):
@@ -124,6 +125,12 @@ class Trainer:
         """Load the newest checkpoint, if any; then start the EMA from the weights the run starts
         with (after --reset_progress: the loaded weights, not the checkpoint's average)."""
         state = self._load_newest_checkpoint(reset_progress)
+        if reset_progress and state is not None:
+            collectives.barrier()  # every process has read the checkpoint before rank 0 moves it away
+            if self.proc.is_main:
+                self.log(f"the run so far moved to {start_new_generation(self.run_dir)}")
+            collectives.barrier()
+            self.new_generation = True
         if self.cfg.train.ema:
             self.ema = ParameterEMA(self.model, self.cfg.train.ema_rate)
             if state is not None and not reset_progress and state.get("ema") is not None:
@@ -136,7 +143,8 @@ class Trainer:
         if path is None:
             return None
         state = ckpt.load_checkpoint_file(path)
-        changed = _changed_model_fields(state.get("config", {}).get("model", {}), config_to_dict(self.cfg)["model"])
+        changed = _changed_settings({"model": state.get("config", {}).get("model", {})},
+                                    {"model": config_to_dict(self.cfg)["model"]})
         try:
             self.model.checkpoint_module.load_state_dict(state["model"])
         except RuntimeError:  # the weights do not fit this model: say which settings moved, not a shape dump
@@ -171,6 +179,15 @@ class Trainer:
         self.log(f"resumed from {path} at step {self.step}")
         return state
 
+    def _say_unused_settings(self) -> None:
+        """A finished run keeps the config.yaml its weights came from; say what this command would have changed."""
+        stored = self.run_dir / "config.yaml"
+        if not stored.is_file():
+            return
+        changed = _changed_settings(yaml.safe_load(stored.read_text()) or {}, config_to_dict(self.cfg))
+        if changed:
+            self.log(f"warning: nothing was trained, so these settings of this command were not used: {changed}")
+
     def _save_step_checkpoint(self) -> None:
         """Every process contributes its task state (a collective); only rank 0 writes."""
         task_states = collectives.gather_objects(self.task.state_dict())
@@ -193,7 +210,16 @@ class Trainer:
         self.started = time.perf_counter()
         if self.step >= tc.steps:
             self.log(f"run '{self.cfg.run_name}' already finished: stored step {self.step} >= train.steps {tc.steps}")
+            self._say_unused_settings()
             return {"step": self.step, "already_finished": True, "run_dir": str(self.run_dir)}
+        if self.proc.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config_yaml(self.cfg, self.run_dir / "config.yaml")
+            dropped = drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            if dropped:
+                self.log(f"dropped {dropped} metrics lines logged after step {self.step} by the attempt that stopped")
+        if self.new_generation:  # a rerun of a reset run killed before its first checkpoint resumes from these weights
+            self._save_step_checkpoint()
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
         progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
         window = _Window()
@@ -379,12 +405,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _changed_model_fields(saved: dict, current: dict) -> str:
-    """'name saved -> current' for each model setting that differs (sub-configs flattened)."""
-    def flat(values: dict, prefix: str = "model.") -> dict:
+def _changed_settings(saved: dict, current: dict) -> str:
+    """'section.name saved -> current' for each setting that differs (sub-configs flattened; kwargs dicts whole)."""
+    def flat(values: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in values.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) and key != "loss_kwargs" else {prefix + key: value})
+            nested = isinstance(value, dict) and not key.endswith("kwargs")
+            out.update(flat(value, f"{prefix}{key}.") if nested else {prefix + key: value})
         return out
     before, after = flat(saved), flat(current)
     return ", ".join(f"{key} {before[key]!r} -> {after[key]!r}" for key in after if key in before and before[key] != after[key])

@@ -1,4 +1,4 @@
-"""Reading a training run folder: its ``metrics.jsonl`` (the last record of a resumed step wins),
+"""Reading a training run folder: its ``metrics.jsonl`` (records of an attempt that a resume replaced dropped),
 its resolved ``config.yaml`` and the parameter count of its final weights, gathered as a ``Run``.
 
 It stands alone because reading is where a run folder can be wrong: every problem becomes one
@@ -25,18 +25,26 @@ class ReportError(ValueError):
 def load_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     """Return ``(train, eval)`` records of ``run_dir/metrics.jsonl``, each sorted by step.
 
-    A resumed run appends lines for steps it already logged; the last record for each
-    ``(kind, step)`` wins because it comes from the run that went on.
+    One attempt of a run logs in step order. A record for an earlier step than one already read
+    starts the attempt that resumed from a checkpoint: the records from that step on came from an
+    attempt whose weights were lost, so they go (the trainer drops them itself when it resumes;
+    run folders written before it did still hold them). A second record of the same kind at the same
+    step (the full final evaluation after an early stop) replaces the first.
     """
     metrics_path = _require_run_folder(Path(run_dir)) / "metrics.jsonl"
     if not metrics_path.is_file():
         raise ReportError(f"{metrics_path}: missing metrics file")
     latest: dict[tuple[str, int], dict] = {}
+    newest_step = None
     for line_number, line in enumerate(_read_lines(metrics_path), start=1):
         if not line.strip():
             continue
         record = _parse_metrics_line(metrics_path, line_number, line)
-        latest[(record["kind"], record["step"])] = record
+        step = record["step"]
+        if newest_step is not None and step < newest_step:
+            latest = {key: kept for key, kept in latest.items() if key[1] < step}
+        newest_step = step
+        latest[(record["kind"], step)] = record
     if not latest:
         raise ReportError(f"{metrics_path}: no metrics recorded")
     by_step = sorted(latest.items(), key=lambda item: item[0][1])

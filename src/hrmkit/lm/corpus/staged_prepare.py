@@ -128,7 +128,8 @@ def _check_triple_fields(options: StagedPrepareOptions) -> None:
     flags = ["--text-field"] if config.mode == "continuation" else ["--prompt-field", "--response-field"]
     for flag, name in zip(flags, needed):
         if name not in options.fields:
-            raise ValueError(f"{flag} '{name}' is not one of the extracted --fields ({', '.join(options.fields)})")
+            pairs = "; for prompt/response pairs add --mode prompt-response" if config.mode == "continuation" else ""
+            raise ValueError(f"{flag} '{name}' is not one of the extracted --fields ({', '.join(options.fields)}){pairs}")
 
 
 def staged_prepare(
