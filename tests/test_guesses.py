@@ -8,9 +8,13 @@ from hrmkit.cli import main
 from hrmkit.loading import load_checkpoint
 from hrmkit.puzzles.evaluate import evaluate_puzzles
 from hrmkit.puzzles.format import load_split
-from hrmkit.puzzles.guesses import guess_counts, transformed_split, vote_over_symmetries
+from hrmkit.puzzles.guesses import guess_counts, transformed_split, vote_over_guesses
 from hrmkit.puzzles.symmetries import random_symmetries
 from hrmkit.train.task import metric_means
+
+
+def earliest_checkpoint(run):
+    return min((run / "checkpoints").glob("step_*.pt"), key=lambda path: int(path.stem.split("_")[1]))
 
 
 def test_guess_counts_double_up_to_the_most():
@@ -23,11 +27,26 @@ def test_one_guess_is_the_plain_evaluation_and_more_guesses_draw_a_curve(trained
     model, _ = load_checkpoint(trained_sudoku_run / "final")
     split = load_split(sudoku4, "test")
     plain = metric_means(evaluate_puzzles(model, split, 64, torch.device("cpu")))
-    result = vote_over_symmetries(model, split, "sudoku", 4, 64, torch.device("cpu"))
+    result = vote_over_guesses([model], split, "sudoku", 4, 64, torch.device("cpu"))
     assert [point["guesses"] for point in result["curve"]] == [1, 2, 4]
     assert result["curve"][0]["exact_accuracy"] == pytest.approx(plain["exact_accuracy"])
     assert [point["forward_passes_per_puzzle"] for point in result["curve"]] == [4, 8, 16]
     assert result["predictions"].shape == (64, 16)
+
+
+def test_several_models_are_asked_the_puzzle_as_given_first_then_each_symmetry(trained_sudoku_run, sudoku4):
+    trained, _ = load_checkpoint(trained_sudoku_run / "final")
+    earlier, _ = load_checkpoint(earliest_checkpoint(trained_sudoku_run))
+    split = load_split(sudoku4, "test")
+    alone = [metric_means(evaluate_puzzles(m, split, 64, torch.device("cpu")))["exact_accuracy"] for m in (trained, earlier)]
+    result = vote_over_guesses([trained, earlier], split, "sudoku", 2, 64, torch.device("cpu"))
+    assert result["single_model_exact"] == pytest.approx(alone)
+    assert [point["guesses"] for point in result["curve"]] == [1, 2, 4]
+    assert [point["forward_passes_per_puzzle"] for point in result["curve"]] == [4, 8, 16]
+    assert result["curve"][0]["exact_accuracy"] == pytest.approx(alone[0])
+    # The same model twice: every guess it adds agrees with the first, so the vote changes nothing.
+    twice = vote_over_guesses([trained, trained], split, "sudoku", 1, 64, torch.device("cpu"))
+    assert [point["exact_accuracy"] for point in twice["curve"]] == pytest.approx([alone[0]] * 2)
 
 
 def test_a_transformed_split_keeps_its_puzzles_and_moves_its_tokens(sudoku4):
@@ -49,6 +68,14 @@ def test_hrm_eval_tta_prints_the_curve_and_refuses_bad_values(trained_sudoku_run
     assert main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
                  "--tta", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "--tta must be at least 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.cli
+def test_hrm_eval_votes_across_checkpoints(trained_sudoku_run, sudoku4, tmp_path, capsys):
+    final, first = trained_sudoku_run / "final", earliest_checkpoint(trained_sudoku_run)
+    assert main(["eval", "--checkpoint", str(final), str(first), "--data", str(sudoku4), "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert f"each checkpoint alone: {final}" in out and "2 guesses per puzzle" in out
 
 
 @pytest.mark.parametrize("kind", ["sudoku", "maze", "routing"])

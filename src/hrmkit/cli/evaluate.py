@@ -25,12 +25,14 @@ def cmd_eval(args) -> int:
     if args.tta < 1:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
     device = pick_device(args.device)
-    checkpoint = resolve_run_checkpoint(args.checkpoint)
-    model, cfg = load_checkpoint(checkpoint, dataset=args.data, device=device)
     split = load_split(args.data, args.split)
-    if split.metadata.vocab_size != model.config.vocab_size or split.metadata.seq_len != model.config.seq_len:
-        raise UsageError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
-                         f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
+    checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
+    models = [load_checkpoint(path, dataset=args.data, device=device)[0] for path in checkpoints]
+    for path, loaded in zip(checkpoints, models):
+        if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
+            raise UsageError(f"{path} expects vocab {loaded.config.vocab_size} / seq_len {loaded.config.seq_len}, "
+                             f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
+    model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
     started = time.perf_counter()
     sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
     predictions = sums.pop("predictions")
@@ -43,8 +45,9 @@ def cmd_eval(args) -> int:
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
-    if args.tta > 1:
-        metrics["test_time_guesses"] = _vote_over_symmetries(args, model, split, device)
+    if args.tta > 1 or len(models) > 1:
+        guesses = _vote_over_guesses(args, models, split, device)
+        metrics["test_time_guesses"], metrics["single_model_exact"] = guesses["curve"], guesses["single_model_exact"]
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
@@ -60,6 +63,8 @@ def cmd_eval(args) -> int:
               f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
     if (out / "submission.json").exists():
         print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
+    if len(models) > 1:
+        print("each checkpoint alone: " + ", ".join(f"{path} {exact:.2%}" for path, exact in zip(checkpoints, metrics["single_model_exact"])))
     for point in metrics.get("test_time_guesses", []):
         print(f"{point['guesses']} guess{'es' if point['guesses'] > 1 else ''} per puzzle: exact accuracy {point['exact_accuracy']:.2%} "
               f"({point['forward_passes_per_puzzle']} forward passes per puzzle, {point['seconds']:.1f} s so far)"
@@ -69,15 +74,15 @@ def cmd_eval(args) -> int:
 
 
 
-def _vote_over_symmetries(args, model, split, device) -> list[dict]:
-    from hrmkit.puzzles.guesses import vote_over_symmetries
+def _vote_over_guesses(args, models, split, device) -> dict:
+    from hrmkit.puzzles.guesses import vote_over_guesses
     from hrmkit.puzzles.symmetries import KINDS
     from hrmkit.puzzles.views.kinds import dataset_kind
     kind = dataset_kind(args.data, split)
     if kind not in KINDS:
-        raise UsageError(f"--tta needs a {', '.join(KINDS)} dataset; {args.data} holds {kind or 'another kind'}"
-                         + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
-    return vote_over_symmetries(model, split, kind, args.tta, args.batch_size, device, select=args.select)["curve"]
+        raise UsageError(f"--tta and several --checkpoint need a {', '.join(KINDS)} dataset; {args.data} holds "
+                         f"{kind or 'another kind'}" + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
+    return vote_over_guesses(models, split, kind, args.tta, args.batch_size, device, select=args.select)
 
 
 def cmd_generate(args) -> int:
@@ -110,7 +115,10 @@ def cmd_generate(args) -> int:
 def add_parsers(verbs) -> None:
     evaluate = verbs.add_parser("eval", help="evaluate a checkpoint (hrmkit or reference) on a dataset; code tasks: hrm eval code",
                                 epilog="code tasks (MBPP, HumanEval, EvalPlus) in a sandbox with pass@k: hrm eval code --help")
-    evaluate.add_argument("--checkpoint", required=True, help="a run folder (its best-model/, else final/), a weights folder, a step_N.pt or a reference step_N file")
+    evaluate.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH",
+                          help="a run folder (its best-model/, else final/), a weights folder, a step_N.pt or a reference "
+                               "step_N file; several (e.g. runs/x/checkpoints/step_*.pt) vote together on Sudoku, maze "
+                               "and routing datasets, each asked every --tta symmetry")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=int, default=256)

@@ -1,9 +1,11 @@
-"""Test-time scaling: more guesses per puzzle from the puzzle family's symmetries, then a vote.
+"""Test-time scaling: more guesses per puzzle from the puzzle family's symmetries and from several
+models (checkpoints), then a vote.
 
-Guess j of every puzzle is the model's answer to the puzzle transformed by symmetry j (the first
-is the puzzle as given), mapped back to the original frame. After each guess the rows' ballots
-(vote.py) name their current best answer, so one pass over K symmetries gives the whole curve:
-exact accuracy with 1, 2, 4, ... guesses, and what each cost in forward passes.
+A guess is one model's answer to the puzzle transformed by one symmetry (the first symmetry is the
+puzzle as given), mapped back to the original frame. Guesses go symmetry by symmetry, each asked of
+every model in turn, so with M models the first M guesses are the models voting on the puzzle as
+given. After each guess the rows' ballots (vote.py) name their current best answer, so one pass
+gives the whole curve: exact accuracy with 1, 2, 4, ... guesses, and what each cost in forward passes.
 
 ``select="verified"`` also reports a second choice: the best-ranked candidate that passes the
 family's own checker (Sudoku: every unit a permutation and the givens kept; mazes: a shortest
@@ -72,15 +74,16 @@ def transformed_split(split: PuzzleSplit, symmetry: Symmetry) -> PuzzleSplit:
     return dataclasses.replace(split, sets=sets)
 
 
-def vote_over_symmetries(model, split: PuzzleSplit, kind: str, guesses: int, batch_size: int,
-                         device: torch.device, seed: int = 0, select: str = "vote") -> dict:
+def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_per_model: int, batch_size: int,
+                      device: torch.device, seed: int = 0, select: str = "vote") -> dict:
     """``{"curve": [{"guesses", "exact_accuracy", "forward_passes_per_puzzle", "seconds"}, ...],
-    "predictions": the voted answers [rows, seq_len]}`` for ``guesses`` symmetries of each puzzle;
-    with ``select="verified"`` each point also has ``verified_exact_accuracy``."""
+    "single_model_exact": [each model alone on the puzzles as given], "predictions": the voted answers
+    [rows, seq_len]}`` for ``symmetries_per_model`` symmetries of each puzzle asked of every model; with
+    ``select="verified"`` each point also has ``verified_exact_accuracy``."""
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
     meta = split.metadata
-    symmetries = random_symmetries(kind, meta.seq_len, meta.vocab_size, guesses, np.random.default_rng(seed))
+    symmetries = random_symmetries(kind, meta.seq_len, meta.vocab_size, symmetries_per_model, np.random.default_rng(seed))
     labels = np.concatenate([np.asarray(arrays["labels"]) for arrays in split.sets.values()])
     puzzles = np.concatenate([np.asarray(arrays["inputs"]) for arrays in split.sets.values()])
     scored = labels != IGNORE_LABEL_ID
@@ -91,21 +94,26 @@ def vote_over_symmetries(model, split: PuzzleSplit, kind: str, guesses: int, bat
         return float(exact.sum() / max(scored.any(axis=1).sum(), 1))
 
     ballots = [Ballot() for _ in range(len(labels))]
-    reported = set(guess_counts(guesses))
-    curve, started = [], time.perf_counter()
-    for count, symmetry in enumerate(symmetries, start=1):
-        kept = evaluate_puzzles(model, transformed_split(split, symmetry), batch_size, device,
-                                keep_predictions=True)["predictions"]
-        answers = symmetry.inverse().apply(kept["predictions"])
-        for ballot, answer, confidence in zip(ballots, answers, kept["q_halt"]):
-            ballot.add(answer, confidence)
-        if count in reported:
-            voted = np.stack([ballot.ranked()[0].answer for ballot in ballots])
-            point = {"guesses": count, "exact_accuracy": exact_share(voted),
-                     "forward_passes_per_puzzle": count * model.config.halt_max_steps,
-                     "seconds": time.perf_counter() - started}
-            if passes is not None:
-                point["verified_exact_accuracy"] = exact_share(np.stack(
-                    [verified_choice(ballot, puzzle, passes).answer for ballot, puzzle in zip(ballots, puzzles)]))
-            curve.append(point)
-    return {"curve": curve, "predictions": voted}
+    reported = set(guess_counts(len(symmetries) * len(models))) | {len(models)}  # M: the models alone, voting
+    curve, single_model_exact, forward_passes, count = [], [], 0, 0
+    started = time.perf_counter()
+    for symmetry in symmetries:
+        transformed = transformed_split(split, symmetry)
+        for model in models:
+            kept = evaluate_puzzles(model, transformed, batch_size, device, keep_predictions=True)["predictions"]
+            answers = symmetry.inverse().apply(kept["predictions"])
+            for ballot, answer, confidence in zip(ballots, answers, kept["q_halt"]):
+                ballot.add(answer, confidence)
+            count += 1
+            forward_passes += model.config.halt_max_steps
+            if len(single_model_exact) < len(models):
+                single_model_exact.append(exact_share(answers))
+            if count in reported:
+                voted = np.stack([ballot.ranked()[0].answer for ballot in ballots])
+                point = {"guesses": count, "exact_accuracy": exact_share(voted),
+                         "forward_passes_per_puzzle": forward_passes, "seconds": time.perf_counter() - started}
+                if passes is not None:
+                    point["verified_exact_accuracy"] = exact_share(np.stack(
+                        [verified_choice(ballot, puzzle, passes).answer for ballot, puzzle in zip(ballots, puzzles)]))
+                curve.append(point)
+    return {"curve": curve, "single_model_exact": single_model_exact, "predictions": voted}
