@@ -165,6 +165,12 @@ class TrainConfig:
     device: str = field_doc("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int = field_doc(0, "CPU threads for torch; 0 = torch's default")
     compile: bool = field_doc(False, "wrap the model in torch.compile")
+    depth_schedule: list[tuple[float, int, int]] = field_doc(
+        [], "recursion-depth curriculum: [[until, H_cycles, L_cycles], ...] trains at that depth until that fraction "
+            "of train.steps, then at the model's own; evaluation always runs the model's depth; [] = off")
+    segment_loss_decay: float = field_doc(
+        1.0, "puzzles: weight each row's token loss by decay^(segment-1), normalised to mean 1 over halt_max_steps "
+             "segments (the segment counted per row); 1.0 = every segment alike, as the reference")
     ema: bool = field_doc(False, "keep an exponential moving average of the weights and evaluate it")
     ema_rate: float = field_doc(0.999, "EMA decay per optimizer step")
     seed: int = field_doc(0, "seed for weights, sampling and exploration")
@@ -197,7 +203,19 @@ class TrainConfig:
             problems.append("ema_rate must be in (0, 1)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             problems.append(f"device must be auto, cpu, cuda[:N] or mps, got '{self.device}'")
+        untils = [stage[0] for stage in self.depth_schedule]
+        if any(not 0 < until <= 1 for until in untils) or untils != sorted(set(untils)):
+            problems.append(f"depth_schedule: each stage's fraction must be in (0, 1] and larger than the one before, got {untils}")
+        if any(h < 1 or l < 1 for _, h, l in self.depth_schedule):
+            problems.append("depth_schedule: H_cycles and L_cycles must be >= 1 in every stage")
+        if not 0 < self.segment_loss_decay <= 1:
+            problems.append(f"segment_loss_decay must be in (0, 1], got {self.segment_loss_decay}")
         return problems
+
+    def depth_at(self, step: int) -> tuple[int, int] | None:
+        """The (H_cycles, L_cycles) of the depth curriculum for the step about to run; None: the model's own."""
+        fraction = step / self.steps
+        return next(((h, l) for until, h, l in self.depth_schedule if fraction < until), None)
 
 
 @dataclass

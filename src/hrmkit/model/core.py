@@ -47,6 +47,9 @@ class RecursiveCore(nn.Module):
         if config.puzzle_emb_ndim > 0 and config.num_puzzle_identifiers < 1:
             raise ValueError("model.num_puzzle_identifiers must be set when puzzle_emb_ndim > 0")
         self.config = config
+        # (H_cycles, L_cycles) that replace the config's while a depth curriculum trains shallower
+        # (set_recursion_depth); None runs the config's depth, as evaluation always does.
+        self.depth_override: tuple[int, int] | None = None
         hidden = config.hidden_size
         self.prefix_len = config.prefix_len
         self.grid_width = config.grid_width or math.isqrt(config.seq_len)
@@ -114,21 +117,26 @@ class RecursiveCore(nn.Module):
     def _bias(self):
         return getattr(self, "grid_bias", None)
 
+    def cycles(self) -> tuple[int, int]:
+        """(H_cycles, L_cycles) this segment runs: the config's, unless a depth curriculum set others."""
+        return self.depth_override or (self.config.H_cycles, self.config.L_cycles)
+
     @torch.no_grad()
     def recurse_without_grad(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, key_mask=None):
         """Every update of a segment except those ``recurse_with_grad`` runs (no graph is kept).
         ``key_mask`` [batch, seq] bool marks real tokens when rows are padded (HRM-LM)."""
         cfg, cos_sin, bias = self.config, self._cos_sin(), self._bias()
+        H_cycles, L_cycles = self.cycles()
         if cfg.variant == "hrm":
-            for h_step in range(cfg.H_cycles):
-                last_h = h_step == cfg.H_cycles - 1
-                for l_step in range(cfg.L_cycles - 1 if last_h else cfg.L_cycles):
+            for h_step in range(H_cycles):
+                last_h = h_step == H_cycles - 1
+                for l_step in range(L_cycles - 1 if last_h else L_cycles):
                     z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
                 if not last_h:
                     z_H = self.H_level(z_H, z_L, cos_sin, key_mask, bias)
         else:
-            for _ in range(cfg.H_cycles - 1):
-                for _ in range(cfg.L_cycles):
+            for _ in range(H_cycles - 1):
+                for _ in range(L_cycles):
                     z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)  # latent update: z <- net(z + y + x)
                 z_H = self.L_level(z_H, z_L, cos_sin, key_mask, bias)  # answer update: y <- net(y + z)
         return z_H, z_L
@@ -139,7 +147,7 @@ class RecursiveCore(nn.Module):
         if cfg.variant == "hrm":
             z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
             return self.H_level(z_H, z_L, cos_sin, key_mask, bias), z_L
-        for _ in range(cfg.L_cycles):
+        for _ in range(self.cycles()[1]):
             z_L = self.L_level(z_L, z_H + x, cos_sin, key_mask, bias)
         return self.L_level(z_H, z_L, cos_sin, key_mask, bias), z_L
 
@@ -156,3 +164,10 @@ class RecursiveCore(nn.Module):
         z_H, z_L = self.recurse_without_grad(carry.z_H, carry.z_L, x)
         z_H, z_L = self.recurse_with_grad(z_H, z_L, x)
         return CoreCarry(z_H.detach(), z_L.detach()), self.token_logits(z_H), self.q_logits(z_H)
+
+
+def set_recursion_depth(model: nn.Module, depth: tuple[int, int] | None) -> None:
+    """Run every recursive core inside ``model`` at (H_cycles, L_cycles) ``depth``; None: the config's."""
+    for module in model.modules():
+        if isinstance(module, RecursiveCore):
+            module.depth_override = tuple(depth) if depth is not None else None

@@ -48,12 +48,21 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_ind
 TOKEN_LOSSES = {"stablemax_cross_entropy": stablemax_cross_entropy, "softmax_cross_entropy": softmax_cross_entropy}
 
 
+def segment_weights(steps: torch.Tensor, decay: float, max_segments: int) -> torch.Tensor:
+    """decay^(t-1) for each row's segment t (``steps``, counted from 1), divided by the mean of
+    decay^0 .. decay^(max_segments-1) so that a puzzle run through every segment keeps the weight it has
+    without the decay: early segments count more, and the loss keeps its scale."""
+    mean = sum(decay ** t for t in range(max_segments)) / max_segments
+    return decay ** (steps.float() - 1) / mean
+
+
 def act_loss(outputs: dict, labels: torch.Tensor, halted: torch.Tensor, steps: torch.Tensor,
-             loss_name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+             loss_name: str, row_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The reference ACT objective: lm + 0.5 * (BCE(q_halt, exact) + BCE(q_continue, target)).
 
-    ``lm`` is each row's mean token loss, summed over rows (callers divide by the batch size).
-    Metrics count only rows that halted this step, i.e. finished examples.
+    ``lm`` is each row's mean token loss, summed over rows (callers divide by the batch size), each
+    row's times ``row_weights`` when given (segment_weights); the Q losses, which teach halting, are
+    never weighted. Metrics count only rows that halted this step, i.e. finished examples.
     """
     logits = outputs["logits"]
     with torch.no_grad():
@@ -70,7 +79,8 @@ def act_loss(outputs: dict, labels: torch.Tensor, halted: torch.Tensor, steps: t
             "q_halt_accuracy": (valid & ((outputs["q_halt_logits"] >= 0) == seq_is_correct)).sum(),
             "steps": torch.where(valid, steps, 0).sum(),
         }
-    lm_loss = (TOKEN_LOSSES[loss_name](logits, labels) / divisor).sum()
+    row_lm_loss = (TOKEN_LOSSES[loss_name](logits, labels) / divisor).sum(-1)
+    lm_loss = (row_lm_loss * row_weights if row_weights is not None else row_lm_loss).sum()
     q_halt_loss = F.binary_cross_entropy_with_logits(outputs["q_halt_logits"], seq_is_correct.float(), reduction="sum")
     total = lm_loss + 0.5 * q_halt_loss
     metrics.update(lm_loss=lm_loss.detach(), q_halt_loss=q_halt_loss.detach())

@@ -15,7 +15,7 @@ import torch
 from hrmkit.config import RunConfig
 from hrmkit.model.act import ACTCarry, ACTModel
 from hrmkit.model.core import CoreCarry
-from hrmkit.model.losses import act_loss
+from hrmkit.model.losses import act_loss, segment_weights
 from hrmkit.model.puzzle_emb import SignSGDSparseEmbedding
 from hrmkit.puzzles.batches import TrainSampler
 from hrmkit.puzzles.evaluate import evaluate_puzzles
@@ -79,7 +79,7 @@ class PuzzleTask:
         return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(len(self.carries)) for v in batch.values()))]
 
     def train_loss(self, model: ACTModel, batch: dict, slot: int):
-        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss)
+        return act_segment_loss(model, batch, self.carries, slot, self.cfg.model.loss, self.cfg.train.segment_loss_decay)
 
     def evaluate(self, model: ACTModel, device: torch.device, autocast=contextlib.nullcontext,
                  max_examples: int = 0) -> dict | None:
@@ -100,13 +100,17 @@ class PuzzleTask:
             self.carries = [_carry_from_dict(c, device) for c in carries]
 
 
-def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None], slot: int, loss_name: str):
-    """One ACT segment on micro-batch ``slot`` (continuing its carry): (summed loss, metric sums)."""
+def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None], slot: int, loss_name: str,
+                     segment_loss_decay: float = 1.0):
+    """One ACT segment on micro-batch ``slot`` (continuing its carry): (summed loss, metric sums).
+    Rows are at different segments under continuous batching: each is weighted by its own (``carry.steps``)."""
     if carries[slot] is None:
         carries[slot] = model.initial_carry(batch)
     carry, outputs = model(carry=carries[slot], batch=batch)
     carries[slot] = carry
-    return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, loss_name)
+    weights = None if segment_loss_decay == 1.0 else segment_weights(carry.steps, segment_loss_decay,
+                                                                     model.config.halt_max_steps)
+    return act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, loss_name, weights)
 
 
 def _load_splits(cfg: RunConfig) -> tuple[PuzzleSplit, PuzzleSplit | None]:

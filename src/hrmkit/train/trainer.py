@@ -24,6 +24,7 @@ import yaml
 
 from hrmkit.config import RunConfig
 from hrmkit.config_base import config_to_dict, save_config_yaml
+from hrmkit.model.core import set_recursion_depth
 from hrmkit.model.losses import widest_float
 from hrmkit.progress import TrainProgress
 from hrmkit.train import checkpoint as ckpt
@@ -267,6 +268,7 @@ class Trainer:
     def _train_step(self) -> dict:
         tc = self.cfg.train
         self.model.train()
+        set_recursion_depth(self.model, tc.depth_at(self.step))
         sums: dict[str, torch.Tensor] = {}
         for slot, micro in enumerate(self.task.next_micro_batches()):
             micro = {k: v.to(self.device) for k, v in micro.items()}
@@ -309,6 +311,7 @@ class Trainer:
 
     def _evaluate_and_keep_best(self, metrics_file, max_examples: int) -> dict | None:
         self._before_step()
+        set_recursion_depth(self.model, None)  # evaluation runs the model's own depth, whatever the curriculum
         with self._ema_weights():
             sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
         if sums is None:
@@ -337,7 +340,12 @@ class Trainer:
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def _lr(self) -> dict:
-        return {"lr": self.optimizers[0].param_groups[0]["lr"]}
+        """The learning rate and, under a depth curriculum, the depth the last step trained at."""
+        out = {"lr": self.optimizers[0].param_groups[0]["lr"]}
+        if self.cfg.train.depth_schedule:
+            depth = self.cfg.train.depth_at(self.step - 1) or (self.cfg.model.H_cycles, self.cfg.model.L_cycles)
+            out["H_cycles"], out["L_cycles"] = depth
+        return out
 
     def _write(self, metrics_file, record: dict) -> None:
         record = {"step": self.step, **record}
