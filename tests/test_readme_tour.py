@@ -7,6 +7,7 @@ reason; a command in neither place runs, so a new README command is tested from 
 """
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -71,6 +72,12 @@ def cut_down(words: list[str]) -> list[str]:
     return words
 
 
+def expand_glob(word: str) -> list[str]:
+    """What the shell makes of ``word``: its matches in the working folder, sorted, when it is a pattern that matches."""
+    matches = sorted(glob.glob(word)) if any(c in word for c in "*?[") else []
+    return matches or [word]
+
+
 def not_run_reason(command: str) -> str | None:
     return next((why for prefix, why in NOT_RUN.items() if command.startswith(prefix)), None)
 
@@ -121,7 +128,7 @@ def test_the_readme_tour_runs_as_written(tmp_path, monkeypatch):
         elif not_run_reason(text) is None:
             if "shared/data/mbpp" in text and not MBPP_DIR.is_dir():
                 continue
-            words = cut_down(shlex.split(text))
+            words = cut_down([match for word in shlex.split(text) for match in expand_glob(word)])
             if words[0] == "torchrun":
                 result = torchrun(*words[words.index("hrmkit") + 1:], check=False)
             else:

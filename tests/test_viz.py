@@ -108,6 +108,16 @@ def arc_page(arc_run, pages) -> Path:
 
 
 @pytest.fixture(scope="module")
+def sudoku_guesses_page(sudoku_run, pages) -> Path:
+    return viz(str(sudoku_run), "--n", "6", "--tta", "4", "--out", str(pages / "sudoku-guesses.html"))
+
+
+@pytest.fixture(scope="module")
+def maze_guesses_page(maze_run, pages) -> Path:
+    return viz(str(maze_run), "--n", "4", "--tta", "8", "--out", str(pages / "maze-guesses.html"))
+
+
+@pytest.fixture(scope="module")
 def explorer_page(routing_data, pages) -> Path:
     return viz("--dataset", str(routing_data), "--n", "2", "--out", str(pages / "explore.html"))
 
@@ -234,6 +244,36 @@ def test_routing_page_shows_both_path_costs_and_the_vehicle(routing_page, routin
         assert example["vehicle"] in example["title"] and len(example["costs"]) == data["size"] ** 2
 
 
+def test_guesses_page_shows_the_candidates_of_hrm_eval_tta_and_its_vote(sudoku_guesses_page, sudoku_run, sudoku4):
+    import torch
+
+    from hrmkit.loading import load_checkpoint
+    from hrmkit.puzzles.guesses import vote_over_guesses
+    data = page_data(sudoku_guesses_page)
+    split = load_split(sudoku4, "test")
+    model, _ = load_checkpoint(sudoku_run)  # what hrm viz draws: best-model/, else final/
+    evaluated = vote_over_guesses([model], split, "sudoku", 4, 64, torch.device("cpu"))["predictions"]
+    labels = np.asarray(split.sets["all"]["labels"])
+    for row, example in enumerate(data["examples"]):
+        candidates = example["candidates"]
+        assert example["guesses"] == 4 and 1 <= example["candidate_count"] <= 4
+        assert sum(c["votes"] for c in candidates) == 4 or example["candidate_count"] > len(candidates)
+        assert [(c["votes"], c["confidence"]) for c in candidates] == sorted(((c["votes"], c["confidence"]) for c in candidates), reverse=True)
+        voted = np.array([int(c, 36) for c in candidates[0]["answer"]])
+        assert np.array_equal(voted, evaluated[row])  # the page's vote is hrm eval --tta's
+        assert candidates[0]["correct"] == bool((voted == labels[row]).all())
+
+
+@pytest.mark.cli
+def test_viz_tta_refuses_bad_counts_and_arc_runs(sudoku_run, arc_run, tmp_path, capsys):
+    from hrmkit.cli import main
+    for run, tta, needle in ((sudoku_run, "0", "--tta must be at least 1"), (arc_run, "2", "shows its own votes")):
+        assert main(["viz", str(run), "--tta", tta, "--n", "2", "--out", str(tmp_path / "page.html")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_arc_page_votes_over_every_variant_of_each_test_pair(arc_page):
     data = page_data(arc_page)
     assert data["kind"] == "arc" and len(data["examples"]) == 2
@@ -343,6 +383,17 @@ def test_pages_pass_their_self_test_in_headless_chromium(sudoku_page, maze_page,
         verdict = self_test(page)
         assert verdict["ok"] and verdict["stepping_changed_grid"], (page.name, verdict)
         assert verdict["examples"] == examples
+
+
+@needs_chromium
+def test_guesses_pages_pass_their_self_test_and_it_catches_a_misdrawn_vote(sudoku_guesses_page, maze_guesses_page, tmp_path):
+    for page in (sudoku_guesses_page, maze_guesses_page):
+        verdict = self_test(page)
+        assert verdict["ok"], (page.name, verdict)
+    unframed = tmp_path / "unframed.html"  # the vote's answer drawn like any other candidate
+    unframed.write_text(sudoku_guesses_page.read_text().replace('(rank === 0 ? " voted" : "")', '""'))
+    verdict = self_test(unframed)
+    assert not verdict["ok"] and any("voted answer" in failure for failure in verdict["failures"])
 
 
 @needs_chromium

@@ -31,14 +31,16 @@ from typing import Any
 
 from hrmkit.code.view import code_eval_page
 from hrmkit.puzzles.format import PuzzleSplit, load_split
+from hrmkit.puzzles.symmetries import KINDS as SYMMETRY_KINDS
 from hrmkit.puzzles.views.arc import arc_page
+from hrmkit.puzzles.views.candidates import candidate_fields
 from hrmkit.puzzles.views.kinds import KINDS, dataset_kind
 from hrmkit.puzzles.views.paths import maze_page, routing_page
 from hrmkit.puzzles.views.routing_explorer import routing_explorer_page
 from hrmkit.puzzles.views.sudoku import sudoku_page
-from hrmkit.puzzles.views.trace import Tracer, model_tracer
+from hrmkit.puzzles.views.trace import Tracer, model_tracer, read_rows
 from hrmkit.viz.page import render_page, write_page
-from hrmkit.viz.page_data import ViewerError
+from hrmkit.viz.page_data import ViewerError, first_rows
 
 DEFAULT_EXAMPLES = 50
 
@@ -109,8 +111,11 @@ def _load_run(run: Path, dataset: str | Path | None, device: str):
 
 
 def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str | Path | None = None,
-                   n: int = DEFAULT_EXAMPLES, split: str = "test", device: str = "auto", batch_size: int = 64) -> Path:
+                   n: int = DEFAULT_EXAMPLES, split: str = "test", device: str = "auto", batch_size: int = 64,
+                   tta: int = 1) -> Path:
     """Trace a run's model over ``n`` examples of ``dataset`` (default: the run's own) and write its page.
+    With ``tta`` > 1 (Sudoku, mazes, routing) each card also shows the candidates of ``tta`` symmetric
+    guesses and the vote among them, as ``hrm eval --tta`` makes them.
 
     ``run`` is a run folder or a checkpoint file; the page goes to ``out`` (default: ``viz.html``
     in the run folder, or beside the checkpoint file). Returns the page's path. A ``.jsonl`` run
@@ -120,6 +125,8 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     if is_code_eval_results(run):
         return write_code_eval_page(run, out=out, n=n, task_file=dataset)
     _check_count(n)
+    if tta < 1:
+        raise ViewerError(f"--tta must be at least 1, got {tta}")
     if batch_size < 1:
         raise ViewerError(f"--batch-size must be at least 1, got {batch_size}")
     run = Path(run)
@@ -130,7 +137,15 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
         raise ViewerError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
                           f"dataset has {meta.vocab_size} / {meta.seq_len}")
     view = RUN_VIEWS[kind]
-    data = view.page_data(loaded, model_tracer(model, torch_device, batch_size), n)
+    tracer = model_tracer(model, torch_device, batch_size)
+    data = view.page_data(loaded, tracer, n)
+    if tta > 1:
+        if kind not in SYMMETRY_KINDS:
+            raise ViewerError(f"--tta draws {', '.join(SYMMETRY_KINDS)} runs; the {kind} page shows its own votes")
+        rows = read_rows(loaded, first_rows(loaded.num_examples(), n))
+        fields = candidate_fields(rows, tracer, kind, meta.seq_len, meta.vocab_size, tta, meta.ignore_label_id)
+        for example, extra in zip(data["examples"], fields):
+            example.update(extra)
     run_name = run.name if run.is_dir() else run.parent.name
     data.update({
         "page": "run",

@@ -43,6 +43,9 @@ def add_parsers(verbs) -> None:
     viz.add_argument("--split", default="test", help="dataset split to draw from (runs)")
     viz.add_argument("--device", default="auto", help="where the model runs: auto, cpu, cuda, mps")
     viz.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    viz.add_argument("--tta", type=int, default=1, metavar="K",
+                     help="Sudoku, maze, routing runs: also show each example's candidates from K symmetric guesses "
+                          "and the vote, as hrm eval --tta K")
     viz.add_argument("--screenshot", default=None, metavar="PNG",
                      help="also save a PNG of the page as headless Chromium draws it (needs chromium)")
 
@@ -74,7 +77,7 @@ def run_viz(args) -> int:
         page = write_dataset_page(args.dataset, out=args.out, n=args.n, split=args.split)
     else:
         page = write_run_page(args.run, dataset=args.dataset, out=args.out, n=args.n, split=args.split,
-                              device=args.device, batch_size=args.batch_size)
+                              device=args.device, batch_size=args.batch_size, tta=args.tta)
     print(f"wrote {page}  (open it in a browser; it needs no server)")
     if args.screenshot:
         from hrmkit.viz.headless import screenshot

@@ -102,6 +102,11 @@ VIZ.paths = (function () {
     return {
       legend: legend,
       differs: function (example, a, b) { return example.segments[a] !== example.segments[b]; },
+      drawAnswer: function (example, tokens, page) {
+        var side = Math.max(3, Math.floor(cellSize(page.size) * 0.7)) * page.size, canvas = VIZ.canvas(side, side);
+        drawMap(canvas, page, {map: example.input, costs: example.costs, oracle: example.label, prediction: tokens});
+        return canvas;
+      },
       buildCard: buildCard
     };
   }

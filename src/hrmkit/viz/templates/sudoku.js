@@ -37,6 +37,11 @@ VIZ.kinds.sudoku = (function () {
       return [[GIVEN, "given"], [WRONG, "wrong cell"], ["#ffffff", "changed since the previous segment", "2px solid " + CHANGED]];
     },
     differs: function (example, a, b) { return example.segments[a] !== example.segments[b]; },
+    drawAnswer: function (example, tokens, page) {
+      var side = (page.size <= 6 ? 20 : 16) * page.size, canvas = VIZ.canvas(side, side);
+      draw(canvas, page, tokens, example.input, example.label);
+      return canvas;
+    },
     buildCard: function (example, body, page) {
       var cell = page.size <= 6 ? 30 : 24, side = cell * page.size;
       var input = VIZ.canvas(side, side), target = VIZ.canvas(side, side), prediction = VIZ.canvas(side, side, true);

@@ -1,8 +1,9 @@
 // Run pages: one card per example, a segment slider shared by all cards, a solved/unsolved filter.
 // A kind's script registers VIZ.kinds[kind] = {legend, differs(example, a, b),
 // buildCard(example, body) -> {show(segment)}, optional check(data, cards) -> [failures] for the
-// self-test}; segments count from 1, arrays from 0. Pages without segments (code evaluation) have
-// no slider and never call show or differs.
+// self-test, optional drawAnswer(example, tokens, page) -> canvas for the candidates of --tta}; segments
+// count from 1, arrays from 0. Pages without segments (code evaluation) have no slider and never call
+// show or differs.
 (function () {
   var data = VIZ.data;
   if (data.page !== "run") return;
@@ -78,6 +79,24 @@
     ctx.moveTo(x(example.halt) - 5, 0); ctx.lineTo(x(example.halt) + 5, 0); ctx.lineTo(x(example.halt), 7); ctx.fill();
   }
 
+  // hrm viz --tta K: an example's candidate answers from K symmetric guesses, best first; the first is
+  // the vote's answer (most votes, then mean sigmoid(q_halt)).
+  function buildCandidates(example) {
+    var figures = example.candidates.map(function (candidate, rank) {
+      var caption = (rank === 0 ? "voted · " : "") + candidate.votes + " of " + example.guesses + " votes · σ(q_halt) " +
+        candidate.confidence.toFixed(2) + " · " + (candidate.correct ? "right" : "wrong") +
+        (candidate.obeys_rules ? "" : " · breaks the rules");
+      var node = VIZ.figure(kind.drawAnswer(example, candidate.answer, data), caption).node;
+      node.className = "candidate" + (rank === 0 ? " voted" : "") + (candidate.correct ? " ok" : " bad");
+      return node;
+    });
+    var hidden = example.candidate_count - example.candidates.length;
+    var summary = example.guesses + " guesses, " + example.candidate_count + " different answer" +
+      (example.candidate_count > 1 ? "s" : "") + (hidden > 0 ? " (the best " + example.candidates.length + " shown)" : "");
+    return VIZ.el("div", {className: "candidates"}, [VIZ.el("div", {className: "status", text: summary}),
+                                                      VIZ.el("div", {className: "panels"}, figures)]);
+  }
+
   function buildCards() {
     var content = document.getElementById("content");
     if (!data.examples.length) content.appendChild(VIZ.el("div", {className: "empty", text: "no examples"}));
@@ -94,6 +113,7 @@
         card.appendChild(entry.status);
         card.appendChild(VIZ.el("div", {className: "q"}, [entry.qCanvas, entry.qText]));
       }
+      if (example.candidates && kind.drawAnswer) card.appendChild(buildCandidates(example));
       content.appendChild(card);
       cards.push(entry);
     });
@@ -197,6 +217,17 @@
       }).length;
       counts[filter] = visible;
       if (visible !== expected) failures.push("filter " + filter + " shows " + visible + " cards, expected " + expected);
+    });
+    cards.forEach(function (entry) {  // --tta: every candidate drawn, the vote's answer first, the votes adding up
+      var example = entry.example;
+      if (!example.candidates) return;
+      var shown = entry.card.querySelectorAll(".candidate"), voted = entry.card.querySelectorAll(".candidate.voted");
+      var votes = example.candidates.reduce(function (sum, candidate) { return sum + candidate.votes; }, 0);
+      if (shown.length !== example.candidates.length) failures.push(example.title + ": " + shown.length + " candidates drawn of " + example.candidates.length);
+      if (voted.length !== 1 || shown[0] !== voted[0]) failures.push(example.title + ": the voted answer is not the first candidate");
+      if (votes > example.guesses || (example.candidate_count === example.candidates.length && votes !== example.guesses)) {
+        failures.push(example.title + ": " + votes + " votes for " + example.guesses + " guesses");
+      }
     });
     if (kind.check) failures = failures.concat(kind.check(data, cards));  // the kind's own checks of its cards
     return {ok: failures.length === 0, failures: failures, page: "run", kind: data.kind, examples: shown.length,
