@@ -35,7 +35,9 @@ def newest_eval(metrics: Path) -> dict | None:
 
 
 def run_until(command: list[str], metrics: Path, stop_at: float, max_steps: int) -> None:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    # A background shell starts its children with SIGINT ignored; restore it so the run stops cleanly.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while process.poll() is None:
         time.sleep(2)
         last = newest_eval(metrics)
