@@ -25,9 +25,9 @@ def cmd_eval(args) -> int:
     if args.tta < 1:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
     device = pick_device(args.device)
-    split = load_split(args.data, args.split)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models = [load_checkpoint(path, dataset=args.data, device=device)[0] for path in checkpoints]
+    split = load_split(args.data, args.split)
     for path, loaded in zip(checkpoints, models):
         if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
             raise UsageError(f"{path} expects vocab {loaded.config.vocab_size} / seq_len {loaded.config.seq_len}, "
