@@ -136,12 +136,12 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     if meta.vocab_size != model.config.vocab_size or meta.seq_len != model.config.seq_len:
         raise ViewerError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
                           f"dataset has {meta.vocab_size} / {meta.seq_len}")
+    if tta > 1 and kind not in SYMMETRY_KINDS:  # before tracing: an ARC page traces every variant of its tasks
+        raise ViewerError(f"--tta draws {', '.join(SYMMETRY_KINDS)} runs; the {kind} page shows its own votes")
     view = RUN_VIEWS[kind]
     tracer = model_tracer(model, torch_device, batch_size)
     data = view.page_data(loaded, tracer, n)
     if tta > 1:
-        if kind not in SYMMETRY_KINDS:
-            raise ViewerError(f"--tta draws {', '.join(SYMMETRY_KINDS)} runs; the {kind} page shows its own votes")
         rows = read_rows(loaded, first_rows(loaded.num_examples(), n))
         fields = candidate_fields(rows, tracer, kind, meta.seq_len, meta.vocab_size, tta, meta.ignore_label_id)
         for example, extra in zip(data["examples"], fields):
