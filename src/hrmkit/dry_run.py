@@ -37,6 +37,7 @@ def shapes_from_data(cfg: RunConfig) -> None:
 
 
 def dry_run(cfg: RunConfig) -> dict:
+    from hrmkit.train.metric_window import MetricWindow
     from hrmkit.train.trainer import Trainer
     shapes_from_data(cfg)
     if not cfg.model.vocab_size or not cfg.model.seq_len:
@@ -50,7 +51,9 @@ def dry_run(cfg: RunConfig) -> dict:
         trained = [p for p in trainer.model.parameters() if p.requires_grad]
         got_gradient: set[int] = set()
         hooks = [p.register_post_accumulate_grad_hook(lambda p: got_gradient.add(id(p))) for p in trained]
-        metrics = trainer._train_step()
+        window = MetricWindow(DRY_RUN_BATCH, 0)
+        window.add(trainer._train_step())
+        metrics = window.flush()
         for hook in hooks:
             hook.remove()
     return {"task": cfg.task, "lm_loss": metrics["lm_loss"], "grad_norm": metrics["grad_norm"],

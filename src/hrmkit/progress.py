@@ -62,18 +62,21 @@ class TrainProgress(_Bar):
         self.enabled = enabled
         self.samples_per_step = samples_per_step
         self.start_step = start_step
-        self.last_eval = ""
+        self.last_train, self.last_eval = "", ""
         self.progress = progress_bar("[bold]train", "{task.fields[stats]}", enabled=enabled, stderr=False)
         self.task = self.progress.add_task("train", total=total_steps, completed=start_step, stats="")
         self.started = time.perf_counter()
 
-    def update(self, step: int, metrics: dict) -> None:
+    def update(self, step: int) -> None:
         if not self.enabled:
             return
         rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-        stats = (f"loss {metrics.get('lm_loss', float('nan')):.3f} acc {metrics.get('accuracy', 0.0):.3f} "
-                 f"{rate * self.samples_per_step:.0f} samples/s")
-        self.progress.update(self.task, completed=step, stats=stats + self.last_eval)
+        self.progress.update(self.task, completed=step,
+                             stats=f"{self.last_train}{rate * self.samples_per_step:.0f} samples/s{self.last_eval}")
+
+    def show_train(self, metrics: dict) -> None:
+        """The figures of the last log line (read there, so the bar makes the device wait for nothing)."""
+        self.last_train = f"loss {metrics.get('lm_loss', float('nan')):.3f} acc {metrics.get('accuracy', 0.0):.3f} "
 
     def show_eval(self, metrics: dict | None) -> None:
         if metrics:

@@ -96,6 +96,8 @@ class ACTModel(nn.Module):
         if carry.prefetched is None or not self.training:
             return self.inner.recurse_without_grad(inner_carry.z_H, inner_carry.z_L, x)
         z_H, z_L = (t.clone() for t in carry.prefetched)
+        # The rows that took a new puzzle: their number is data, so nonzero() reads it from the device,
+        # this option's one host read per segment (the default path has none).
         fresh = carry.halted.nonzero().squeeze(-1)
         if fresh.numel():
             fresh_H, fresh_L = self.inner.recurse_without_grad(inner_carry.z_H[fresh], inner_carry.z_L[fresh], x[fresh])

@@ -59,13 +59,19 @@ class SignSGDSparseEmbedding(torch.optim.Optimizer):
             ids, grads = self.gather_rows(ids, grads)
         if ids.numel() == 0:
             return None
-        unique_ids, inverse = ids.unique(return_inverse=True)
-        summed = torch.zeros(unique_ids.numel(), grads.shape[1], dtype=grads.dtype, device=grads.device)
-        summed.index_add_(0, inverse, grads)
+        # Duplicate ids are summed without unique(), whose output size the host would have to read:
+        # sort, number the runs of equal ids, sum each run, then give every position its run's update.
+        # Positions of one id write the same row, so writing them all is exact.
+        order = ids.argsort()
+        sorted_ids = ids[order]
+        run_starts = torch.ones_like(sorted_ids, dtype=torch.bool)
+        run_starts[1:] = sorted_ids[1:] != sorted_ids[:-1]
+        run = run_starts.cumsum(0) - 1
+        summed = torch.zeros_like(grads).index_add_(0, run, grads[order])
         group = self.param_groups[0]
-        rows = weights[unique_ids]
-        rows.mul_(1.0 - group["lr"] * group["weight_decay"]).add_(torch.sign(summed), alpha=-group["lr"])
-        weights[unique_ids] = rows
+        rows = weights[sorted_ids].mul_(1.0 - group["lr"] * group["weight_decay"])
+        rows.add_(torch.sign(summed[run]), alpha=-group["lr"])
+        weights[sorted_ids] = rows
         return None
 
     def zero_grad(self, set_to_none: bool = True):

@@ -8,6 +8,7 @@ It stands alone because it is a numerical reimplementation pinned to one CUDA ke
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Iterable
 
 import torch
@@ -127,8 +128,9 @@ class AdamATan2(torch.optim.Optimizer):
 
     @staticmethod
     def _round_to(number: float, dtype: torch.dtype) -> float:
-        """``number`` rounded (to nearest even) to ``dtype``, as a Python float."""
-        return number if dtype == torch.float64 else torch.tensor(number, dtype=dtype).item()
+        """``number`` rounded (to nearest even) to ``dtype`` (float32 or float64), as a Python float.
+        Rounded on the host by ``struct``: no tensor is made, so nothing is read back from a device."""
+        return number if dtype == torch.float64 else struct.unpack("f", struct.pack("f", number))[0]
 
     @staticmethod
     def _fma(tensor: torch.Tensor, scale: float, addend: torch.Tensor) -> torch.Tensor:

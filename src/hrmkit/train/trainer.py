@@ -39,6 +39,7 @@ from hrmkit.train.loggers import (
     record_scalars,
 )
 from hrmkit.train.lr_schedule import build_scheduler
+from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
 from hrmkit.train.task import Task, metric_means
@@ -223,7 +224,7 @@ class Trainer:
             self._save_step_checkpoint()
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
         progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
-        window = _Window()
+        window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
         last_eval = None
         failed = True
         try:
@@ -234,15 +235,14 @@ class Trainer:
                 while self.step < tc.steps:
                     self._before_step()
                     step_started = time.perf_counter()
-                    train_metrics = self._train_step()
+                    window.add(self._train_step())  # device tensors: nothing is read until a log line
                     self.train_seconds += time.perf_counter() - step_started
                     self.step += 1
-                    tokens = train_metrics.pop("tokens", tc.global_batch_size * self.task.tokens_per_example)
-                    # tokens: every real token processed this step (a task with variable lengths counts them)
-                    window.add(train_metrics, tc.global_batch_size, tokens)
-                    progress.update(self.step, train_metrics)
                     if self.step % tc.log_steps == 0 or self.step == tc.steps:
-                        self._write(metrics_file, {"kind": "train", **window.flush(), **self._lr()})
+                        logged = window.flush()
+                        self._write(metrics_file, {"kind": "train", **logged, **self._lr()})
+                        progress.show_train(logged)
+                    progress.update(self.step)
                     if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
                         last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
                         progress.show_eval(last_eval)
@@ -265,18 +265,22 @@ class Trainer:
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
 
-    def _train_step(self) -> dict:
+    def _train_step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step: this process's metric sums and the gradient norm, as device tensors
+        (``MetricWindow`` reads them at log lines). Nothing here waits for the device, except fp16's
+        loss scaler, which must read whether a gradient overflowed."""
         tc = self.cfg.train
         self.model.train()
         set_recursion_depth(self.model, tc.depth_at(self.step))
         sums: dict[str, torch.Tensor] = {}
         for slot, micro in enumerate(self.task.next_micro_batches()):
-            micro = {k: v.to(self.device) for k, v in micro.items()}
+            micro = {k: v.to(self.device, non_blocking=True) for k, v in micro.items()}
             with self._autocast():
                 loss, metrics = self.task.train_loss(self.forward_model, micro, slot)
             self.scaler.scale(loss / tc.global_batch_size).backward()
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0) + v.detach().to(widest_float(v.device))
+                v = v.detach().to(widest_float(v.device))
+                sums[k] = sums[k] + v if k in sums else v
         collectives.sum_gradients([p for p in self.model.parameters() if p.requires_grad])
         self.scaler.unscale_(self.optimizers[0])
         grad_norm = _clip(self.model, tc.grad_clip)
@@ -295,15 +299,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update()
-        reduced = collectives.reduce_sums(sums)
-        count = max(reduced.get("count", 0.0), 1.0)
-        out = {k: v / (tc.global_batch_size if k.endswith("loss") else count) for k, v in reduced.items()
-               if k not in ("count", "tokens")}
-        out["count"] = reduced.get("count", 0.0)
-        if "tokens" in reduced:
-            out["tokens"] = reduced["tokens"]
-        out["grad_norm"] = grad_norm
-        return out
+        return {**sums, "grad_norm": grad_norm}
 
     def _before_step(self) -> None:
         """The task's per-step hook (HRM-LM's gate warmup), for the model as it is after ``self.step`` steps."""
@@ -355,56 +351,14 @@ class Trainer:
         self.metrics_logger.log(record_scalars(record), self.step)
 
 
-class _Window:
-    """Averages train metrics between log lines and measures throughput.
-
-    Losses and the gradient norm are per step, so they average over steps. The other metrics are
-    means over the rows a step scored (``count``: under ACT only rows that halted), so they are
-    weighted by ``count``: a step where no row halted contributes nothing, not a zero.
-    """
-
-    PER_STEP = ("grad_norm",)
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.per_step, self.per_row, self.rows = {}, {}, 0.0
-        self.steps, self.samples, self.tokens, self.start = 0, 0, 0, time.perf_counter()
-
-    def add(self, metrics: dict, samples: int, tokens: float):
-        count = metrics.get("count", 0.0)
-        for k, v in metrics.items():
-            if k == "count":
-                continue
-            if k.endswith("loss") or k in self.PER_STEP:
-                self.per_step[k] = self.per_step.get(k, 0.0) + v
-            else:
-                self.per_row[k] = self.per_row.get(k, 0.0) + v * count
-        self.rows += count
-        self.steps += 1
-        self.samples += samples
-        self.tokens += tokens
-
-    def flush(self) -> dict:
-        seconds = max(time.perf_counter() - self.start, 1e-9)
-        out = {k: v / max(self.steps, 1) for k, v in self.per_step.items()}
-        if self.rows > 0:
-            out.update({k: v / self.rows for k, v in self.per_row.items()})
-        out["count"] = self.rows / max(self.steps, 1)
-        out.update(samples_per_s=self.samples / seconds, tokens_per_s=self.tokens / seconds,
-                   ms_per_step=1000 * seconds / max(self.steps, 1))
-        self.reset()
-        return out
-
-
-def _clip(model: torch.nn.Module, max_norm: float) -> float:
+def _clip(model: torch.nn.Module, max_norm: float) -> torch.Tensor:
+    """The global gradient norm (a device tensor, not read here), clipped to ``max_norm`` when it is > 0."""
     params = [p for p in model.parameters() if p.grad is not None]
     if not params:
-        return 0.0
+        return torch.zeros(())
     if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
 
 
 def _seed_everything(seed: int) -> None:

@@ -1,0 +1,60 @@
+"""Train metrics between two log lines, kept on the device.
+
+A training step hands over its metric *sums* as device tensors (this process's rows) and its
+gradient norm; nothing is read on the host while steps run, so a GPU never waits for Python. A
+log line reads the window once: one collective over processes and one copy to the host.
+
+Losses and the gradient norm are per step, so they average over steps (the losses are sums over
+rows, divided by the global batch). The other metrics are means over the rows a step scored
+(``count``: under ACT only rows that halted), so they are weighted by ``count``: a step where no
+row halted contributes nothing, not a zero.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from hrmkit.train import collectives
+
+NOT_METRICS = ("count", "tokens")
+
+
+class MetricWindow:
+    def __init__(self, global_batch_size: int, tokens_per_step: int):
+        self.global_batch_size = global_batch_size
+        self.tokens_per_step = tokens_per_step  # when a step's sums carry no ``tokens`` count
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.grad_norm: torch.Tensor | float = 0.0
+        self.steps, self.start = 0, time.perf_counter()
+
+    def add(self, step_sums: dict[str, torch.Tensor]) -> None:
+        """One step's metric sums over this process's rows, with ``grad_norm`` (the same on every process)."""
+        for key, value in step_sums.items():
+            if key == "grad_norm":
+                self.grad_norm = self.grad_norm + value
+            else:
+                self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.steps += 1
+
+    def flush(self) -> dict[str, float]:
+        """Means over the window (summed over processes), samples/s, tokens/s and ms/step; then starts anew."""
+        steps = max(self.steps, 1)
+        sums = collectives.reduce_sums(self.sums)
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        rows = sums.get("count", 0.0)
+        out = {key: value / (self.global_batch_size * steps) for key, value in sums.items() if key.endswith("loss")}
+        if rows > 0:
+            out.update({key: value / rows for key, value in sums.items()
+                        if not key.endswith("loss") and key not in NOT_METRICS})
+        out["grad_norm"] = float(self.grad_norm) / steps
+        out["count"] = rows / steps
+        tokens = sums.get("tokens", self.tokens_per_step * self.steps)
+        out.update(samples_per_s=self.global_batch_size * self.steps / seconds, tokens_per_s=tokens / seconds,
+                   ms_per_step=1000 * seconds / steps)
+        self.reset()
+        return out
