@@ -60,13 +60,15 @@ class ACTModel(nn.Module):
             current_data={k: torch.zeros_like(v) for k, v in batch.items()},
         )
 
-    def forward(self, carry: ACTCarry, batch: dict) -> tuple[ACTCarry, dict]:
+    def forward(self, carry: ACTCarry, batch: dict, puzzle_grad_sink: torch.Tensor | None = None) -> tuple[ACTCarry, dict]:
+        """One segment for every row. ``puzzle_grad_sink``: where the puzzle embedding's rows collect
+        their gradient in training (``CastedSparseEmbedding.new_grad_sink``); without it they are constants."""
         cfg = self.config
         inner_carry = self.inner.reset_carry(carry.halted, carry.inner_carry)
         steps = torch.where(carry.halted, 0, carry.steps)
         data = {k: torch.where(_row_mask(carry.halted, v), batch[k], v) for k, v in carry.current_data.items()}
 
-        x = self.inner.input_embeddings(data["inputs"], data["puzzle_identifiers"])
+        x = self.inner.input_embeddings(data["inputs"], data["puzzle_identifiers"], puzzle_grad_sink)
         z_H, z_L = self._warm_state(carry, inner_carry, x)
         z_H, z_L = self.inner.recurse_with_grad(z_H, z_L, x)
         new_inner = CoreCarry(z_H.detach(), z_L.detach())

@@ -100,10 +100,11 @@ class RecursiveCore(nn.Module):
         return CoreCarry(torch.where(flag, self.H_init.float(), carry.z_H), torch.where(flag, self.L_init.float(), carry.z_L))
 
     # -- one segment -----------------------------------------------------------------------------
-    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+    def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor,
+                         puzzle_grad_sink: torch.Tensor | None = None) -> torch.Tensor:
         embedding = self.embed_tokens(inputs.long())  # [batch, seq, hidden]
         if hasattr(self, "puzzle_emb"):
-            puzzle = self.puzzle_emb(puzzle_identifiers)  # [batch, ndim], zero-padded to whole positions
+            puzzle = self.puzzle_emb(puzzle_identifiers, puzzle_grad_sink)  # [batch, ndim], zero-padded to whole positions
             puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))
             embedding = torch.cat((puzzle.view(-1, self.prefix_len, self.config.hidden_size), embedding), dim=-2)
         if hasattr(self, "embed_pos"):

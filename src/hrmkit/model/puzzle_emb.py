@@ -20,16 +20,25 @@ class CastedSparseEmbedding(nn.Module):
         super().__init__()
         self.cast_to = cast_to
         self.register_buffer("weights", trunc_normal_init_(torch.empty(num_embeddings, embedding_dim), std=init_std))
-        # (ids, rows-with-grad) of each differentiable forward since the last optimizer step.
+        # (ids, grad sink) of each training forward since the last optimizer step.
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.long()
-        if not (self.training and torch.is_grad_enabled()):
-            return self.weights[ids].to(self.cast_to)
-        rows = self.weights[ids].detach().requires_grad_(True)
-        self.pending.append((ids, rows))
+    def forward(self, ids: torch.Tensor, grad_sink: torch.Tensor | None = None) -> torch.Tensor:
+        """The rows of ``ids``. With a ``grad_sink`` (see ``new_grad_sink``) added to them, their
+        gradient collects in ``grad_sink.grad``: the forward makes no leaf tensor of its own, so
+        ``torch.compile`` traces it without a graph break."""
+        rows = self.weights[ids.long()]
+        if grad_sink is not None:
+            rows = rows + grad_sink
         return rows.to(self.cast_to)
+
+    def new_grad_sink(self, batch_size: int) -> torch.Tensor:
+        """Zeros [batch, dim] that a training forward adds to its rows, made before (outside) the forward."""
+        return torch.zeros(batch_size, self.weights.shape[1], device=self.weights.device, requires_grad=True)
+
+    def record(self, ids: torch.Tensor, grad_sink: torch.Tensor) -> None:
+        """The ids a training forward looked up with ``grad_sink``: the next ``SignSGDSparseEmbedding.step`` updates them."""
+        self.pending.append((ids.long(), grad_sink))
 
 
 class SignSGDSparseEmbedding(torch.optim.Optimizer):
@@ -51,7 +60,7 @@ class SignSGDSparseEmbedding(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         weights = self.embedding.weights
-        pending = [(ids, rows.grad) for ids, rows in self.embedding.pending if rows.grad is not None]
+        pending = [(ids, sink.grad) for ids, sink in self.embedding.pending if sink.grad is not None]
         self.embedding.pending.clear()
         ids = torch.cat([ids for ids, _ in pending]) if pending else weights.new_zeros(0, dtype=torch.long)
         grads = (torch.cat([grad for _, grad in pending]) if pending else weights.new_zeros(0, weights.shape[1])).to(weights.dtype)

@@ -106,7 +106,11 @@ def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None
     Rows are at different segments under continuous batching: each is weighted by its own (``carry.steps``)."""
     if carries[slot] is None:
         carries[slot] = model.initial_carry(batch)
-    carry, outputs = model(carry=carries[slot], batch=batch)
+    table = model.puzzle_emb
+    sink = table.new_grad_sink(batch["inputs"].shape[0]) if table is not None else None
+    carry, outputs = model(carry=carries[slot], batch=batch, puzzle_grad_sink=sink)
+    if table is not None:
+        table.record(carry.current_data["puzzle_identifiers"], sink)  # the ids this segment's rows looked up
     carries[slot] = carry
     weights = None if segment_loss_decay == 1.0 else segment_weights(carry.steps, segment_loss_decay,
                                                                      model.config.halt_max_steps)
