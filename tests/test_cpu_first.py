@@ -59,14 +59,14 @@ def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
         assert result.returncode == 2 and "CUDA" in result.stderr
 
 
-def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
+def test_auto_resolves_to_fp32_eager_on_the_cpu_and_bf16_is_a_flag(sudoku4, tmp_path):
     from hrmkit.config import TrainConfig, load_run_config
     from hrmkit.config_base import parse_overrides
     from hrmkit.model.layers import CastedLinear
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
-    assert TrainConfig().precision == "fp32" and TrainConfig().compile is False
+    assert TrainConfig().precision == "auto" and TrainConfig().compile == "auto"
 
     def linear_output_dtypes(precision: str | None) -> set:
         """The dtypes of every linear layer's output in training steps (train.steps=2), in process."""
@@ -88,8 +88,8 @@ def test_fp32_is_the_cpu_default_and_bf16_is_a_flag(sudoku4, tmp_path):
         trainer.train()
         return seen, (tmp_path / (precision or "default") / "config.yaml").read_text()
 
-    seen, saved = linear_output_dtypes(None)
-    assert seen == {(torch.float32, False)} and "precision: fp32" in saved
+    seen, saved = linear_output_dtypes(None)  # auto: what ran is written down
+    assert seen == {(torch.float32, False)} and "precision: fp32" in saved and "compile: false" in saved
     seen, saved = linear_output_dtypes("bf16")
     assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved
 
@@ -108,10 +108,34 @@ def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
 
 @pytest.mark.cli
 @pytest.mark.slow
-def test_torch_compile_is_opt_in_and_checkpoints_carry_no_compile_prefix(sudoku4, tmp_path):
+def test_a_compiled_run_saves_checkpoints_without_the_compile_prefix(sudoku4, tmp_path):
     hrm("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=compiled",
         "train.steps=3", "train.compile=true", "train.checkpoint_interval=3", *TINY_MODEL)
     final = final_weights(tmp_path / "compiled")
     step = torch.load(tmp_path / "compiled" / "checkpoints" / "step_3.pt", weights_only=False)["model"]
     for weights in (final, step):
         assert weights and not any("_orig_mod" in key for key in weights)
+
+
+def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_an_explicit_choice_stays(monkeypatch):
+    """The CUDA resolution, checked without a GPU: only the device type and bf16 support are read."""
+    from hrmkit.config import TrainConfig
+    from hrmkit.train.speed_settings import resolve_speed_settings
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    switches = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    cuda = torch.device("cuda", 0)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        auto = TrainConfig()
+        resolve_speed_settings(auto, cuda)
+        assert (auto.precision, auto.compile, torch.backends.cuda.matmul.allow_tf32) == ("bf16", True, True)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        exact = TrainConfig(precision="fp32", compile=False)
+        resolve_speed_settings(exact, cuda)
+        assert (exact.precision, exact.compile, torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, False)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
+    cpu = TrainConfig()
+    resolve_speed_settings(cpu, torch.device("cpu"))
+    assert (cpu.precision, cpu.compile) == ("fp32", False)

@@ -10,7 +10,6 @@ peak is known, peak memory.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import platform
@@ -30,6 +29,7 @@ from hrmkit.lm.task import Seq2SeqTask, random_data
 from hrmkit.puzzles.batches import eval_batches as puzzle_eval_batches
 from hrmkit.puzzles.batches import random_split
 from hrmkit.puzzles.task import PuzzleTask
+from hrmkit.train.speed_settings import autocast_for, resolve_speed_settings
 from hrmkit.train.task import Task
 
 
@@ -85,6 +85,7 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
     """The evaluation forward on random batches of train.eval_batch_size (or the global batch)."""
     from hrmkit.train.distributed import pick_device
     device = pick_device(cfg.train.device)
+    resolve_speed_settings(cfg.train, device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     task = synthetic_task(cfg)(cfg)
@@ -105,9 +106,7 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
             for _ in range(cfg.model.halt_max_steps):
                 carry, outputs = model(carry=carry, batch=batch)
             return outputs
-    precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
-    autocast = torch.autocast(device.type, dtype=precision) if precision else contextlib.nullcontext()
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast_for(cfg.train.precision, device):
         for _ in range(warmup):
             forward()
         with FlopCounterMode(display=False) as counter:
@@ -188,6 +187,7 @@ def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt
     if not model_cfg.vocab_size:
         raise ValueError("benchmarks need model.vocab_size (set it as an override)")
     device = pick_device(cfg.train.device)
+    resolve_speed_settings(cfg.train, device)
     torch.manual_seed(cfg.train.seed)
     model = Seq2SeqHRM(model_cfg).to(device).eval()
     ids = torch.randint(4, model_cfg.vocab_size, (batch, prompt_len), device=device)

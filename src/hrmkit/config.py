@@ -161,10 +161,12 @@ class TrainConfig:
     puzzle_emb_lr: float = field_doc(1e-2, "SignSGD learning rate of the sparse puzzle embeddings")
     puzzle_emb_weight_decay: float = field_doc(0.1, "weight decay of the puzzle embeddings")
     grad_clip: float = field_doc(0.0, "clip the global grad norm to this; 0 disables", flag="grad_clip")
-    precision: Literal["fp32", "bf16", "fp16"] = field_doc("fp32", "autocast precision; fp32 is the CPU default", flag="mixed_precision")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field_doc(
+        "auto", "autocast precision; auto = bf16 on CUDA (fp32 matmuls outside autocast in TF32), fp32 on the CPU "
+                "and MPS; fp32 = exact fp32 everywhere", flag="mixed_precision")
     device: str = field_doc("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int = field_doc(0, "CPU threads for torch; 0 = torch's default")
-    compile: bool = field_doc(False, "wrap the model in torch.compile")
+    compile: Literal["auto", True, False] = field_doc("auto", "wrap the model in torch.compile; auto = on CUDA only")
     depth_schedule: list[tuple[float, int, int]] = field_doc(
         [], "recursion-depth curriculum: [[until, H_cycles, L_cycles], ...] trains at that depth until that fraction "
             "of train.steps, then at the model's own; evaluation always runs the model's depth; [] = off")

@@ -18,7 +18,7 @@ def run(args, overrides: list[str]) -> int:
     from hrmkit.config_base import parse_overrides
     from hrmkit.files import atomic_write_text
     settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
-                "train.progress=false", f"train.compile={str(args.compile).lower()}"]
+                "train.progress=false", f"train.compile={args.compile}"]
     if args.batch and args.what == "train":
         settings.append(f"train.global_batch_size={args.batch}")
     elif args.batch and args.what == "eval":
@@ -50,12 +50,14 @@ def add_parsers(verbs) -> None:
                             "with and without the KV cache")
     bench.add_argument("--config", required=True, help="YAML file or preset name")
     bench.add_argument("--device", default="cpu")
-    bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    bench.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="auto: what hrm train uses on the device (bf16 on CUDA, fp32 on the CPU)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's; generate: 1)")
     bench.add_argument("--steps", type=int, default=5, help="timed steps or generate repeats (median reported)")
     bench.add_argument("--warmup", type=int, default=2)
-    bench.add_argument("--compile", action="store_true", help="torch.compile the model")
+    bench.add_argument("--compile", default="auto", choices=("auto", "true", "false"),
+                       help="torch.compile the model; auto: what hrm train does on the device (CUDA only)")
     bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")
     bench.add_argument("--prompt-tokens", type=int, default=32, help="generate: prompt length")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")

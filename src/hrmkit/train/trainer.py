@@ -42,6 +42,7 @@ from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
+from hrmkit.train.speed_settings import autocast_for, resolve_speed_settings
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 
@@ -54,6 +55,7 @@ class Trainer:
         if tc.threads > 0:
             torch.set_num_threads(tc.threads)
         self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
+        resolve_speed_settings(tc, self.device)  # config.yaml then records what ran, not "auto"
         self.proc: ProcessInfo = init_processes(self.device)
         if not self.proc.is_main:  # one voice: rank 0 speaks for all processes
             self.log = lambda *_: None
@@ -93,11 +95,7 @@ class Trainer:
         return optimizers, schedulers
 
     def _autocast(self):
-        precision = self.cfg.train.precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return autocast_for(self.cfg.train.precision, self.device)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _state(self, task_states: list[dict]) -> dict:
