@@ -32,7 +32,10 @@ FOLDERS = [name + suffix for name in TINY for suffix in ("", "_compiled")]
 OUTPUT_KEYS = ("logits", "q_halt_logits", "q_continue_logits")
 # The fixtures hold float32 outputs of the reference; hrmkit computes the same float32 math (bit for
 # bit on the machine that wrote them). The tolerance only absorbs other BLAS/torch builds.
-TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+# The expected outputs were computed on one CPU (AMD EPYC); another CPU's float32 kernels (an Intel
+# Xeon's) sum in another order and differ by up to 6e-5 after a few segments. A wrong weight or
+# key differs by orders of magnitude more.
+TOLERANCE = dict(rtol=1e-3, atol=2e-4)
 
 
 def _checkpoint(folder: Path) -> Path:
