@@ -30,11 +30,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 TINY = ("hrm", "trm_att", "trm_mlp")
 FOLDERS = [name + suffix for name in TINY for suffix in ("", "_compiled")]
 OUTPUT_KEYS = ("logits", "q_halt_logits", "q_continue_logits")
-# The fixtures hold float32 outputs of the reference; hrmkit computes the same float32 math (bit for
-# bit on the machine that wrote them). The tolerance only absorbs other BLAS/torch builds.
-# The expected outputs were computed on one CPU (AMD EPYC); another CPU's float32 kernels (an Intel
-# Xeon's) sum in another order and differ by up to 6e-5 after a few segments. A wrong weight or
-# key differs by orders of magnitude more.
+# The fixtures hold float32 outputs of the reference, computed on one CPU (AMD EPYC), where hrmkit
+# matches them bit for bit. Another CPU's float32 kernels (an Intel Xeon's) sum in another order and
+# differ by up to 6e-5 after a few segments; a wrong weight or key differs by orders of magnitude more.
 TOLERANCE = dict(rtol=1e-3, atol=2e-4)
 
 
@@ -127,7 +125,7 @@ def test_hrm_eval_of_a_reference_checkpoint_predicts_what_the_reference_predicts
 
     last = halt_max_steps - 1
     np.testing.assert_array_equal(predictions["predictions"], reference["logits"][last].argmax(-1).numpy())
-    np.testing.assert_allclose(predictions["q_halt"], torch.sigmoid(reference["q_halt_logits"][last]).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predictions["q_halt"], torch.sigmoid(reference["q_halt_logits"][last]).numpy(), **TOLERANCE)
     # Reference halting rule: HRM halts when q_halt > q_continue, TRM (no_ACT_continue) when q_halt > 0.
     q_halt, q_continue = reference["q_halt_logits"][:halt_max_steps], reference["q_continue_logits"][:halt_max_steps]
     wants = q_halt > 0 if folder.startswith("trm") else q_halt > q_continue
