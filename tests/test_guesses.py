@@ -111,3 +111,20 @@ def test_hrm_eval_select_verified_reports_its_own_column(trained_sudoku_run, sud
     assert "verified selection" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4), "--select", "best"])
+
+
+def test_a_routing_answer_is_exact_whatever_it_says_where_the_label_is_ignored(tmp_path):
+    """Routing stores its unscored positions (the vehicle's) as the dataset's ignore id 0, not -100:
+    a model that answers the route right and anything at the vehicle's position is exact."""
+    from hrmkit.puzzles.guesses import exact_rows
+    from hrmkit.puzzles.routing_dataset import RoutingBuildConfig, build_routing
+    build_routing(RoutingBuildConfig(size=8, train_bases=1, test_bases=1, seed=0), tmp_path / "routing")
+    split = load_split(tmp_path / "routing", "test")
+    puzzles, labels = (np.asarray(split.sets["all"][name]) for name in ("inputs", "labels"))
+    ignored = labels == split.metadata.ignore_label_id
+    assert ignored.any()
+    answers = np.where(ignored, puzzles, labels)  # the vehicle token copied where nothing is scored
+    assert exact_rows(answers, labels, split.metadata.ignore_label_id).all()
+    wrong = answers.copy()
+    wrong[:, 0] = np.where(labels[:, 0] == 1, 2, 1)  # one scored cell changed
+    assert not exact_rows(wrong, labels, split.metadata.ignore_label_id).any()

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hrmkit.model.losses import IGNORE_LABEL_ID
 from hrmkit.puzzles.check import sudoku_label_faults
 from hrmkit.puzzles.evaluate import evaluate_puzzles
 from hrmkit.puzzles.format import PuzzleSplit
@@ -61,6 +60,19 @@ def rule_checker(kind: str, seq_len: int) -> Callable[[np.ndarray, np.ndarray], 
     return lambda puzzle, answer: judge_path(puzzle, answer, side)[0] is None
 
 
+def scored_positions(labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:
+    """Where ``labels``, as stored on disk, are scored: not the dataset's own ``ignore_label_id``
+    (e.g. routing's padding around the route), which is not the loss's -100."""
+    return labels != ignore_label_id if ignore_label_id is not None else np.ones(labels.shape, dtype=bool)
+
+
+def exact_rows(answers: np.ndarray, labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:
+    """[rows] bool: the answer matches the label wherever the label is scored; whatever a model
+    answers at the ignored positions does not count."""
+    scored = scored_positions(labels, ignore_label_id)
+    return ((answers == labels) | ~scored).all(axis=1) & scored.any(axis=1)
+
+
 def verified_choice(ballot: Ballot, puzzle: np.ndarray, passes: Callable[[np.ndarray, np.ndarray], bool]) -> Candidate:
     """The best-ranked candidate that passes the rules, else the best-ranked one."""
     ranked = ballot.ranked()
@@ -86,12 +98,11 @@ def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_pe
     symmetries = random_symmetries(kind, meta.seq_len, meta.vocab_size, symmetries_per_model, np.random.default_rng(seed))
     labels = np.concatenate([np.asarray(arrays["labels"]) for arrays in split.sets.values()])
     puzzles = np.concatenate([np.asarray(arrays["inputs"]) for arrays in split.sets.values()])
-    scored = labels != IGNORE_LABEL_ID
+    scorable = max(int(scored_positions(labels, meta.ignore_label_id).any(axis=1).sum()), 1)
     passes = rule_checker(kind, meta.seq_len) if select == "verified" else None
 
     def exact_share(answers: np.ndarray) -> float:
-        exact = ((answers == labels) | ~scored).all(axis=1) & scored.any(axis=1)
-        return float(exact.sum() / max(scored.any(axis=1).sum(), 1))
+        return float(exact_rows(answers, labels, meta.ignore_label_id).sum() / scorable)
 
     ballots = [Ballot() for _ in range(len(labels))]
     reported = set(guess_counts(len(symmetries) * len(models))) | {len(models)}  # M: the models alone, voting
