@@ -59,14 +59,18 @@ def test_device_is_an_option_and_unknown_devices_are_refused(sudoku4, tmp_path):
         assert result.returncode == 2 and "CUDA" in result.stderr
 
 
-def test_auto_resolves_to_fp32_eager_on_the_cpu_and_bf16_is_a_flag(sudoku4, tmp_path):
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_auto_on_the_cpu_is_eager_bf16_only_where_the_cpu_has_bf16_and_fp32_is_a_flag(sudoku4, tmp_path, monkeypatch,
+                                                                                       native_bf16):
     from hrmkit.config import TrainConfig, load_run_config
     from hrmkit.config_base import parse_overrides
     from hrmkit.model.layers import CastedLinear
     from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train import speed_settings
     from hrmkit.train.trainer import Trainer
 
     assert TrainConfig().precision == "auto" and TrainConfig().compile == "auto"
+    monkeypatch.setattr(speed_settings, "cpu_has_native_bf16", lambda: native_bf16)
 
     def linear_output_dtypes(precision: str | None) -> set:
         """The dtypes of every linear layer's output in training steps (train.steps=2), in process."""
@@ -89,7 +93,12 @@ def test_auto_resolves_to_fp32_eager_on_the_cpu_and_bf16_is_a_flag(sudoku4, tmp_
         return seen, (tmp_path / (precision or "default") / "config.yaml").read_text()
 
     seen, saved = linear_output_dtypes(None)  # auto: what ran is written down
-    assert seen == {(torch.float32, False)} and "precision: fp32" in saved and "compile: false" in saved
+    if native_bf16:
+        assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved and "compile: false" in saved
+    else:
+        assert seen == {(torch.float32, False)} and "precision: fp32" in saved and "compile: false" in saved
+    seen, saved = linear_output_dtypes("fp32")
+    assert seen == {(torch.float32, False)} and "precision: fp32" in saved
     seen, saved = linear_output_dtypes("bf16")
     assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved
 
@@ -136,6 +145,6 @@ def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_an_explicit_choice_stays
         assert (exact.precision, exact.compile, torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, False)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
-    cpu = TrainConfig()
+    cpu = TrainConfig(precision="fp32")
     resolve_speed_settings(cpu, torch.device("cpu"))
     assert (cpu.precision, cpu.compile) == ("fp32", False)

@@ -66,3 +66,26 @@ def test_training_steps_read_nothing_back_between_log_lines(sudoku4, tmp_path, m
     assert sum(short.values()) > 0  # the counter sees the log line's and the evaluation's reads
     per_step = {site: long[site] - short[site] for site in long | short if long[site] != short[site]}
     assert not per_step, f"host reads that grow with the number of steps: {per_step}"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_on_a_gpu_a_training_step_is_queued_without_waiting_for_the_device(sudoku4, tmp_path, variant):
+    """Keep the GPU busy with a long spin kernel, then ask for a training step: the host must queue
+    the whole step and return while the spin still runs. Any wait for the device (a read, a copy from
+    pageable memory, a synchronising call) would only return after the spin had finished."""
+    overrides = parse_overrides([f"data.path={sudoku4}", *TINY_MODEL, *VARIANTS[variant], "model.puzzle_emb_ndim=32",
+                                 "train.device=cuda", "train.compile=false", "train.steps=10", "train.grad_clip=1.0",
+                                 "train.ema=true", "train.grad_accum_steps=2"])
+    cfg = load_run_config("quickstart_sudoku4", overrides)
+    cfg.runs_dir, cfg.run_name = str(tmp_path), variant
+    trainer = Trainer(cfg, PuzzleTask, log=lambda *_: None)
+    for _ in range(2):  # warm-up: allocators, cuBLAS handles, pinned-memory pool
+        trainer._train_step()
+    torch.cuda.synchronize()
+    spun = torch.cuda.Event()
+    torch.cuda._sleep(2_000_000_000)  # about a second of GPU clock cycles
+    spun.record()
+    trainer._train_step()
+    assert not spun.query(), "the host waited for the GPU during a training step"
+    torch.cuda.synchronize()

@@ -121,7 +121,8 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
             _synchronize(device)
             times.append(time.perf_counter() - started)
     return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
-                   counter.get_total_flops(), _tokens_per_example(cfg), steps)
+                   counter.get_total_flops(), _tokens_per_example(cfg), steps,
+                   compile=False)  # evaluation runs eager, as hrm eval and the trainer's evaluation do
 
 
 # Dense peak FLOP/s of GPUs whose model FLOPs utilisation we report, by name fragment and precision
@@ -165,7 +166,8 @@ def _peak_memory_gib(device: torch.device) -> float:
 def format_result(result: dict) -> str:
     mfu = f", MFU {result['mfu']:.1%}" if result.get("mfu") is not None else ""
     return (f"{result['what']} {result['config']} [{result['variant']}, {result['parameters']:,} params] on "
-            f"{result['device']} {result['precision']} x{result['threads']} threads, batch {result['batch']}: "
+            f"{result['device']} {result['precision']} {'compiled' if result['compile'] is True else 'eager'} "
+            f"x{result['threads']} threads, batch {result['batch']}: "
             f"{result['ms_per_step']:.0f} ms/step, {result['samples_per_s']:.1f} samples/s, "
             f"{result['tokens_per_s']:.0f} tokens/s, {result['gflop_per_s']:.1f} GFLOP/s{mfu}, "
             f"peak memory {result['peak_memory_gib']:.2f} GiB")

@@ -42,7 +42,7 @@ from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
-from hrmkit.train.speed_settings import autocast_for, resolve_speed_settings
+from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 
@@ -272,7 +272,7 @@ class Trainer:
         set_recursion_depth(self.model, tc.depth_at(self.step))
         sums: dict[str, torch.Tensor] = {}
         for slot, micro in enumerate(self.task.next_micro_batches()):
-            micro = {k: v.to(self.device, non_blocking=True) for k, v in micro.items()}
+            micro = batch_to(micro, self.device)
             with self._autocast():
                 loss, metrics = self.task.train_loss(self.forward_model, micro, slot)
             self.scaler.scale(loss / tc.global_batch_size).backward()

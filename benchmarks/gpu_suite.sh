@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# hrmkit's GPU figures in one run (about 7 minutes on one H100/H200): the training step of the paper
+# configs at Sudoku shapes, batch 768, with default flags and with explicit ones, then a short
+# sudoku6 time-to-accuracy run through the CLI. Optionally the reference implementations' columns.
+#
+#     bash benchmarks/gpu_suite.sh                          # on the GPU machine, from the repo root
+#     DRYRUN=cpu bash benchmarks/gpu_suite.sh               # prove the script on the CPU (tiny sizes)
+#     REFBENCH=.refbench bash benchmarks/gpu_suite.sh       # + reference columns (the refbench kit, carried)
+#
+# Env: OUT (where logs and JSON go; the device tool's $OUT, else /tmp/gpu_suite), TOTAL_S (stop
+# starting stages past this many seconds; 450), PY (python3), HRMKIT_SRC (src/ of this checkout).
+# Rows use train.optimizer=adamw like the reference harness (OPTIMIZER=adam_atan2 for the presets' own row).
+# Every compiled row runs with TORCH_LOGS=recompiles,graph_breaks; the table counts what it printed.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT=${OUT:-/tmp/gpu_suite}
+PY=${PY:-python3}
+DRYRUN=${DRYRUN:-}
+TOTAL_S=${TOTAL_S:-450}
+REFBENCH=${REFBENCH:-}
+export PYTHONPATH="${HRMKIT_SRC:-$ROOT/src}${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT/rows"
+
+if [ "$DRYRUN" = cpu ]; then
+  DEVICE=(--device cpu --batch 4 --threads 2)
+  DEFAULT=(--compile true)  # the CPU's auto is eager: compile anyway, to prove the compiled rows
+  SMALL=(model.hidden_size=64 model.num_heads=2 model.H_cycles=1 model.L_cycles=1 model.halt_max_steps=2)
+  EAGER=(--steps 1 --warmup 1); COMPILED=(--steps 1 --warmup 1)
+  SUDOKU6_DATA=(--size 6 --train 200 --test 40 --num-aug 1 --difficulty hard --disjoint-solutions)
+  SUDOKU6_TRAIN=(train.device=cpu train.steps=20 train.eval_interval=10); SUDOKU6_S=120
+  REF_ARGS=(--device cpu --small --batch 4 --threads 2 --steps 1 --warmup 1)
+else
+  DEVICE=(--device cuda --batch 768)
+  DEFAULT=()
+  SMALL=()
+  EAGER=(--steps 10 --warmup 3); COMPILED=(--steps 10 --warmup 3)
+  SUDOKU6_DATA=(--size 6 --train 3000 --test 500 --num-aug 8 --difficulty hard --disjoint-solutions)
+  SUDOKU6_TRAIN=(train.device=cuda); SUDOKU6_S=90
+  REF_ARGS=(--device cuda --batch 768 --steps 10 --warmup 3)
+fi
+
+left() { echo $((TOTAL_S - SECONDS)); }
+
+row() {  # name cap hrm-bench-arguments...: one training-step figure, JSON in $OUT/rows/NAME.json
+  local name=$1 cap=$2; shift 2
+  if [ "$(left)" -lt 30 ]; then echo "=== SKIP $name: $(left) s left of TOTAL_S=$TOTAL_S"; return; fi
+  [ "$(left)" -lt "$cap" ] && cap=$(left)
+  echo "=== $name (limit ${cap} s, ${SECONDS} s elapsed)"
+  TORCH_LOGS=recompiles,graph_breaks timeout -k 10 "$cap" "$PY" -m hrmkit bench train "$@" "${DEVICE[@]}" \
+      train.optimizer="${OPTIMIZER:-adamw}" "${SMALL[@]}" --json "$OUT/rows/$name.json" 2> "$OUT/rows/$name.err"
+  echo "=== $name: exit $? ($(grep -c 'Recompiling function' "$OUT/rows/$name.err") recompiles," \
+       "$(grep -ci 'graph break' "$OUT/rows/$name.err") graph-break lines)"
+  tail -n 3 "$OUT/rows/$name.err"
+}
+
+ref_row() {  # name cap side_by_side-arguments...: the reference's step (refbench kit)
+  local name=$1 cap=$2; shift 2
+  if [ -z "$REFBENCH" ] || [ "$(left)" -lt 40 ]; then return; fi
+  [ "$(left)" -lt "$cap" ] && cap=$(left)
+  echo "=== reference $name (limit ${cap} s)"
+  HRMKIT_SRC="${HRMKIT_SRC:-$ROOT/src}" timeout -k 10 "$cap" "$PY" "$REFBENCH/side_by_side.py" --impl ref \
+      "${REF_ARGS[@]}" "$@" --json "$OUT/rows/$name.json" > "$OUT/rows/$name.log" 2>&1
+  echo "=== reference $name: exit $?"; tail -n 3 "$OUT/rows/$name.log"
+}
+
+main() {
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
+  "$PY" -c 'import sys, torch, hrmkit; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA", "| hrmkit", hrmkit.__file__)'
+
+  # Default flags: what `hrm train --config X` runs on this device (CUDA: bf16 autocast + TF32 + compile).
+  row hrm_v1.default 150 --config hrm_v1 "${DEFAULT[@]}" "${COMPILED[@]}"
+  row trm_att.default 120 --config trm_sudoku_att "${DEFAULT[@]}" "${COMPILED[@]}"
+  row trm_mlp.default 120 --config trm_sudoku_mlp "${DEFAULT[@]}" "${COMPILED[@]}"
+  # Explicit flags: the reference's math eager, and fp32 without TF32.
+  row hrm_v1.bf16_eager 60 --config hrm_v1 --precision bf16 --compile false "${EAGER[@]}"
+  row trm_att.bf16_eager 60 --config trm_sudoku_att --precision bf16 --compile false "${EAGER[@]}"
+  row trm_mlp.bf16_eager 60 --config trm_sudoku_mlp --precision bf16 --compile false "${EAGER[@]}"
+  row hrm_v1.fp32_eager 60 --config hrm_v1 --precision fp32 --compile false "${EAGER[@]}"
+
+  # sudoku6 through the CLI: build, train the preset with default flags for a wall-clock limit, report.
+  if [ "$(left)" -ge 60 ]; then
+    local work="$OUT/sudoku6" limit=$SUDOKU6_S
+    [ "$(left)" -lt $((limit + 40)) ] && limit=$(($(left) - 40))
+    echo "=== sudoku6: train for at most ${limit} s"
+    "$PY" -m hrmkit prepare sudoku "${SUDOKU6_DATA[@]}" --out "$work/data" > "$OUT/sudoku6_prepare.log" 2>&1 \
+      && (cd "$work" && timeout -s INT -k 10 "$limit" "$PY" -m hrmkit train --config sudoku6 data.path=data \
+            run_name=default train.progress=false "${SUDOKU6_TRAIN[@]}" > "$OUT/sudoku6_train.log" 2>&1)
+    echo "=== sudoku6: exit $? (124 or 130: stopped by the limit)"
+    "$PY" "$ROOT/benchmarks/time_to_accuracy.py" "$work/runs/default" --thresholds 0.5 0.9 0.95 0.99
+  fi
+
+  # The presets' own optimizer (adam_atan2) on the default flags: what the optimizer costs on top.
+  OPTIMIZER=adam_atan2 row hrm_v1.adam_atan2 150 --config hrm_v1 "${DEFAULT[@]}" "${COMPILED[@]}"
+
+  ref_row ref.hrm.compiled 150 --family hrm --precision bf16 --compile "${COMPILED[@]}"
+  ref_row ref.trm_att.compiled 120 --family trm_att --precision bf16 --compile "${COMPILED[@]}"
+  ref_row ref.hrm.bf16_eager 60 --family hrm --precision bf16 "${EAGER[@]}"
+  ref_row ref.trm_att.bf16_eager 60 --family trm_att --precision bf16 "${EAGER[@]}"
+  ref_row ref.trm_mlp.bf16_eager 60 --family trm_mlp --precision bf16 "${EAGER[@]}"
+
+  "$PY" "$ROOT/benchmarks/gpu_table.py" "$OUT/rows"
+  echo "=== gpu_suite finished after ${SECONDS} s"
+}
+
+main 2>&1 | tee "$OUT/log.txt"
