@@ -112,6 +112,12 @@ class PuzzleDatasetMetadata:
 # --------------------------------------------------------------------------- validation
 
 
+def scored_positions(labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:
+    """Where ``labels``, as stored on disk, are scored: not the dataset's own ``ignore_label_id``
+    (e.g. routing's padding around the route), which is not the loss's -100."""
+    return labels != ignore_label_id if ignore_label_id is not None else np.ones(np.shape(labels), dtype=bool)
+
+
 def array_path(split_dir: Path, set_name: str, array_name: str) -> Path:
     """Where one of a set's five arrays lives: `<split_dir>/<set>__<array>.npy`."""
     return split_dir / f"{set_name}__{array_name}.npy"

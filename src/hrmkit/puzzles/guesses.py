@@ -25,7 +25,7 @@ import torch
 
 from hrmkit.puzzles.check import sudoku_label_faults
 from hrmkit.puzzles.evaluate import evaluate_puzzles
-from hrmkit.puzzles.format import PuzzleSplit
+from hrmkit.puzzles.format import PuzzleSplit, scored_positions
 from hrmkit.puzzles.maze import is_valid_path
 from hrmkit.puzzles.routing import judge_path
 from hrmkit.puzzles.symmetries import Symmetry, random_symmetries
@@ -58,12 +58,6 @@ def rule_checker(kind: str, seq_len: int) -> Callable[[np.ndarray, np.ndarray], 
         return shortest_path
     side = math.isqrt(seq_len - 1)
     return lambda puzzle, answer: judge_path(puzzle, answer, side)[0] is None
-
-
-def scored_positions(labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:
-    """Where ``labels``, as stored on disk, are scored: not the dataset's own ``ignore_label_id``
-    (e.g. routing's padding around the route), which is not the loss's -100."""
-    return labels != ignore_label_id if ignore_label_id is not None else np.ones(labels.shape, dtype=bool)
 
 
 def exact_rows(answers: np.ndarray, labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:

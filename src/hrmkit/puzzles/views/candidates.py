@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from hrmkit.puzzles.format import scored_positions
 from hrmkit.puzzles.guesses import rule_checker
 from hrmkit.puzzles.symmetries import random_symmetries
 from hrmkit.puzzles.views.trace import Tracer, collect
@@ -32,7 +33,7 @@ def candidate_fields(data: dict[str, np.ndarray], tracer: Tracer, kind: str, seq
     passes = rule_checker(kind, seq_len)
     fields = []
     for ballot, puzzle, label in zip(ballots, data["inputs"], data["labels"]):
-        scored = label != ignore_label if ignore_label is not None else np.ones_like(label, dtype=bool)
+        scored = scored_positions(label, ignore_label)
         ranked = ballot.ranked()
         fields.append({"guesses": len(symmetries), "candidate_count": len(ranked), "candidates": [
             {"answer": tokens_text(candidate.answer), "votes": candidate.votes,

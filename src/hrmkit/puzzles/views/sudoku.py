@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from hrmkit.puzzles.format import PuzzleSplit
+from hrmkit.puzzles.format import PuzzleSplit, scored_positions
 from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES
 from hrmkit.puzzles.views.kinds import sudoku_side
 from hrmkit.puzzles.views.trace import Tracer, collect, read_rows, segment_fields
@@ -33,7 +31,7 @@ def sudoku_page(split: PuzzleSplit, tracer: Tracer, n: int) -> dict[str, Any]:
     examples = []
     for index, row in enumerate(rows.tolist()):
         labels = data["labels"][index]
-        scored = labels != ignore if ignore is not None else np.ones_like(labels, dtype=bool)
+        scored = scored_positions(labels, ignore)
         wrong = [int(((predicted != labels) & scored).sum()) for predicted in trace.predictions[index]]
         examples.append({
             "title": f"example {row}",
