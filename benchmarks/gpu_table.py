@@ -31,6 +31,8 @@ def reference_row(path: Path) -> list[str]:
 
 
 def main() -> None:
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        raise SystemExit(f"usage: python benchmarks/gpu_table.py ROWS_DIR (a gpu_suite.sh run's rows folder); got {sys.argv[1:]}")
     rows_dir = Path(sys.argv[1])
     header = ["row", "code", "precision", "mode", "ms per step", "peak GiB", "recompiles", "graph breaks", "device"]
     print("| " + " | ".join(header) + " |")
