@@ -126,9 +126,9 @@ def test_a_compiled_run_saves_checkpoints_without_the_compile_prefix(sudoku4, tm
         assert weights and not any("_orig_mod" in key for key in weights)
 
 
-def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_an_explicit_choice_stays(monkeypatch):
+def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_a_loader_worker_and_an_explicit_choice_stays(monkeypatch):
     """The CUDA resolution, checked without a GPU: only the device type and bf16 support are read."""
-    from hrmkit.config import TrainConfig
+    from hrmkit.config import DataConfig, RunConfig, TrainConfig
     from hrmkit.train.speed_settings import resolve_speed_settings
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
@@ -136,15 +136,17 @@ def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_an_explicit_choice_stays
     cuda = torch.device("cuda", 0)
     try:
         torch.backends.cuda.matmul.allow_tf32 = False
-        auto = TrainConfig()
+        auto = RunConfig()
         resolve_speed_settings(auto, cuda)
-        assert (auto.precision, auto.compile, torch.backends.cuda.matmul.allow_tf32) == ("bf16", True, True)
+        assert (auto.train.precision, auto.train.compile, auto.data.workers,
+                torch.backends.cuda.matmul.allow_tf32) == ("bf16", True, 1, True)
         torch.backends.cuda.matmul.allow_tf32 = False
-        exact = TrainConfig(precision="fp32", compile=False)
+        exact = RunConfig(train=TrainConfig(precision="fp32", compile=False), data=DataConfig(workers=0))
         resolve_speed_settings(exact, cuda)
-        assert (exact.precision, exact.compile, torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, False)
+        assert (exact.train.precision, exact.train.compile, exact.data.workers,
+                torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, 0, False)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
-    cpu = TrainConfig(precision="fp32")
+    cpu = RunConfig(train=TrainConfig(precision="fp32"))
     resolve_speed_settings(cpu, torch.device("cpu"))
-    assert (cpu.precision, cpu.compile) == ("fp32", False)
+    assert (cpu.train.precision, cpu.train.compile, cpu.data.workers) == ("fp32", False, 0)

@@ -18,6 +18,7 @@ from hrmkit.lm.corpus_format import (
     write_corpus,
 )
 from hrmkit.lm.examples import cut_at_eos, make_example, make_text_example
+from hrmkit.train.batch_loader import BatchLoader
 from hrmkit.lm.tokenizers import (
     BPETokenizer,
     SimpleTokenizer,
@@ -361,10 +362,9 @@ def test_resumed_stream_yields_the_batches_of_the_uninterrupted_run(corpus):
     first = BatchStream(split, 8, pad_id=0, seed=2)
     take(first, 6)
     state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint would store it
-    resumed = BatchStream(split, 8, pad_id=0, seed=2, workers=2)
+    resumed = BatchStream(split, 8, pad_id=0, seed=2)
     resumed.load_state_dict(state)
     assert_same_batches(take(resumed, 5), uninterrupted[6:])
-    resumed.close()
     with pytest.raises(ValueError, match="seed=2"):
         BatchStream(split, 8, pad_id=0, seed=3).load_state_dict(state)
 
@@ -381,10 +381,18 @@ def test_rank_shares_concatenate_to_the_one_rank_global_batch(corpus):
         BatchStream(split, 8, pad_id=0, seed=1, world_size=3)
 
 
-def test_prefetching_workers_give_identical_batches(corpus):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_worker_processes_hand_out_the_stream_in_order_and_resume_where_it_was_handed_out(corpus, start_method):
     split = CorpusSplit(corpus, "train")
-    with BatchStream(split, 6, pad_id=0, seed=9, workers=2) as parallel:
-        assert_same_batches(take(parallel, 14), take(BatchStream(split, 6, pad_id=0, seed=9), 14))
+    uninterrupted = take(BatchStream(split, 6, pad_id=0, seed=9), 14)
+    loader = BatchLoader(BatchStream(split, 6, pad_id=0, seed=9), workers=2, start_method=start_method)
+    assert_same_batches(take(loader, 5), uninterrupted[:5])
+    state = json.loads(json.dumps(loader.state_dict()))  # the workers have prepared more than 5 by now
+    loader.close()
+    resumed = BatchLoader(BatchStream(split, 6, pad_id=0, seed=9), workers=1, start_method=start_method)
+    resumed.load_state_dict(state)
+    assert_same_batches(take(resumed, 9), uninterrupted[5:])
+    resumed.close()
 
 
 def test_eval_batches_cover_each_example_once_across_ranks(corpus, char_tokenizer):

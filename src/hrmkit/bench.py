@@ -85,7 +85,7 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
     """The evaluation forward on random batches of train.eval_batch_size (or the global batch)."""
     from hrmkit.train.distributed import pick_device
     device = pick_device(cfg.train.device)
-    resolve_speed_settings(cfg.train, device)
+    resolve_speed_settings(cfg, device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     task = synthetic_task(cfg)(cfg)
@@ -189,7 +189,7 @@ def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt
     if not model_cfg.vocab_size:
         raise ValueError("benchmarks need model.vocab_size (set it as an override)")
     device = pick_device(cfg.train.device)
-    resolve_speed_settings(cfg.train, device)
+    resolve_speed_settings(cfg, device)
     torch.manual_seed(cfg.train.seed)
     model = Seq2SeqHRM(model_cfg).to(device).eval()
     ids = torch.randint(4, model_cfg.vocab_size, (batch, prompt_len), device=device)

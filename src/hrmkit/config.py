@@ -134,7 +134,9 @@ class DataConfig:
     path: str = field_doc("", "dataset folder: the reference puzzle format (puzzle) or a processed corpus (seq2seq)", flag="dataset")
     train_split: str = field_doc("train", "split used for training")
     eval_split: str = field_doc("test", "split used for evaluation (seq2seq corpora call it val)")
-    workers: int = field_doc(0, "seq2seq: background workers reading examples; 0 reads in the training process", flag="dataset_workers")
+    workers: Literal["auto"] | int = field_doc(
+        "auto", "worker processes preparing training batches ahead of the step, in order and resumable; "
+                "0 prepares them in the training process; auto = 1 on CUDA, 0 on the CPU and MPS", flag="dataset_workers")
     build: Literal["", "arithmetic"] = field_doc("", "seq2seq: generate this synthetic corpus at data.path when it does not exist")
     arithmetic_digits: int = field_doc(2, "arithmetic corpus: operands have 1..digits digits")
     arithmetic_train: int = field_doc(16000, "arithmetic corpus: training problems")
@@ -162,8 +164,9 @@ class TrainConfig:
     puzzle_emb_weight_decay: float = field_doc(0.1, "weight decay of the puzzle embeddings")
     grad_clip: float = field_doc(0.0, "clip the global grad norm to this; 0 disables", flag="grad_clip")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field_doc(
-        "auto", "autocast precision; auto = bf16 on CUDA (fp32 matmuls outside autocast in TF32), fp32 on the CPU "
-                "and MPS; fp32 = exact fp32 everywhere", flag="mixed_precision")
+        "auto", "autocast precision; auto = bf16 on CUDA (fp32 matmuls outside autocast in TF32) and on CPUs "
+                "that multiply bf16 natively (AVX-512 BF16 or AMX), else fp32; fp32 = exact fp32 everywhere",
+        flag="mixed_precision")
     device: str = field_doc("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int = field_doc(0, "CPU threads for torch; 0 = torch's default")
     compile: Literal["auto", True, False] = field_doc("auto", "wrap the model in torch.compile; auto = on CUDA only")

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -73,10 +71,8 @@ class BatchStream:
     the split is smaller than one batch: then batches run on into the next epoch's order.
 
     `epoch` is the current epoch and `position` the number of examples of its order already
-    used; `step` counts global batches taken. `workers > 0` prepares upcoming batches on a
-    thread pool, with output identical to `workers=0`. Threads, not processes: file reads
-    and tensor copies release the GIL, nothing needs pickling, and the main use is keeping
-    the next batches ready while the model steps.
+    used; `step` counts global batches taken. To prepare batches ahead in worker processes,
+    wrap it in `hrmkit.train.batch_loader.BatchLoader`.
     """
 
     def __init__(
@@ -87,15 +83,12 @@ class BatchStream:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
-        workers: int = 0,
         shuffle: bool = True,
         pad_to_multiple_of: int | None = None,
     ) -> None:
         self.local_batch_size = local_batch_size(batch_size, rank, world_size)
         if len(split) == 0:
             raise ValueError(f"cannot draw training batches from an empty split ({split!r})")
-        if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.split = split
@@ -104,7 +97,6 @@ class BatchStream:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.workers = workers
         self.shuffle = shuffle
         self.pad_to_multiple_of = pad_to_multiple_of
         self.epoch = 0
@@ -112,10 +104,6 @@ class BatchStream:
         self.step = 0
         self._order_epoch: int | None = None
         self._order_cache: np.ndarray | None = None
-        # Prefetch: batches already handed to the pool, each with the cursor after it.
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="hrmkit-batches") if workers else None
-        self._pending: deque[tuple[Future, tuple[int, int]]] = deque()
-        self._planned = (0, 0)
 
     def _order(self, epoch: int) -> np.ndarray:
         if self._order_epoch != epoch:
@@ -127,9 +115,10 @@ class BatchStream:
             self._order_epoch = epoch
         return self._order_cache
 
-    def _next_indices(self, epoch: int, position: int) -> tuple[np.ndarray, int, int]:
-        """This rank's example indices of the global batch at (epoch, position), and the cursor after it."""
+    def _next_indices(self) -> np.ndarray:
+        """This rank's example indices of the next global batch; moves the cursor past it."""
         count, needed = len(self.split), self.batch_size
+        epoch, position = self.epoch, self.position
         parts = []
         while needed:
             take = min(needed, count - position)
@@ -139,33 +128,19 @@ class BatchStream:
             # Move on at the epoch's end, or where only a partial batch is left to drop.
             if position == count or (count >= self.batch_size and position + self.batch_size > count):
                 epoch, position = epoch + 1, 0
+        self.epoch, self.position = epoch, position
+        self.step += 1
         local = slice(self.rank * self.local_batch_size, (self.rank + 1) * self.local_batch_size)
-        return np.concatenate(parts)[local], epoch, position
+        return np.concatenate(parts)[local]
 
-    def _make_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        examples = [self.split[int(index)] for index in indices]
-        return pad_batch(examples, self.pad_id, self.pad_to_multiple_of)
-
-    def _fill_prefetch(self) -> None:
-        while len(self._pending) < 2 * self.workers:
-            indices, *cursor = self._next_indices(*self._planned)
-            self._planned = tuple(cursor)
-            self._pending.append((self._pool.submit(self._make_batch, indices), self._planned))
+    def skip_batch(self) -> None:
+        """Move past the next global batch without reading its examples."""
+        self._next_indices()
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """This rank's padded rows of the next global batch (see `pad_batch`)."""
-        if self._pool is None:
-            indices, epoch, position = self._next_indices(self.epoch, self.position)
-            batch = self._make_batch(indices)
-        else:
-            self._fill_prefetch()
-            future, (epoch, position) = self._pending[0]
-            batch = future.result()  # a bad example raises here, in stream order
-            self._pending.popleft()
-            self._fill_prefetch()
-        self.epoch, self.position = epoch, position
-        self.step += 1
-        return batch
+        examples = [self.split[int(index)] for index in self._next_indices()]
+        return pad_batch(examples, self.pad_id, self.pad_to_multiple_of)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
@@ -195,26 +170,7 @@ class BatchStream:
                     f"batch stream state was saved with {key}={state.get(key)!r}, this stream has "
                     f"{key}={current[key]!r}; resuming would give different batches"
                 )
-        self._drop_prefetch()
         self.epoch, self.position, self.step = int(state["epoch"]), int(state["position"]), int(state["step"])
-        self._planned = (self.epoch, self.position)
-
-    def _drop_prefetch(self) -> None:
-        for future, _ in self._pending:
-            future.cancel()
-        self._pending.clear()
-
-    def close(self) -> None:
-        """Stop the prefetch threads (the stream cannot be used afterwards)."""
-        self._drop_prefetch()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def __enter__(self) -> BatchStream:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
 
 def eval_batches(

@@ -234,8 +234,16 @@ class CorpusSplit:
         self._descriptor = self._open()
 
     def _open(self) -> int | None:
-        # Opened once, up front: reader threads then share it without racing to open it.
+        # Opened once, up front: readers then share it without racing to open it.
         return os.open(self.path, os.O_RDONLY) if hasattr(os, "pread") else None
+
+    def __getstate__(self) -> dict:
+        # A descriptor means nothing in another process: a loader's spawned worker opens the file again.
+        return {**self.__dict__, "_descriptor": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._descriptor = self._open()
 
     def __len__(self) -> int:
         return len(self._bounds) - 1
@@ -245,7 +253,7 @@ class CorpusSplit:
             with open(self.path, "rb") as file:
                 file.seek(start)
                 return file.read(length)
-        # pread keeps no file position, so reader threads can share one descriptor.
+        # pread keeps no file position, so readers (and forked workers) can share one descriptor.
         return os.pread(self._descriptor, length, start)
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:

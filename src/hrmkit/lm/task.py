@@ -28,6 +28,7 @@ from hrmkit.lm.tokenizers import load_tokenizer
 from hrmkit.model.losses import IGNORE_LABEL_ID
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train import collectives
+from hrmkit.train.batch_loader import batch_loader_for
 from hrmkit.train.token_losses import build_token_loss
 
 ASSET_FILES = ("tokenizer.json", "meta.json")
@@ -87,8 +88,8 @@ class Seq2SeqTask:
         if tc.global_batch_size % (world_size * tc.grad_accum_steps):
             raise ValueError(f"train.global_batch_size {tc.global_batch_size} must be divisible by "
                              f"processes × grad_accum_steps = {world_size * tc.grad_accum_steps}")
-        self.stream = BatchStream(self.train_split, tc.global_batch_size, self.meta["pad_id"], seed=tc.seed,
-                                  rank=rank, world_size=world_size, workers=cfg.data.workers)
+        self.batches = batch_loader_for(cfg, BatchStream(self.train_split, tc.global_batch_size, self.meta["pad_id"],
+                                                        seed=tc.seed, rank=rank, world_size=world_size))
         self.loss_fn = build_token_loss(cfg.model.loss, cfg.model.loss_kwargs)
         self.tokens_per_example = 0  # varies per batch: train_loss reports "tokens" instead
 
@@ -127,7 +128,7 @@ class Seq2SeqTask:
 
     # -- training --------------------------------------------------------------------------------
     def next_micro_batches(self) -> list[dict[str, torch.Tensor]]:
-        batch = self.stream.next_batch()
+        batch = self.batches.next_batch()
         slots = self.cfg.train.grad_accum_steps
         return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(slots) for v in batch.values()))]
 
@@ -164,10 +165,10 @@ class Seq2SeqTask:
 
     # -- resume ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"stream": self.stream.state_dict()}
+        return {"stream": self.batches.state_dict()}
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
-        self.stream.load_state_dict(state["stream"])
+        self.batches.load_state_dict(state["stream"])
 
 
 def seq2seq_loss(model: Seq2SeqHRM, batch: dict, loss_fn, aux_loss_weight: float):

@@ -179,6 +179,10 @@ class TrainSampler:
             self._pass = None
             self._set_index = (self._set_index + 1) % len(self.split.metadata.sets)
 
+    def skip_batch(self) -> None:
+        """Move past the next global batch, choosing its rows without gathering them."""
+        self._next_global_rows()
+
     def next_batch(self) -> dict[str, torch.Tensor]:
         """This rank's slice of the next global batch: inputs, labels, puzzle_identifiers."""
         set_name, example_rows, puzzle_rows = self._next_global_rows()

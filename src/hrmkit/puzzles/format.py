@@ -344,6 +344,13 @@ class PuzzleSplit:
     sets: dict[str, dict[str, np.ndarray]]
     identifiers: list[str]
 
+    def __reduce_ex__(self, protocol):
+        """Pickled as its path when read from disk, so a loader's worker process maps the files again
+        rather than receiving a copy of every array; a split made in memory pickles whole."""
+        if all(isinstance(array, np.memmap) for arrays in self.sets.values() for array in arrays.values()):
+            return load_split, (self.root, self.split)
+        return super().__reduce_ex__(protocol)
+
     def num_examples(self, set: str | None = None) -> int:
         """Examples in one set, or in all of them."""
         chosen = self.sets.values() if set is None else [self.sets[set]]

@@ -21,6 +21,7 @@ from hrmkit.puzzles.batches import TrainSampler
 from hrmkit.puzzles.evaluate import evaluate_puzzles
 from hrmkit.puzzles.format import PuzzleSplit, load_split
 from hrmkit.train import collectives
+from hrmkit.train.batch_loader import batch_loader_for
 
 
 class PuzzleTask:
@@ -34,8 +35,8 @@ class PuzzleTask:
         if cfg.train.global_batch_size % (world_size * cfg.train.grad_accum_steps):
             raise ValueError(f"train.global_batch_size {cfg.train.global_batch_size} must be divisible by "
                              f"processes × grad_accum_steps = {world_size * cfg.train.grad_accum_steps}")
-        self.sampler = TrainSampler(self.train_split, cfg.train.global_batch_size, seed=cfg.train.seed,
-                                    rank=rank, world_size=world_size)
+        self.batches = batch_loader_for(cfg, TrainSampler(self.train_split, cfg.train.global_batch_size,
+                                                          seed=cfg.train.seed, rank=rank, world_size=world_size))
         self.carries: list[ACTCarry | None] = [None] * cfg.train.grad_accum_steps
 
     def fill_model_config(self) -> None:
@@ -75,7 +76,7 @@ class PuzzleTask:
         return self.train_split.metadata.seq_len
 
     def next_micro_batches(self) -> list[dict[str, torch.Tensor]]:
-        batch = self.sampler.next_batch()
+        batch = self.batches.next_batch()
         return [dict(zip(batch, parts)) for parts in zip(*(v.chunk(len(self.carries)) for v in batch.values()))]
 
     def train_loss(self, model: ACTModel, batch: dict, slot: int):
@@ -91,10 +92,10 @@ class PuzzleTask:
 
     # -- resume ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"sampler": self.sampler.state_dict(), "carries": [_carry_to_dict(c) for c in self.carries]}
+        return {"sampler": self.batches.state_dict(), "carries": [_carry_to_dict(c) for c in self.carries]}
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
-        self.sampler.load_state_dict(state["sampler"])
+        self.batches.load_state_dict(state["sampler"])
         carries = state.get("carries", [])
         if len(carries) == len(self.carries):
             self.carries = [_carry_from_dict(c, device) for c in carries]

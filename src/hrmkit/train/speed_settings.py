@@ -1,12 +1,16 @@
-"""What ``train.precision: auto`` and ``train.compile: auto`` mean on each device, the autocast
-that a precision stands for, and how a batch reaches the device without stopping the host.
+"""What ``train.precision``, ``train.compile`` and ``data.workers`` set to ``auto`` mean on each
+device, the autocast that a precision stands for, and how a batch reaches the device without
+stopping the host.
 
-The trainer resolves both before it builds the model and writes the resolved values to the run's
+The trainer resolves them before it builds the model and writes the resolved values to the run's
 config.yaml, so a run folder says what ran. The choices are measured, not habits:
 
 - CUDA: bf16 autocast (the reference trains with a bf16 forward and fp32 master weights), TF32 for
-  the matmuls that stay fp32, and ``torch.compile`` (the reference's default run compiles too).
-- CPU: bf16 autocast where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32; eager.
+  the matmuls that stay fp32, and ``torch.compile`` (the reference's default run compiles too); one
+  worker process prepares the training batches (choosing a batch's rows is milliseconds of Python
+  that would otherwise hold the GIL the step's kernel launches need).
+- CPU: bf16 autocast where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32; eager;
+  batches prepared in the training process (a worker would take a core from the step).
   On the quickstart (2 cores of an Intel Xeon with AMX) bf16 reached 99 % held-out exact in 62 s of
   training against 86 s for fp32, same final accuracy; torch.compile's warm-up (about 30 s) cost
   more than its faster steps saved in a run of that length (docs/BENCHMARKS.md, section 16).
@@ -19,7 +23,7 @@ import contextlib
 
 import torch
 
-from hrmkit.config import TrainConfig
+from hrmkit.config import RunConfig
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -31,15 +35,18 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
-def resolve_speed_settings(tc: TrainConfig, device: torch.device) -> None:
-    """Replace ``auto`` in ``tc.precision`` and ``tc.compile`` by the device's choice; on CUDA,
-    allow TF32 matmuls unless the run asked for exact fp32."""
+def resolve_speed_settings(cfg: RunConfig, device: torch.device) -> None:
+    """Replace ``auto`` in ``train.precision``, ``train.compile`` and ``data.workers`` by the device's
+    choice; on CUDA, allow TF32 matmuls unless the run asked for exact fp32."""
+    tc = cfg.train
     on_cuda = device.type == "cuda"
     if tc.precision == "auto":
         native_bf16 = torch.cuda.is_bf16_supported() if on_cuda else device.type == "cpu" and cpu_has_native_bf16()
         tc.precision = "bf16" if native_bf16 else "fp32"
     if tc.compile == "auto":
         tc.compile = on_cuda
+    if cfg.data.workers == "auto":
+        cfg.data.workers = 1 if on_cuda else 0
     if on_cuda and tc.precision != "fp32":
         torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 matmuls left outside autocast
         torch.backends.cudnn.allow_tf32 = True

@@ -55,7 +55,7 @@ class Trainer:
         if tc.threads > 0:
             torch.set_num_threads(tc.threads)
         self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
-        resolve_speed_settings(tc, self.device)  # config.yaml then records what ran, not "auto"
+        resolve_speed_settings(cfg, self.device)  # config.yaml then records what ran, not "auto"
         self.proc: ProcessInfo = init_processes(self.device)
         if not self.proc.is_main:  # one voice: rank 0 speaks for all processes
             self.log = lambda *_: None
