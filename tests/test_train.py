@@ -40,6 +40,18 @@ def test_resume_after_process_exit_reproduces_the_uninterrupted_run(sudoku4, tmp
 
 
 @pytest.mark.cli
+def test_a_run_whose_batches_come_from_worker_processes_resumes_like_the_uninterrupted_run(sudoku4, tmp_path):
+    """Workers prepare batches ahead of the step: the checkpoint must hold the position of the last batch
+    trained on, not of the last one prepared, or the resumed run skips batches."""
+    hrm_here(*train_args(sudoku4, tmp_path, "in_process", 6, "data.workers=0"))
+    hrm(*train_args(sudoku4, tmp_path, "workers", 3, "data.workers=2"))
+    hrm(*train_args(sudoku4, tmp_path, "workers", 6, "data.workers=2"))
+    assert train_losses(tmp_path / "in_process") == train_losses(tmp_path / "workers")
+    weights_a, weights_b = final_weights(tmp_path / "in_process"), final_weights(tmp_path / "workers")
+    assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
+
+
+@pytest.mark.cli
 def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(sudoku4, tmp_path):
     hrm_here(*train_args(sudoku4, tmp_path, "run", 6))
     newest = tmp_path / "run" / "checkpoints" / "step_6.pt"
