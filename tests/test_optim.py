@@ -325,3 +325,121 @@ def test_hrm_info_names_lists_what_the_config_accepts(capsys):
     assert "adam_atan2" in lines[next(k for k in lines if k.startswith("optimizers"))].split(", ")
     assert "cosine" in lines[next(k for k in lines if k.startswith("lr_schedulers"))].split(", ")
     assert "stablemax_cross_entropy" in lines[next(k for k in lines if k.startswith("losses"))].split(", ")
+
+
+class _PerParameterAdamATan2(AdamATan2):
+    """AdamATan2.step as it was before it went flat: one parameter at a time (a copy, to compare with)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+                step = state["step"].item()
+                beta1, beta2 = group["betas"]
+                lr = float(group["lr"])
+                opmath = torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
+                step_size = AdamATan2._round_to(lr * group["a"] / (1 - beta1**step), opmath)
+                wd_alpha = AdamATan2._round_to(1 - lr * group["weight_decay"], opmath)
+                divisor = AdamATan2._round_to(math.sqrt(1 - beta2**step) / group["b"], opmath)
+                mbeta1, mbeta2 = AdamATan2._round_to(1 - beta1, opmath), AdamATan2._round_to(1 - beta2, opmath)
+                value, grad = param.to(opmath), param.grad.to(opmath)
+                exp_avg, exp_avg_sq = state["exp_avg"].to(opmath), state["exp_avg_sq"].to(opmath)
+                fma, divide = AdamATan2._fma, AdamATan2._divide
+                exp_avg = fma(grad, mbeta1, fma(exp_avg, -mbeta1, exp_avg))
+                exp_avg_sq = fma(grad * grad, mbeta2, fma(exp_avg_sq, -mbeta2, exp_avg_sq))
+                denom = divide(exp_avg_sq.sqrt(), divisor)
+                value = fma(value, wd_alpha, -(torch.atan2(exp_avg, denom) * step_size))
+                param.copy_(value)
+                state["exp_avg"].copy_(exp_avg)
+                state["exp_avg_sq"].copy_(exp_avg_sq)
+
+
+_TORCH_ATAN2 = torch.atan2
+
+
+def _atan2_one_element_at_a_time(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # On CPU torch.atan2 computes the elements that fill a SIMD vector (SLEEF) and the leftover
+    # tail (libm) differently in the last bit, so an element's result depends on where it sits in
+    # its tensor. Taken one element at a time, every element goes the same (scalar) way.
+    values = [_TORCH_ATAN2(one_y, one_x) for one_y, one_x in zip(y.reshape(-1), x.reshape(-1))]
+    return torch.stack(values).view(y.shape) if values else _TORCH_ATAN2(y, x)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))])
+def test_adam_atan2_flat_step_matches_the_per_parameter_update_bit_for_bit(device, monkeypatch):
+    # Two groups, float32 and bfloat16 in each, and a parameter that misses steps: 4 or 5 buckets a step.
+    if device == "cpu":
+        # The one position-dependent op (see above): the same on both sides, so the rest is compared.
+        monkeypatch.setattr(torch, "atan2", _atan2_one_element_at_a_time)
+    shapes = [(), (7,), (5, 9), (3, 5), (2, 3, 4), (19,)]
+    dtypes = [torch.float32, torch.float32, torch.float32, torch.bfloat16, torch.bfloat16, torch.float32]
+    generator = torch.Generator().manual_seed(0)
+    starts = [torch.randn(shape, generator=generator).to(dtype) for shape, dtype in zip(shapes, dtypes)]
+
+    def build(optimizer_class):
+        params = [start.clone().to(device).requires_grad_(True) for start in starts]
+        groups = [{"params": params[:4], "lr": 0.05, "weight_decay": 0.2},
+                  {"params": params[4:], "lr": 0.003, "weight_decay": 0.0, "a": 1.27, "b": 2.0}]
+        return params, optimizer_class(groups, betas=(0.9, 0.95))
+
+    flat_params, flat = build(AdamATan2)
+    reference_params, reference = build(_PerParameterAdamATan2)
+    for step in range(5):
+        grads = [torch.randn(shape, generator=generator).to(dtype) * 10.0 ** (index - 2)
+                 for index, (shape, dtype) in enumerate(zip(shapes, dtypes))]
+        if step == 0:
+            grads[0].zero_()  # atan2(0, 0)
+        for params in (flat_params, reference_params):
+            for index, (param, grad) in enumerate(zip(params, grads)):
+                # The 1-d float32 parameter skips steps 1 and 3: its step count falls behind the
+                # others' of its group, so it is updated in a bucket of its own.
+                param.grad = None if index == 1 and step in (1, 3) else grad.to(device)
+        flat.step()
+        reference.step()
+        for index, (param, expected) in enumerate(zip(flat_params, reference_params)):
+            assert torch.equal(param, expected), f"parameter {index}, step {step + 1}"
+            state, expected_state = flat.state[param], reference.state[expected]
+            assert state["step"].device.type == "cpu" and state["step"].dtype == torch.float32
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                assert state[key].dtype == expected_state[key].dtype
+                assert torch.equal(state[key], expected_state[key]), f"parameter {index} {key}, step {step + 1}"
+    assert flat.state[flat_params[1]]["step"].item() == 3 and flat.state[flat_params[0]]["step"].item() == 5
+
+
+def _ops_in_a_step(parameter_count: int) -> int:
+    """Tensor operations that AdamATan2.step runs for ``parameter_count`` float32 parameters of
+    mixed shapes, at the second step; views and reads of the (CPU) step counts aside: neither
+    launches a kernel."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            step_count_read = func is torch.ops.aten._local_scalar_dense.default and any(
+                args[0] is state["step"] for state in optimizer.state.values())
+            Count.calls += 0 if func.is_view or step_count_read else 1
+            return func(*args, **(kwargs or {}))
+
+    params = [torch.nn.Parameter(torch.randn((index % 3 + 1,) * (index % 3))) for index in range(parameter_count)]
+    optimizer = AdamATan2(params, lr=0.01)
+    for _ in range(2):
+        for param in params:
+            param.grad = torch.randn_like(param)
+        Count.calls = 0  # the first step also makes the state
+        with Count():
+            optimizer.step()
+    return Count.calls
+
+
+def test_adam_atan2_step_runs_as_many_ops_for_40_parameters_as_for_4():
+    assert _ops_in_a_step(40) == _ops_in_a_step(4)

@@ -51,6 +51,19 @@ class AdamATan2(torch.optim.Optimizer):
     float64 parameters there is no wider type: each fma is a product and a sum, rounded
     apart, so float64 results drift from the kernel's by rounding.
 
+    A step runs per bucket, not per parameter: a group's parameters that have a gradient are
+    bucketed by device, dtype and step count (the scalars depend on nothing else), and each
+    bucket's values, gradients and moments are concatenated into flat tensors, updated by one
+    pass of the operations above and copied back (``torch._foreach_copy_``). So a step runs a
+    constant number of tensor operations per bucket, normally one bucket per group, however
+    many parameters (views and reads of the CPU step counts aside, which launch no kernel; on
+    CUDA ``cat`` and the foreach copy take many tensors per launch); the price is memory,
+    temporaries the size of the whole bucket.
+    The operations are elementwise, so the results are the per-parameter ones bit for bit, but
+    on CPU, where torch rounds ``atan2`` differently in the last bit for the elements that fill
+    a SIMD vector and for the leftover ones: there an element's ``atan2`` depends on where it
+    sits in its bucket, as it depended on where it sat in its parameter.
+
     A tensor ``lr`` is read as a number each step. State per parameter: ``step`` (a CPU
     float32 scalar tensor), ``exp_avg`` and ``exp_avg_sq``, the package's names.
     """
@@ -82,38 +95,49 @@ class AdamATan2(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if param.grad.is_sparse:
-                    raise RuntimeError("AdamATan2 does not support sparse gradients")
-                self._update_parameter(param, self.state[param], group)
+            params = [param for param in group["params"] if param.grad is not None]
+            if any(param.grad.is_sparse for param in params):
+                raise RuntimeError("AdamATan2 does not support sparse gradients")
+            if not params:
+                continue
+            states = [self.state[param] for param in params]
+            for param, state in zip(params, states):
+                if not state:
+                    # "step" stays a CPU float tensor, like torch's own Adam, so that
+                    # Optimizer.load_state_dict leaves it alone when casting state to the param dtype.
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            torch._foreach_add_([state["step"] for state in states], 1)
+            buckets: dict[tuple, tuple[list, list]] = {}
+            for param, state in zip(params, states):
+                # Reading a step count (a CPU tensor) waits for no device.
+                bucket = buckets.setdefault((param.device, param.dtype, state["step"].item()), ([], []))
+                bucket[0].append(param)
+                bucket[1].append(state)
+            for (_, _, step), (bucket_params, bucket_states) in buckets.items():
+                self._update_bucket(bucket_params, bucket_states, step, group)
         return loss
 
     @staticmethod
-    def _update_parameter(param: torch.Tensor, state: dict, group: dict) -> None:
-        if not state:
-            # "step" stays a CPU float tensor, like torch's own Adam, so that
-            # Optimizer.load_state_dict leaves it alone when casting state to the param dtype.
-            state["step"] = torch.zeros((), dtype=torch.float32)
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["step"] += 1
-        step = state["step"].item()
+    def _update_bucket(params: list[torch.Tensor], states: list[dict], step: float, group: dict) -> None:
+        """One step for parameters of one group, device, dtype and step count, as flat tensors."""
         beta1, beta2 = group["betas"]
         lr = float(group["lr"])
-
-        opmath = torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
+        opmath = torch.float32 if params[0].dtype in (torch.float16, torch.bfloat16) else params[0].dtype
         # The kernel's scalars: float64 (beta ** float32 step), then one rounding to opmath.
         step_size = AdamATan2._round_to(lr * group["a"] / (1 - beta1**step), opmath)
         wd_alpha = AdamATan2._round_to(1 - lr * group["weight_decay"], opmath)
         divisor = AdamATan2._round_to(math.sqrt(1 - beta2**step) / group["b"], opmath)
         mbeta1, mbeta2 = AdamATan2._round_to(1 - beta1, opmath), AdamATan2._round_to(1 - beta2, opmath)
 
-        value = param.to(opmath)
-        grad = param.grad.to(opmath)
-        exp_avg = state["exp_avg"].to(opmath)
-        exp_avg_sq = state["exp_avg_sq"].to(opmath)
+        exp_avgs, exp_avg_sqs = [state["exp_avg"] for state in states], [state["exp_avg_sq"] for state in states]
+
+        def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat([tensor.reshape(-1) for tensor in tensors]).to(opmath)
+
+        value, grad = flat(params), flat([param.grad for param in params])
+        exp_avg, exp_avg_sq = flat(exp_avgs), flat(exp_avg_sqs)
 
         fma, divide = AdamATan2._fma, AdamATan2._divide
         exp_avg = fma(grad, mbeta1, fma(exp_avg, -mbeta1, exp_avg))
@@ -122,9 +146,11 @@ class AdamATan2(torch.optim.Optimizer):
         # The kernel's "param *= wd_alpha; param -= step_size * atan2(...)", as nvcc compiles it.
         value = fma(value, wd_alpha, -(torch.atan2(exp_avg, denom) * step_size))
 
-        param.copy_(value)
-        state["exp_avg"].copy_(exp_avg)
-        state["exp_avg_sq"].copy_(exp_avg_sq)
+        sizes = [param.numel() for param in params]
+        for targets, result in ((params, value), (exp_avgs, exp_avg), (exp_avg_sqs, exp_avg_sq)):
+            # Each target takes its piece of the flat result, rounded to its dtype, as copy_ rounds.
+            pieces = [piece.view(target.shape) for piece, target in zip(result.split(sizes), targets)]
+            torch._foreach_copy_(targets, pieces)
 
     @staticmethod
     def _round_to(number: float, dtype: torch.dtype) -> float:
