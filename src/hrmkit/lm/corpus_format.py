@@ -237,13 +237,6 @@ class CorpusSplit:
         # Opened once, up front: readers then share it without racing to open it.
         return os.open(self.path, os.O_RDONLY) if hasattr(os, "pread") else None
 
-    def __getstate__(self) -> dict:
-        # A descriptor means nothing in another process: a loader's spawned worker opens the file again.
-        return {**self.__dict__, "_descriptor": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._descriptor = self._open()
 
     def __len__(self) -> int:
         return len(self._bounds) - 1
