@@ -37,13 +37,6 @@ class CoreCarry:
     z_L: torch.Tensor  # [batch, prefix + seq, hidden]
 
 
-def stream_dtype(device: torch.device) -> torch.dtype:
-    """The dtype of the residual stream and the carry: autocast's where autocast is on, as the
-    reference keeps both in its bf16 forward dtype (half the memory of float32 states; norms still
-    compute in float32), and float32 otherwise."""
-    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else torch.float32
-
-
 class RecursiveCore(nn.Module):
     def __init__(self, config: ModelConfig, token_io: bool = True):
         """``token_io=False`` leaves out the token embedding and LM head: HRM-LM feeds the core
@@ -97,33 +90,26 @@ class RecursiveCore(nn.Module):
 
     # -- carry ---------------------------------------------------------------------------------
     def empty_carry(self, batch_size: int, seq_len: int | None = None) -> CoreCarry:
-        """Initial states for ``seq_len`` tokens (default: the configured length) plus the prefix,
-        in the stream dtype."""
+        """Initial states for ``seq_len`` tokens (default: the configured length) plus the prefix."""
         shape = (batch_size, (seq_len or self.config.seq_len) + self.prefix_len, self.config.hidden_size)
-        dtype = stream_dtype(self.H_init.device)
-        return CoreCarry(self.H_init.to(dtype).expand(shape).clone(), self.L_init.to(dtype).expand(shape).clone())
+        return CoreCarry(self.H_init.float().expand(shape).clone(), self.L_init.float().expand(shape).clone())
 
     def reset_carry(self, reset: torch.Tensor, carry: CoreCarry) -> CoreCarry:
-        """Rows flagged in ``reset`` start again from the fixed initial states; the carry comes back in
-        the stream dtype (a carry saved by a run at another precision continues in this one's)."""
-        flag, dtype = reset.view(-1, 1, 1), stream_dtype(reset.device)
-        return CoreCarry(torch.where(flag, self.H_init.to(dtype), carry.z_H.to(dtype)),
-                         torch.where(flag, self.L_init.to(dtype), carry.z_L.to(dtype)))
+        """Rows flagged in ``reset`` start again from the fixed initial states."""
+        flag = reset.view(-1, 1, 1)
+        return CoreCarry(torch.where(flag, self.H_init.float(), carry.z_H), torch.where(flag, self.L_init.float(), carry.z_L))
 
     # -- one segment -----------------------------------------------------------------------------
     def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor,
                          puzzle_grad_sink: torch.Tensor | None = None) -> torch.Tensor:
-        # Looked up in float32 and rounded to the stream dtype before any arithmetic, as the reference
-        # casts its tables to its forward dtype: the same values, and the sums below round alike.
-        dtype = stream_dtype(inputs.device)
-        embedding = self.embed_tokens(inputs.long()).to(dtype)  # [batch, seq, hidden]
+        embedding = self.embed_tokens(inputs.long())  # [batch, seq, hidden]
         if hasattr(self, "puzzle_emb"):
-            puzzle = self.puzzle_emb(puzzle_identifiers, puzzle_grad_sink).to(dtype)  # [batch, ndim]
-            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))  # whole positions
+            puzzle = self.puzzle_emb(puzzle_identifiers, puzzle_grad_sink)  # [batch, ndim], zero-padded to whole positions
+            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))
             embedding = torch.cat((puzzle.view(-1, self.prefix_len, self.config.hidden_size), embedding), dim=-2)
         if hasattr(self, "embed_pos"):
             # Scale by 1/sqrt(2) so the sum of two unit-variance embeddings keeps unit variance.
-            embedding = 0.707106781 * (embedding + self.embed_pos.embedding_weight.to(dtype))
+            embedding = 0.707106781 * (embedding + self.embed_pos.embedding_weight)
         return self.embed_scale * embedding
 
     def _cos_sin(self):
