@@ -30,6 +30,7 @@ if [ "$DRYRUN" = cpu ]; then
   SUDOKU6_DATA=(--size 6 --train 200 --test 40 --num-aug 1 --difficulty hard --disjoint-solutions)
   SUDOKU6_TRAIN=(train.device=cpu train.steps=20 train.eval_interval=10); SUDOKU6_S=120
   REF_ARGS=(--device cpu --small --batch 4 --threads 2 --steps 1 --warmup 1)
+  ADAM_ARGS=(--device cpu --config trm_sudoku_att --steps 1)
 else
   DEVICE=(--device cuda --batch 768)
   DEFAULT=()
@@ -38,6 +39,7 @@ else
   SUDOKU6_DATA=(--size 6 --train 3000 --test 500 --num-aug 8 --difficulty hard --disjoint-solutions)
   SUDOKU6_TRAIN=(train.device=cuda); SUDOKU6_S=90
   REF_ARGS=(--device cuda --batch 768 --steps 10 --warmup 3)
+  ADAM_ARGS=(--device cuda --config hrm_v1 --steps 20)
 fi
 
 left() { echo $((TOTAL_S - SECONDS)); }
@@ -92,6 +94,11 @@ main() {
 
   # The presets' own optimizer (adam_atan2) on the default flags: what the optimizer costs on top.
   OPTIMIZER=adam_atan2 row hrm_v1.adam_atan2 150 --config hrm_v1 "${DEFAULT[@]}" "${COMPILED[@]}"
+  # Its step alone: flat buckets against the old per-parameter loop, side by side.
+  if [ "$(left)" -ge 40 ]; then
+    echo "=== adam_atan2 step"
+    timeout -k 10 60 "$PY" "$ROOT/benchmarks/adam_atan2_step.py" "${ADAM_ARGS[@]}" 2>&1 | tail -n 4
+  fi
 
   ref_row ref.hrm.compiled 150 --family hrm --precision bf16 --compile "${COMPILED[@]}"
   ref_row ref.trm_att.compiled 120 --family trm_att --precision bf16 --compile "${COMPILED[@]}"

@@ -97,3 +97,13 @@ def test_a_workers_error_stops_the_training_process_with_its_message(split):
         BatchLoader(Broken(split, 16, seed=3), workers=1).next_batch()
     with pytest.raises(ValueError, match="data.workers must be >= 0"):
         BatchLoader(TrainSampler(split, 16, seed=3), workers=-1)
+
+
+def test_starting_the_workers_leaves_torchs_generator_alone(split):
+    """ACT's exploration draws from torch's global generator: a loader that seeded its workers from it
+    would change the training whenever workers are on."""
+    before = torch.get_rng_state()
+    loader = BatchLoader(TrainSampler(split, 16, seed=3), workers=1)
+    loader.next_batch()
+    loader.close()
+    assert torch.equal(torch.get_rng_state(), before)

@@ -85,9 +85,13 @@ class BatchLoader:
         if self.workers == 0:
             return self.source.next_batch()
         if self._batches is None:
+            # The loader seeds its workers from `generator`: without one it would draw from torch's global
+            # generator and shift the training's own random draws (ACT exploration). The sources draw
+            # from their own seeded generators, so this seed changes no batch.
             loader = DataLoader(_StreamShare(self.source), batch_size=None, num_workers=self.workers,
                                 pin_memory=self.pin_memory, prefetch_factor=self.prefetch,
-                                multiprocessing_context=multiprocessing.get_context(self.start_method))
+                                multiprocessing_context=multiprocessing.get_context(self.start_method),
+                                generator=torch.Generator().manual_seed(0))
             self._batches = iter(loader)
         batch, self._position = next(self._batches)
         return batch
