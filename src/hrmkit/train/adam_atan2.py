@@ -52,7 +52,8 @@ class AdamATan2(torch.optim.Optimizer):
     apart, so float64 results drift from the kernel's by rounding.
 
     A step runs per bucket, not per parameter: a group's parameters that have a gradient are
-    bucketed by device, dtype and step count (the scalars depend on nothing else), and each
+    bucketed by device, dtype and step count (the scalars depend on nothing else; on the CPU each
+    parameter is a bucket of its own, see ``shares_buckets``), and each
     bucket's values, gradients and moments are concatenated into flat tensors, updated by one
     pass of the operations above and copied back (``torch._foreach_copy_``). So a step runs a
     constant number of tensor operations per bucket, normally one bucket per group, however
@@ -112,12 +113,22 @@ class AdamATan2(torch.optim.Optimizer):
             buckets: dict[tuple, tuple[list, list]] = {}
             for param, state in zip(params, states):
                 # Reading a step count (a CPU tensor) waits for no device.
-                bucket = buckets.setdefault((param.device, param.dtype, state["step"].item()), ([], []))
+                step = state["step"].item()
+                alone = () if self.shares_buckets(param.device) else (len(buckets),)
+                bucket = buckets.setdefault((param.device, param.dtype, step, *alone), ([], []))
                 bucket[0].append(param)
                 bucket[1].append(state)
-            for (_, _, step), (bucket_params, bucket_states) in buckets.items():
+            for (_, _, step, *_), (bucket_params, bucket_states) in buckets.items():
                 self._update_bucket(bucket_params, bucket_states, step, group)
         return loss
+
+    @staticmethod
+    def shares_buckets(device: torch.device) -> bool:
+        """Whether parameters on ``device`` share buckets. On CUDA, yes: one launch per operation instead
+        of one per parameter. On the CPU, where a launch costs next to nothing, each parameter is its own
+        bucket: concatenating into bucket-sized temporaries made hrm_v1's step 2.2x slower there
+        (2 cores, docs/BENCHMARKS.md section 17)."""
+        return device.type != "cpu"
 
     @staticmethod
     def _update_bucket(params: list[torch.Tensor], states: list[dict], step: float, group: dict) -> None:
@@ -134,7 +145,8 @@ class AdamATan2(torch.optim.Optimizer):
         exp_avgs, exp_avg_sqs = [state["exp_avg"] for state in states], [state["exp_avg_sq"] for state in states]
 
         def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
-            return torch.cat([tensor.reshape(-1) for tensor in tensors]).to(opmath)
+            flattened = [tensor.reshape(-1) for tensor in tensors]
+            return (torch.cat(flattened) if len(flattened) > 1 else flattened[0]).to(opmath)
 
         value, grad = flat(params), flat([param.grad for param in params])
         exp_avg, exp_avg_sq = flat(exp_avgs), flat(exp_avg_sqs)
@@ -149,6 +161,9 @@ class AdamATan2(torch.optim.Optimizer):
         sizes = [param.numel() for param in params]
         for targets, result in ((params, value), (exp_avgs, exp_avg), (exp_avg_sqs, exp_avg_sq)):
             # Each target takes its piece of the flat result, rounded to its dtype, as copy_ rounds.
+            if len(targets) == 1:  # the CPU's case: copy_ measured 15 % faster there than the foreach copy
+                targets[0].copy_(result.view(targets[0].shape))
+                continue
             pieces = [piece.view(target.shape) for piece, target in zip(result.split(sizes), targets)]
             torch._foreach_copy_(targets, pieces)
 
