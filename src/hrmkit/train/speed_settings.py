@@ -10,7 +10,8 @@ config.yaml, so a run folder says what ran. The choices are measured, not habits
   worker process prepares the training batches (choosing a batch's rows is milliseconds of Python
   that would otherwise hold the GIL the step's kernel launches need).
 - CPU: bf16 autocast where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32; eager;
-  batches prepared in the training process (a worker would take a core from the step).
+  batches prepared in the training process (a worker took a core from the step: the quickstart trained
+  10 % slower with one, section 17).
   On the quickstart (2 cores of an Intel Xeon with AMX) bf16 reached 99 % held-out exact in 62 s of
   training against 86 s for fp32, same final accuracy; torch.compile's warm-up (about 30 s) cost
   more than its faster steps saved in a run of that length (docs/BENCHMARKS.md, section 16).
