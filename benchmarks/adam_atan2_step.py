@@ -68,7 +68,7 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
     model = ACTModel(load_run_config(args.config).model).to(device=device, dtype=dtype)
-    variants = {"per-parameter (old)": PerParameterAdamATan2, "flat buckets (new)": AdamATan2}
+    variants = {"per-parameter (old)": PerParameterAdamATan2, "bucketed (new)": AdamATan2}
     params, optimizers = {}, {}
     for name, optimizer_class in variants.items():
         params[name] = [param.detach().clone().requires_grad_(True) for param in model.parameters()]
