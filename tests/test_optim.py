@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -327,39 +329,16 @@ def test_hrm_info_names_lists_what_the_config_accepts(capsys):
     assert "stablemax_cross_entropy" in lines[next(k for k in lines if k.startswith("losses"))].split(", ")
 
 
-class _PerParameterAdamATan2(AdamATan2):
-    """AdamATan2.step as it was before it went flat: one parameter at a time (a copy, to compare with)."""
+def _benchmark_module(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                step = state["step"].item()
-                beta1, beta2 = group["betas"]
-                lr = float(group["lr"])
-                opmath = torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
-                step_size = AdamATan2._round_to(lr * group["a"] / (1 - beta1**step), opmath)
-                wd_alpha = AdamATan2._round_to(1 - lr * group["weight_decay"], opmath)
-                divisor = AdamATan2._round_to(math.sqrt(1 - beta2**step) / group["b"], opmath)
-                mbeta1, mbeta2 = AdamATan2._round_to(1 - beta1, opmath), AdamATan2._round_to(1 - beta2, opmath)
-                value, grad = param.to(opmath), param.grad.to(opmath)
-                exp_avg, exp_avg_sq = state["exp_avg"].to(opmath), state["exp_avg_sq"].to(opmath)
-                fma, divide = AdamATan2._fma, AdamATan2._divide
-                exp_avg = fma(grad, mbeta1, fma(exp_avg, -mbeta1, exp_avg))
-                exp_avg_sq = fma(grad * grad, mbeta2, fma(exp_avg_sq, -mbeta2, exp_avg_sq))
-                denom = divide(exp_avg_sq.sqrt(), divisor)
-                value = fma(value, wd_alpha, -(torch.atan2(exp_avg, denom) * step_size))
-                param.copy_(value)
-                state["exp_avg"].copy_(exp_avg)
-                state["exp_avg_sq"].copy_(exp_avg_sq)
+
+# The step as it was before it went bucketed, one parameter at a time: the benchmark keeps it to time it.
+_PerParameterAdamATan2 = _benchmark_module("adam_atan2_step").PerParameterAdamATan2
 
 
 _TORCH_ATAN2 = torch.atan2
