@@ -426,3 +426,31 @@ def test_adam_atan2_step_runs_as_many_ops_for_40_parameters_as_for_4(monkeypatch
     # Buckets are shared on CUDA, not on the CPU (where launches are cheap): share them here to count.
     monkeypatch.setattr(AdamATan2, "shares_buckets", staticmethod(lambda device: True))
     assert _ops_in_a_step(40) == _ops_in_a_step(4)
+
+
+def test_the_logged_gradient_norm_is_the_global_norm_in_a_constant_number_of_ops():
+    """The trainer takes the gradient norm every step (for the log) even without clipping: it must be the
+    norm of all gradients together, and cost the same few operations however many parameters there are."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from hrmkit.train.trainer import _clip
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for parameter_count in (4, 40):
+        model = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(index % 5 + 1)) for index in range(parameter_count)])
+        for index, param in enumerate(model):
+            param.grad = torch.arange(param.numel(), dtype=torch.float32) + index
+        expected = torch.cat([param.grad for param in model]).norm()
+        Count.calls = 0
+        with Count():
+            norm = _clip(model, 0.0)
+        counts.append(Count.calls)
+        assert torch.allclose(norm, expected, rtol=1e-6)
+    assert counts[0] == counts[1]

@@ -356,7 +356,8 @@ def _clip(model: torch.nn.Module, max_norm: float) -> torch.Tensor:
         return torch.zeros(())
     if max_norm > 0:
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    # One multi-tensor norm (as clip_grad_norm_ takes it), not one launch per parameter.
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
 
 
 def _seed_everything(seed: int) -> None:
