@@ -18,13 +18,13 @@ from hrmkit.lm.corpus_format import (
     write_corpus,
 )
 from hrmkit.lm.examples import cut_at_eos, make_example, make_text_example
-from hrmkit.train.batch_loader import BatchLoader
 from hrmkit.lm.tokenizers import (
     BPETokenizer,
     SimpleTokenizer,
     load_tokenizer,
     train_bpe_tokenizer,
 )
+from hrmkit.train.batch_loader import BatchLoader
 
 CORPUS_TEXT = [
     "The quick brown fox jumps over the lazy dog.",

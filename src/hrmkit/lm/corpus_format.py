@@ -237,7 +237,6 @@ class CorpusSplit:
         # Opened once, up front: readers then share it without racing to open it.
         return os.open(self.path, os.O_RDONLY) if hasattr(os, "pread") else None
 
-
     def __len__(self) -> int:
         return len(self._bounds) - 1
 

@@ -51,19 +51,16 @@ class AdamATan2(torch.optim.Optimizer):
     float64 parameters there is no wider type: each fma is a product and a sum, rounded
     apart, so float64 results drift from the kernel's by rounding.
 
-    A step runs per bucket, not per parameter: a group's parameters that have a gradient are
-    bucketed by device, dtype and step count (the scalars depend on nothing else; on the CPU each
-    parameter is a bucket of its own, see ``shares_buckets``), and each
-    bucket's values, gradients and moments are concatenated into flat tensors, updated by one
-    pass of the operations above and copied back (``torch._foreach_copy_``). So a step runs a
-    constant number of tensor operations per bucket, normally one bucket per group, however
-    many parameters (views and reads of the CPU step counts aside, which launch no kernel; on
-    CUDA ``cat`` and the foreach copy take many tensors per launch); the price is memory,
-    temporaries the size of the whole bucket.
-    The operations are elementwise, so the results are the per-parameter ones bit for bit, but
-    on CPU, where torch rounds ``atan2`` differently in the last bit for the elements that fill
-    a SIMD vector and for the leftover ones: there an element's ``atan2`` depends on where it
-    sits in its bucket, as it depended on where it sat in its parameter.
+    A step runs per bucket, not per parameter. On CUDA a group's parameters that have a gradient
+    share a bucket when they share device, dtype and step count (the scalars depend on nothing
+    else): their values, gradients and moments are concatenated into flat tensors, updated by one
+    pass of the operations above and copied back with ``torch._foreach_copy_``, so a step launches
+    a constant number of kernels per bucket however many parameters there are; the price is
+    temporaries the size of the bucket. On the CPU, where a launch costs next to nothing, each
+    parameter is a bucket of its own (``shares_buckets``). The operations are elementwise, so the
+    result is the per-parameter one bit for bit, except on the CPU's ``atan2``: torch rounds it
+    differently in the last bit for the elements that fill a SIMD vector and for the leftover ones,
+    so there an element's result depends on where it sits in its (own) tensor, as before.
 
     A tensor ``lr`` is read as a number each step. State per parameter: ``step`` (a CPU
     float32 scalar tensor), ``exp_avg`` and ``exp_avg_sq``, the package's names.
@@ -126,7 +123,7 @@ class AdamATan2(torch.optim.Optimizer):
     def shares_buckets(device: torch.device) -> bool:
         """Whether parameters on ``device`` share buckets. On CUDA, yes: one launch per operation instead
         of one per parameter. On the CPU, where a launch costs next to nothing, each parameter is its own
-        bucket: concatenating into bucket-sized temporaries made hrm_v1's step 2.2x slower there
+        bucket: concatenating into bucket-sized temporaries made hrm_v1's step 2.1x slower there
         (2 cores, docs/BENCHMARKS.md section 17)."""
         return device.type != "cpu"
 
