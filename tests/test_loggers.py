@@ -6,6 +6,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,13 +145,29 @@ def wandb_records(path: Path):
             yield record
 
 
+def finished_wandb_records(path: Path, timeout_s: float = 60.0) -> list:
+    """The records of a W&B transaction log once it holds the run's exit record. ``run.finish()`` can
+    return before W&B's service process has written the log (seen on a busy machine: a log of its 7-byte
+    header alone, complete a moment later), so a test that reads it in the same process waits for it."""
+    from google.protobuf.message import DecodeError
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = list(wandb_records(path))
+        except DecodeError:  # a record still being written
+            records = []
+        if any(record.WhichOneof("record_type") == "exit" for record in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def wandb_history(run: Path) -> tuple[set[str], dict[str, dict[int, float]], dict]:
     """(run ids, tag -> {step: value}, config) from every offline run folder under ``run/wandb``."""
     ids, history, config = set(), {}, {}
     logs = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert logs, f"no offline W&B run under {run / 'wandb'}"
     for log in logs:
-        for record in wandb_records(log):
+        for record in finished_wandb_records(log):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 ids.add(record.run.run_id)
