@@ -67,12 +67,27 @@ def test_zero_puzzle_embedding_works_for_both_variants(variant):
     assert out["logits"].shape == (4, cfg.seq_len, cfg.vocab_size)
 
 
+def test_rope_turns_each_pair_of_every_head_by_its_positions_angle():
+    """Written out independently: the pair (i, i + half) of a head at position p is a complex number
+    turned by p * base^(-2i / head_dim); the input is laid out [batch, seq, heads, head_dim]."""
+    from hrmkit.model.layers import RotaryEmbedding, apply_rotary
+    batch, seq, heads, head_dim, base = 2, 7, 3, 8, 10000.0
+    cos, sin = RotaryEmbedding(head_dim, seq, base)()
+    x = torch.randn(batch, seq, heads, head_dim, generator=torch.Generator().manual_seed(0))
+    half = head_dim // 2
+    angle = torch.arange(seq)[:, None] * base ** (-torch.arange(half) * 2 / head_dim)  # [seq, half]
+    turned = torch.complex(x[..., :half], x[..., half:]) * torch.polar(torch.ones(seq, half), angle)[:, None, :]
+    expected = torch.cat((turned.real, turned.imag), dim=-1)
+    torch.testing.assert_close(apply_rotary(x, cos, sin), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(apply_rotary(x.bfloat16(), cos, sin).float(), expected, rtol=2e-2, atol=2e-2)
+
+
 def test_grid_rope_scores_depend_only_on_the_row_and_column_offsets():
     from hrmkit.model.layers import RotaryEmbedding, apply_rotary
     prefix, width = 2, 5
     cos, sin = RotaryEmbedding(16, prefix + 26, 10000.0, width, prefix)()
     gen = torch.Generator().manual_seed(0)
-    q, k = (apply_rotary(torch.randn(16, generator=gen).expand(1, 1, prefix + 26, 16), cos, sin)[0, 0] for _ in "qk")
+    q, k = (apply_rotary(torch.randn(16, generator=gen).expand(1, prefix + 26, 1, 16), cos, sin)[0, :, 0] for _ in "qk")
 
     def score(cell_a, cell_b):  # (row, column) -> position
         return float(q[prefix + cell_a[0] * width + cell_a[1]] @ k[prefix + cell_b[0] * width + cell_b[1]])

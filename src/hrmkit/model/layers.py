@@ -121,14 +121,17 @@ def grid_distance_bias(num_heads: int, total_len: int, prefix: int, grid_width: 
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: [batch, heads, seq, head_dim]; cos/sin: [seq, head_dim]
+    """x: [batch, seq, heads, head_dim], as the QKV projection lays it out; cos/sin: [seq, head_dim].
+    Rotating before the heads move in front of the sequence (and slicing, not chunking, the halves)
+    lets the compiler fuse the rotation's backward into one kernel per tensor."""
     dtype = x.dtype
     x = x.float()
+    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # broadcast over heads
     return (x * cos + _rotate_half(x) * sin).to(dtype)
 
 
@@ -150,10 +153,11 @@ class Attention(nn.Module):
         ``bias`` [heads, seq, seq]: added to the attention scores (see `grid_distance_bias`)."""
         batch, seq, _ = hidden.shape
         qkv = self.qkv_proj(hidden).view(batch, seq, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, seq, head_dim]
+        query, key, value = qkv.unbind(2)  # each [batch, seq, heads, head_dim]
         if cos_sin is not None:
             cos, sin = cos_sin
             query, key = apply_rotary(query, cos[:seq], sin[:seq]), apply_rotary(key, cos[:seq], sin[:seq])
+        query, key, value = (t.transpose(1, 2) for t in (query, key, value))  # [batch, heads, seq, head_dim]
         mask = None if key_mask is None else key_mask[:, None, None, :]
         if bias is not None:
             bias = bias.to(query.dtype)

@@ -83,10 +83,11 @@ class CausalSelfAttention(nn.Module):
         batch, seq, _ = hidden.shape
         start = cache.length if cache is not None else 0
         qkv = self.qkv_proj(hidden).view(batch, seq, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # [batch, heads, seq, head_dim]
+        query, key, value = qkv.unbind(2)  # [batch, seq, heads, head_dim]
         if cos_sin is not None:
             cos, sin = (t[start:start + seq] for t in cos_sin)
             query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+        query, key, value = (t.transpose(1, 2) for t in (query, key, value))  # [batch, heads, seq, head_dim]
         if cache is None:
             out = F.scaled_dot_product_attention(query, key, value, is_causal=True)
         else:
