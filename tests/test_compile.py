@@ -19,13 +19,15 @@ VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("state_dtype", ["float32", "autocast"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_the_compiled_step_is_one_graph_that_never_recompiles(sudoku4, tmp_path, variant):
+def test_the_compiled_step_is_one_graph_that_never_recompiles(sudoku4, tmp_path, variant, state_dtype):
     overrides = parse_overrides([f"data.path={sudoku4}", *TINY_MODEL, *VARIANTS[variant], "model.puzzle_emb_ndim=32",
+                                 "train.precision=bf16", f"model.state_dtype={state_dtype}",
                                  "train.compile=true", "train.optimizer=adam_atan2", "train.ema=true",
                                  "train.grad_clip=1.0", "train.grad_accum_steps=2", "train.steps=8"])
     cfg = load_run_config("quickstart_sudoku4", overrides)
-    cfg.runs_dir, cfg.run_name = str(tmp_path), variant
+    cfg.runs_dir, cfg.run_name = str(tmp_path), f"{variant}_{state_dtype}"
     torch._dynamo.reset()
     counters.clear()
     trainer = Trainer(cfg, PuzzleTask, log=lambda *_: None)

@@ -95,6 +95,7 @@ def test_auto_on_the_cpu_is_eager_bf16_only_where_the_cpu_has_bf16_and_fp32_is_a
     seen, saved = linear_output_dtypes(None)  # auto: what ran is written down
     if native_bf16:
         assert seen == {(torch.bfloat16, True)} and "precision: bf16" in saved and "compile: false" in saved
+        assert "state_dtype: float32" in saved  # the CPU keeps float32 states under autocast
     else:
         assert seen == {(torch.float32, False)} and "precision: fp32" in saved and "compile: false" in saved
     seen, saved = linear_output_dtypes("fp32")
@@ -126,7 +127,7 @@ def test_a_compiled_run_saves_checkpoints_without_the_compile_prefix(sudoku4, tm
         assert weights and not any("_orig_mod" in key for key in weights)
 
 
-def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_a_loader_worker_and_an_explicit_choice_stays(monkeypatch):
+def test_auto_on_cuda_means_bf16_states_compiled_with_tf32_and_a_loader_worker_and_an_explicit_choice_stays(monkeypatch):
     """The CUDA resolution, checked without a GPU: only the device type and bf16 support are read."""
     from hrmkit.config import DataConfig, RunConfig, TrainConfig
     from hrmkit.train.speed_settings import resolve_speed_settings
@@ -138,15 +139,16 @@ def test_auto_on_cuda_means_bf16_compiled_with_tf32_and_a_loader_worker_and_an_e
         torch.backends.cuda.matmul.allow_tf32 = False
         auto = RunConfig()
         resolve_speed_settings(auto, cuda)
-        assert (auto.train.precision, auto.train.compile, auto.data.workers,
-                torch.backends.cuda.matmul.allow_tf32) == ("bf16", True, 1, True)
+        assert (auto.train.precision, auto.train.compile, auto.data.workers, auto.model.state_dtype,
+                torch.backends.cuda.matmul.allow_tf32) == ("bf16", True, 1, "autocast", True)
         torch.backends.cuda.matmul.allow_tf32 = False
-        exact = RunConfig(train=TrainConfig(precision="fp32", compile=False), data=DataConfig(workers=0))
+        exact = RunConfig(train=TrainConfig(precision="fp32", compile=False), data=DataConfig(workers=0),
+                          model=ModelConfig(state_dtype="float32"))
         resolve_speed_settings(exact, cuda)
-        assert (exact.train.precision, exact.train.compile, exact.data.workers,
-                torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, 0, False)
+        assert (exact.train.precision, exact.train.compile, exact.data.workers, exact.model.state_dtype,
+                torch.backends.cuda.matmul.allow_tf32) == ("fp32", False, 0, "float32", False)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
     cpu = RunConfig(train=TrainConfig(precision="fp32"))
     resolve_speed_settings(cpu, torch.device("cpu"))
-    assert (cpu.train.precision, cpu.train.compile, cpu.data.workers) == ("fp32", False, 0)
+    assert (cpu.train.precision, cpu.train.compile, cpu.data.workers, cpu.model.state_dtype) == ("fp32", False, 0, "float32")

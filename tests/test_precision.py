@@ -57,3 +57,30 @@ def test_a_device_without_float64_trains_and_evaluates_in_float32(sudoku4, tmp_p
         metrics = trainer._train_step()
         evaluation = trainer._evaluate_and_keep_best(None, 16)
     assert math.isfinite(metrics["lm_loss"]) and evaluation["count"] == 16
+
+
+def test_model_state_dtype_autocast_keeps_the_carry_and_the_residual_stream_in_bf16_as_the_reference_forward(
+        sudoku4, tmp_path):
+    """The reference's bf16 run keeps its states in bf16 (half the bytes); ``float32`` keeps them in
+    float32 under the same autocast, and an fp32 run has float32 states whatever the setting. Checked on
+    what each block hands on, on the carry between steps, and on a carry resumed from the other setting."""
+    cases = (("bf16", "autocast", torch.bfloat16), ("bf16", "float32", torch.float32), ("fp32", "autocast", torch.float32))
+    for precision, state_dtype, expected in cases:
+        trainer = _trainer(sudoku4, tmp_path / f"{precision}_{state_dtype}", f"train.precision={precision}",
+                           f"model.state_dtype={state_dtype}", "model.variant=hrm")
+        handed_on = set()
+        core = trainer.model.inner
+        hooks = [block.register_forward_hook(lambda module, args, output: handed_on.add(output.dtype))
+                 for level in (core.H_level, core.L_level) for block in level.layers]
+        trainer._train_step()
+        trainer._train_step()  # the second step continues the first step's carry
+        carry = trainer.task.carries[0].inner_carry
+        assert handed_on == {expected}, (precision, state_dtype, handed_on)
+        assert (carry.z_H.dtype, carry.z_L.dtype) == (expected, expected), (precision, state_dtype)
+        other = torch.float32 if expected == torch.bfloat16 else torch.bfloat16
+        carry.z_H, carry.z_L = carry.z_H.to(other), carry.z_L.to(other)  # as a checkpoint of the other setting
+        handed_on.clear()
+        metrics = trainer._train_step()
+        for hook in hooks:
+            hook.remove()
+        assert handed_on == {expected} and math.isfinite(metrics["lm_loss"]), (precision, state_dtype)

@@ -62,6 +62,7 @@ class ModelConfig:
     halt_exploration_prob: float = field_doc(0.1, "probability of forcing a random minimum number of segments")
     no_ACT_continue: bool | None = field_doc(None, "true: halt when q_halt > 0 without a continue target (trm default); false: hrm-style Q-learning; null: the variant's default")
     reuse_q_target_forward: bool = field_doc(False, "hrm-style Q-learning: reuse the no-grad part of the Q-target forward as the next segment's start (saves one no-grad pass per segment); it was computed before the optimizer step, so it is an approximation of the reference, which recomputes it")
+    state_dtype: Literal["auto", "float32", "autocast"] = field_doc("auto", "dtype of the ACT carry and the residual stream under autocast (train.precision bf16/fp16); autocast: that dtype, as the reference's bf16 forward keeps them (half the bytes); float32: full precision, matmuls still in the autocast dtype; auto = autocast on CUDA, float32 on the CPU (measured: bf16 states trained the CPU quickstart slower and no better); HRM-LM's states follow its encoder's")
     pos_encodings: Literal["rope", "rope2d", "learned", "none"] = field_doc("rope", "position encoding; rope2d: RoPE over grid rows and columns (see grid_width)")
     rope_theta: float = field_doc(10000.0, "RoPE base")
     grid_alibi: bool = field_doc(False, "add -2^-h * (grid distance) to head h's attention scores (ALiBi on the grid; no parameters)")

@@ -37,6 +37,14 @@ class CoreCarry:
     z_L: torch.Tensor  # [batch, prefix + seq, hidden]
 
 
+def states_follow_autocast(state_dtype: str, device_type: str) -> bool:
+    """Whether ``model.state_dtype`` keeps the carry and the residual stream in autocast's dtype on
+    this device type. ``auto``: on CUDA, as the reference's bf16 forward keeps them (half the bytes a
+    compiled step moves through its norms and adds, and a tenth fewer saved for the backward); float32
+    on the CPU, where bf16 states trained the quickstart slower and no better (BENCHMARKS section 17)."""
+    return state_dtype == "autocast" or (state_dtype == "auto" and device_type == "cuda")
+
+
 class RecursiveCore(nn.Module):
     def __init__(self, config: ModelConfig, token_io: bool = True):
         """``token_io=False`` leaves out the token embedding and LM head: HRM-LM feeds the core
@@ -88,28 +96,42 @@ class RecursiveCore(nn.Module):
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
 
+    def state_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype of the carry and the residual stream here and now (see `states_follow_autocast`);
+        norms compute in float32 whatever it is."""
+        if torch.is_autocast_enabled(device.type) and states_follow_autocast(self.config.state_dtype, device.type):
+            return torch.get_autocast_dtype(device.type)
+        return torch.float32
+
     # -- carry ---------------------------------------------------------------------------------
     def empty_carry(self, batch_size: int, seq_len: int | None = None) -> CoreCarry:
-        """Initial states for ``seq_len`` tokens (default: the configured length) plus the prefix."""
+        """Initial states for ``seq_len`` tokens (default: the configured length) plus the prefix,
+        in the state dtype."""
         shape = (batch_size, (seq_len or self.config.seq_len) + self.prefix_len, self.config.hidden_size)
-        return CoreCarry(self.H_init.float().expand(shape).clone(), self.L_init.float().expand(shape).clone())
+        dtype = self.state_dtype(self.H_init.device)
+        return CoreCarry(self.H_init.to(dtype).expand(shape).clone(), self.L_init.to(dtype).expand(shape).clone())
 
     def reset_carry(self, reset: torch.Tensor, carry: CoreCarry) -> CoreCarry:
-        """Rows flagged in ``reset`` start again from the fixed initial states."""
-        flag = reset.view(-1, 1, 1)
-        return CoreCarry(torch.where(flag, self.H_init.float(), carry.z_H), torch.where(flag, self.L_init.float(), carry.z_L))
+        """Rows flagged in ``reset`` start again from the fixed initial states; the carry comes back in
+        the state dtype (a carry saved by a run with other settings continues in this one's)."""
+        flag, dtype = reset.view(-1, 1, 1), self.state_dtype(reset.device)
+        return CoreCarry(torch.where(flag, self.H_init.to(dtype), carry.z_H.to(dtype)),
+                         torch.where(flag, self.L_init.to(dtype), carry.z_L.to(dtype)))
 
     # -- one segment -----------------------------------------------------------------------------
     def input_embeddings(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor,
                          puzzle_grad_sink: torch.Tensor | None = None) -> torch.Tensor:
-        embedding = self.embed_tokens(inputs.long())  # [batch, seq, hidden]
+        # Looked up in float32 and rounded to the state dtype before any arithmetic, as the reference
+        # casts its tables to its forward dtype: the same values, and the sums below round alike.
+        dtype = self.state_dtype(inputs.device)
+        embedding = self.embed_tokens(inputs.long()).to(dtype)  # [batch, seq, hidden]
         if hasattr(self, "puzzle_emb"):
-            puzzle = self.puzzle_emb(puzzle_identifiers, puzzle_grad_sink)  # [batch, ndim], zero-padded to whole positions
-            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))
+            puzzle = self.puzzle_emb(puzzle_identifiers, puzzle_grad_sink).to(dtype)  # [batch, ndim]
+            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))  # whole positions
             embedding = torch.cat((puzzle.view(-1, self.prefix_len, self.config.hidden_size), embedding), dim=-2)
         if hasattr(self, "embed_pos"):
             # Scale by 1/sqrt(2) so the sum of two unit-variance embeddings keeps unit variance.
-            embedding = 0.707106781 * (embedding + self.embed_pos.embedding_weight)
+            embedding = 0.707106781 * (embedding + self.embed_pos.embedding_weight.to(dtype))
         return self.embed_scale * embedding
 
     def _cos_sin(self):

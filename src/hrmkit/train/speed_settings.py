@@ -1,15 +1,18 @@
-"""What ``train.precision``, ``train.compile`` and ``data.workers`` set to ``auto`` mean on each
-device, the autocast that a precision stands for, and how a batch reaches the device without
-stopping the host.
+"""What ``train.precision``, ``train.compile``, ``data.workers`` and ``model.state_dtype`` set to
+``auto`` mean on each device, the autocast that a precision stands for, and how a batch reaches the
+device without stopping the host.
 
 The trainer resolves them before it builds the model and writes the resolved values to the run's
 config.yaml, so a run folder says what ran. The choices are measured, not habits:
 
 - CUDA: bf16 autocast (the reference trains with a bf16 forward and fp32 master weights), TF32 for
-  the matmuls that stay fp32, and ``torch.compile`` (the reference's default run compiles too); one
+  the matmuls that stay fp32, the ACT carry and the residual stream in bf16 as the reference's bf16
+  forward keeps them, and ``torch.compile`` (the reference's default run compiles too); one
   worker process prepares the training batches (choosing a batch's rows is milliseconds of Python
   that would otherwise hold the GIL the step's kernel launches need).
-- CPU: bf16 autocast where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32; eager;
+- CPU: bf16 autocast where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32; the
+  carry and the residual stream in float32 (bf16 states trained the quickstart slower and no better,
+  section 17); eager;
   batches prepared in the training process (a worker took a core from the step: the quickstart trained
   10 % slower with one, section 17).
   On the quickstart (2 cores of an Intel Xeon with AMX) bf16 reached 99 % held-out exact in 62 s of
@@ -25,6 +28,7 @@ import contextlib
 import torch
 
 from hrmkit.config import RunConfig
+from hrmkit.model.core import states_follow_autocast
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -37,8 +41,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_speed_settings(cfg: RunConfig, device: torch.device) -> None:
-    """Replace ``auto`` in ``train.precision``, ``train.compile`` and ``data.workers`` by the device's
-    choice; on CUDA, allow TF32 matmuls unless the run asked for exact fp32."""
+    """Replace ``auto`` in ``train.precision``, ``train.compile``, ``data.workers`` and
+    ``model.state_dtype`` by the device's choice; on CUDA, allow TF32 matmuls unless the run asked for
+    exact fp32."""
     tc = cfg.train
     on_cuda = device.type == "cuda"
     if tc.precision == "auto":
@@ -48,6 +53,8 @@ def resolve_speed_settings(cfg: RunConfig, device: torch.device) -> None:
         tc.compile = on_cuda
     if cfg.data.workers == "auto":
         cfg.data.workers = 1 if on_cuda else 0
+    if cfg.model.state_dtype == "auto":
+        cfg.model.state_dtype = "autocast" if states_follow_autocast("auto", device.type) else "float32"
     if on_cuda and tc.precision != "fp32":
         torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 matmuls left outside autocast
         torch.backends.cudnn.allow_tf32 = True
