@@ -74,6 +74,8 @@ main() {
   row hrm_v1.default 150 --config hrm_v1 "${DEFAULT[@]}" "${COMPILED[@]}"
   row trm_att.default 120 --config trm_sudoku_att "${DEFAULT[@]}" "${COMPILED[@]}"
   row trm_mlp.default 120 --config trm_sudoku_mlp "${DEFAULT[@]}" "${COMPILED[@]}"
+  # The one default that differs from the earlier hrmkit: bf16 states (model.state_dtype=auto) against float32.
+  row trm_att.float32_states 120 --config trm_sudoku_att "${DEFAULT[@]}" "${COMPILED[@]}" model.state_dtype=float32
   # Explicit flags: the reference's math eager, and fp32 without TF32.
   row hrm_v1.bf16_eager 60 --config hrm_v1 --precision bf16 --compile false "${EAGER[@]}"
   row trm_att.bf16_eager 60 --config trm_sudoku_att --precision bf16 --compile false "${EAGER[@]}"

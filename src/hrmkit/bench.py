@@ -147,7 +147,7 @@ def _result(cfg: RunConfig, name: str, what: str, model, device: torch.device, b
     return {
         "what": what, "config": name, "task": cfg.task, "variant": cfg.model.variant, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "precision": cfg.train.precision, "threads": torch.get_num_threads(), "batch": batch,
+        "precision": cfg.train.precision, "state_dtype": cfg.model.state_dtype, "threads": torch.get_num_threads(), "batch": batch,
         "parameters": sum(p.numel() for p in model.parameters()),
         "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * tokens_per_example / seconds,
         "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / seconds,
