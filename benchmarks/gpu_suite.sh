@@ -6,6 +6,7 @@
 #     bash benchmarks/gpu_suite.sh                          # on the GPU machine, from the repo root
 #     DRYRUN=cpu bash benchmarks/gpu_suite.sh               # prove the script on the CPU (tiny sizes)
 #     REFBENCH=.refbench bash benchmarks/gpu_suite.sh       # + reference columns (the refbench kit, carried)
+#       (make .refbench first: python benchmarks/refbench_kit.py ../shared/refbench .refbench)
 #
 # Env: OUT (where logs and JSON go; the device tool's $OUT, else /tmp/gpu_suite), TOTAL_S (stop
 # starting stages past this many seconds; 450), PY (python3), HRMKIT_SRC (src/ of this checkout).
