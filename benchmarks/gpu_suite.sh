@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hrmkit's GPU figures in one run (about 7 minutes on one H100/H200): the training step of the paper
 # configs at Sudoku shapes, batch 768, with default flags and with explicit ones, then a short
-# sudoku6 time-to-accuracy run through the CLI. Optionally the reference implementations' columns.
+# sudoku6 time-to-accuracy run through the CLI. Optionally the reference implementations' columns; last,
+# if time is left, two compiler switches (CUDA graphs, matmul autotuning) on trm_sudoku_att.
 #
 #     bash benchmarks/gpu_suite.sh                          # on the GPU machine, from the repo root
 #     DRYRUN=cpu bash benchmarks/gpu_suite.sh               # prove the script on the CPU (tiny sizes)
@@ -9,7 +10,8 @@
 #       (make .refbench first: python benchmarks/refbench_kit.py ../shared/refbench .refbench)
 #
 # Env: OUT (where logs and JSON go; the device tool's $OUT, else /tmp/gpu_suite), TOTAL_S (stop
-# starting stages past this many seconds; 450), PY (python3), HRMKIT_SRC (src/ of this checkout).
+# starting stages past this many seconds; 450), PY (python3), HRMKIT_SRC (src/ of this checkout), WHEELS
+# (wheels of the packages PY lacks, installed to /tmp/gpu_suite_site; default: REFBENCH's whl/).
 # Rows use train.optimizer=adamw like the reference harness (OPTIMIZER=adam_atan2 for the presets' own row).
 # Every compiled row runs with TORCH_LOGS=recompiles,graph_breaks; the table counts what it printed.
 set -u
@@ -67,7 +69,22 @@ ref_row() {  # name cap side_by_side-arguments...: the reference's step (refbenc
   echo "=== reference $name: exit $?"; tail -n 3 "$OUT/rows/$name.log"
 }
 
+wheels() {  # hrmkit's and the reference's packages the GPU image lacks, from carried wheels (the refbench kit's whl/)
+  local need='import pytorch_optimizer' dir=${WHEELS:-${REFBENCH:+$REFBENCH/whl}} site=/tmp/gpu_suite_site
+  [ -n "$REFBENCH" ] && need="$need, pydantic"
+  "$PY" -c "$need" 2>/dev/null && return 0
+  if [ -n "$dir" ] && [ -d "$dir" ]; then
+    for whl in "$dir"/*.whl; do  # one at a time: a wheel for another Python must not stop the others
+      "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$whl" 2>/dev/null || echo "wheel not installed: $whl"
+    done
+    export PYTHONPATH="$site:$PYTHONPATH"
+  fi
+  "$PY" -c "$need" 2>/dev/null && return 0
+  echo "gpu_suite: $PY cannot '$need'; give WHEELS=DIR (or REFBENCH=KIT, whose whl/ holds them)"; return 1
+}
+
 main() {
+  wheels || return 2
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
   "$PY" -c 'import sys, torch, hrmkit; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA", "| hrmkit", hrmkit.__file__)'
 
@@ -109,8 +126,15 @@ main() {
   ref_row ref.trm_att.bf16_eager 60 --family trm_att --precision bf16 "${EAGER[@]}"
   ref_row ref.trm_mlp.bf16_eager 60 --family trm_mlp --precision bf16 "${EAGER[@]}"
 
+  # Compiler settings that may pay on a GPU, by inductor's own switches, measured before hrmkit offers them:
+  # matmul autotuning (what mode="max-autotune" adds; minutes of compiling) and CUDA graphs (what
+  # mode="reduce-overhead" adds). The ACT carry and the metrics outlive the graph run that made them; if a
+  # replay would overwrite them torch raises, and the row's exit and log say so. Last: run if time is left.
+  TORCHINDUCTOR_CUDAGRAPHS=1 row trm_att.cudagraphs 120 --config trm_sudoku_att "${DEFAULT[@]}" "${COMPILED[@]}"
+  TORCHINDUCTOR_MAX_AUTOTUNE=1 row trm_att.max_autotune 240 --config trm_sudoku_att "${DEFAULT[@]}" "${COMPILED[@]}"
+
   "$PY" "$ROOT/benchmarks/gpu_table.py" "$OUT/rows"
   echo "=== gpu_suite finished after ${SECONDS} s"
 }
 
-main 2>&1 | tee "$OUT/log.txt"
+main 2>&1 | tee "$OUT/log.txt"; exit "${PIPESTATUS[0]}"
