@@ -46,7 +46,10 @@ def main(argv: list[str]) -> int:
     if not (kit / "side_by_side.py").is_file():
         raise SystemExit(f"refbench_kit: {kit} holds no side_by_side.py (is it the refbench kit?)")
     adapted = adapt((kit / "side_by_side.py").read_text())
-    if dest.exists():
+    if dest.exists():  # replace an earlier copy only: never delete a folder (or file) that is something else
+        if not (dest / "side_by_side.py").is_file():
+            raise SystemExit(f"refbench_kit: {dest} exists and is not an earlier copy of the kit; "
+                             "name a new folder or remove it first")
         shutil.rmtree(dest)
     shutil.copytree(kit, dest)
     for path in [dest, *dest.rglob("*")]:  # the kit is read-only; its copy is ours to rewrite and delete

@@ -42,3 +42,22 @@ def test_the_copied_kit_steps_hrmkit(tmp_path, impl, reuse):
     assert len(result["times_ms"]) == 1
     assert result["info"]["reuse_target_forward"] is reuse
     assert result["info"]["model_cfg"]["reuse_q_target_forward"] is reuse  # what the trainer was built with
+
+
+@pytest.mark.parametrize("make_dest", ["folder", "file"])
+def test_a_destination_that_is_not_an_earlier_copy_is_refused_and_left_alone(tmp_path, make_dest):
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "side_by_side.py").write_text("".join(old for old, _ in _refbench_kit().EDITS))
+    dest = tmp_path / "dest"
+    if make_dest == "folder":
+        dest.mkdir()
+        (dest / "notes.txt").write_text("keep me")
+    else:
+        dest.write_text("keep me")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "refbench_kit.py"), str(kit), str(dest)],
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"refbench_kit: {dest} exists and is not an earlier copy of the kit; "
+                                               "name a new folder or remove it first"]
+    assert (dest / "notes.txt" if make_dest == "folder" else dest).read_text() == "keep me"
