@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.verb not in VERBS_WITH_OVERRIDES:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra),
-                                interrupted="the newest checkpoint is kept; rerun the same command to resume")
+                                interrupted="rerun the same command to resume from the newest checkpoint")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -44,6 +44,6 @@ def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
-    except KeyboardInterrupt:
-        print(f"interrupted: {interrupted}", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # a stopped training run says where it stopped (train/stop_request.py)
+        print(f"interrupted: {f'{stop}; ' if str(stop) else ''}{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hrmkit.config import RunConfig
+from hrmkit.train.stop_request import ignore_stop_signals
 
 
 class BatchSource(Protocol):
@@ -65,6 +66,10 @@ class _StreamShare(IterableDataset):
             index += 1
 
 
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    ignore_stop_signals()
+
+
 class BatchLoader:
     """``source``'s batches, prepared by ``workers`` processes (0: in this process), in order.
 
@@ -91,6 +96,7 @@ class BatchLoader:
             loader = DataLoader(_StreamShare(self.source), batch_size=None, num_workers=self.workers,
                                 pin_memory=self.pin_memory, prefetch_factor=self.prefetch,
                                 multiprocessing_context=multiprocessing.get_context(self.start_method),
+                                worker_init_fn=_leave_stop_signals_to_the_trainer,
                                 generator=torch.Generator().manual_seed(0))
             self._batches = iter(loader)
         batch, self._position = next(self._batches)

@@ -43,6 +43,7 @@ from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
 from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings
+from hrmkit.train.stop_request import RunStopped, StopRequest
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 
@@ -80,6 +81,7 @@ class Trainer:
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
         self.started = time.perf_counter()
         self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
+        self.saved_step = -1  # the step of the newest checkpoint this process saved
         self.new_generation = False  # --reset_progress moved the run so far into generations/<n>/
         self._resume(reset_progress)
 
@@ -196,6 +198,7 @@ class Trainer:
             ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
                                  self.cfg.train.checkpoint_limit)
             self.task.save_assets(self.ckpt_dir)
+        self.saved_step = self.step
 
     def _save_weights(self, folder: Path, metrics: dict | None) -> None:
         """A self-contained weights folder (what ``hrm eval`` and ``load_checkpoint`` read); see weights.py."""
@@ -225,11 +228,12 @@ class Trainer:
         window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
         last_eval = None
         failed = True
+        stop = StopRequest(enabled=self.proc.world_size == 1, log=self.log)
         try:
             if self.proc.is_main:
                 self.metrics_logger = open_logger(tc.logger, self.run_dir, self.cfg.run_name, config_to_dict(self.cfg),
                                                   self.step)
-            with progress:
+            with progress, stop:
                 while self.step < tc.steps:
                     self._before_step()
                     step_started = time.perf_counter()
@@ -251,6 +255,10 @@ class Trainer:
                             break
                     elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
                         self._save_step_checkpoint()
+                    if stop.signal_name:
+                        if self.saved_step != self.step:
+                            self._save_step_checkpoint()
+                        raise RunStopped(f"{stop.signal_name} at step {self.step}, checkpoint saved")
             last_eval = self._evaluate_and_keep_best(metrics_file, 0)
             self._save_step_checkpoint()
             self._save_weights(self.run_dir / "final", last_eval)

@@ -1,0 +1,116 @@
+"""Ctrl-C or SIGTERM stops a training run after the step in flight, with a checkpoint of that step."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from cli_helpers import TINY_MODEL, final_weights, hrm
+
+from hrmkit.config import load_run_config
+from hrmkit.puzzles.task import PuzzleTask
+from hrmkit.train.stop_request import RunStopped
+from hrmkit.train.trainer import Trainer
+
+
+class SignalArrived(Exception):
+    """What a signal raises in this test when the trainer does not catch it (so a regression fails the
+    test instead of killing pytest)."""
+
+
+@pytest.fixture
+def signals_raise():
+    def raise_(signum, _frame):
+        raise SignalArrived(signal.Signals(signum).name)
+    previous = {sig: signal.signal(sig, raise_) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield raise_
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def tiny_trainer(data, runs, steps=6):
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(data)}, "runs_dir": str(runs), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
+        "train": {"steps": steps, "eval_interval": 0, "checkpoint_interval": 0, "global_batch_size": 16,
+                  "progress": False, "log_steps": 1, "device": "cpu"}})
+    return Trainer(cfg, PuzzleTask, log=lambda *_: None)
+
+
+def send_during_step(trainer, step, *signals):
+    """Send ``signals`` to this process as optimizer step ``step`` (1-based) begins."""
+    before = trainer._before_step
+
+    def before_step():
+        before()
+        if trainer.step == step - 1:
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+    trainer._before_step = before_step
+
+
+def checkpoints(runs):
+    return sorted(path.name for path in (runs / "r" / "checkpoints").glob("*.pt"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_saves_the_step_in_flight_and_the_rerun_matches_the_uninterrupted_run(
+        sudoku4, tmp_path, signals_raise, sig):
+    tiny_trainer(sudoku4, tmp_path / "straight").train()
+    stopped = tiny_trainer(sudoku4, tmp_path / "stopped")
+    send_during_step(stopped, 3, sig)
+    with pytest.raises(RunStopped, match=f"{sig.name} at step 3"):
+        stopped.train()
+    assert checkpoints(tmp_path / "stopped") == ["step_3.pt"]
+    assert signal.getsignal(sig) is signals_raise  # the handler from before the run is back
+
+    resumed = tiny_trainer(sudoku4, tmp_path / "stopped")
+    assert resumed.step == 3
+    resumed.train()
+    straight, again = final_weights(tmp_path / "straight" / "r"), final_weights(tmp_path / "stopped" / "r")
+    assert straight.keys() == again.keys()
+    for key in straight:
+        assert torch.equal(straight[key], again[key]), key
+
+
+def test_a_second_signal_interrupts_at_once_as_without_the_stop_request(sudoku4, tmp_path, signals_raise):
+    trainer = tiny_trainer(sudoku4, tmp_path)
+    send_during_step(trainer, 3, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(SignalArrived):  # the handler from before the run, put back by the first signal
+        trainer.train()
+    assert checkpoints(tmp_path) == []
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_process_group_with_batch_workers_stops_cleanly_and_the_rerun_resumes(sudoku4, tmp_path, sig):
+    """Ctrl-C in a terminal (SIGINT) and a scheduler's SIGTERM reach the training process and its
+    data-loader workers alike; a worker killed by one made the loader raise 'DataLoader worker is killed
+    by signal' in the step the run was finishing."""
+    args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=r",
+            "train.eval_interval=0", "train.checkpoint_interval=0", "data.workers=2", *TINY_MODEL]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.Popen([sys.executable, "-m", "hrmkit", *args, "train.steps=100000"], env=env,
+                           start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert run.poll() is None and time.monotonic() < deadline, "the run did not start training"
+        time.sleep(0.1)
+    os.killpg(run.pid, sig)
+    _, stderr = run.communicate(timeout=120)
+
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    stopped_at = int(stderr.split(f"{sig.name} at step ")[1].split(",")[0])
+    assert checkpoints(tmp_path) == [f"step_{stopped_at}.pt"]
+    logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert logged[-1] == stopped_at  # the step the checkpoint holds is the last one trained
+
+    rerun = hrm(*args, f"train.steps={stopped_at + 2}")
+    assert "resumed from" in rerun.stdout + rerun.stderr
+    assert json.loads(metrics.read_text().splitlines()[-1])["step"] == stopped_at + 2
