@@ -47,6 +47,18 @@ def test_a_run_folder_a_weights_folder_and_its_file_load_the_same_model(run):
     assert final_metrics(run)[1]["count"] == 64
 
 
+def test_a_step_checkpoint_loads_the_averaged_weights_the_run_evaluated(run):
+    """`hrm eval`, `hrm convert` and the checkpoint vote read a step_N.pt as the run scored it: with the
+    EMA, as final/ holds it for the same step; the live weights, kept for resuming, differ."""
+    expected = final_weights(run)
+    live = torch.load(run / "checkpoints" / "step_4.pt", weights_only=False)["model"]
+    assert any(not torch.equal(live[name], expected[name]) for name in expected)
+    model, _ = load_checkpoint(run / "checkpoints" / "step_4.pt")
+    loaded = model.checkpoint_module.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_runs_from_before_weights_folders_still_load(run, tmp_path):
     """An older run folder holds final.pt and best-model/best.pt (a torch.save'd dict)."""
     old = tmp_path / "old"

@@ -77,11 +77,21 @@ def _read_torch_checkpoint(path: Path, dataset: str | Path | None) -> tuple[dict
     """An hrmkit ``.pt`` (a step checkpoint, or final/best weights of older runs) or a reference state dict."""
     state = ckpt.load_checkpoint_file(path)
     if isinstance(state, dict) and state.get("format") == "hrmkit" or "model" in state and "config" in state:
-        return state["model"], build_config(RunConfig, state["config"])
+        return _evaluated_weights(state), build_config(RunConfig, state["config"])
     if ckpt.is_reference_state_dict(state):  # the file is already loaded: don't read it again
         weights = ckpt.normalize_reference_keys(state)
         return weights, RunConfig(model=reference_model_config(path, weights, dataset))
     raise ckpt.CheckpointError(f"{path}: neither an hrmkit checkpoint nor a reference HRM/TRM state dict")
+
+
+def _evaluated_weights(state: dict) -> dict:
+    """The weights a step checkpoint's run evaluated: with ``train.ema`` the average (trainable
+    parameters) over the live buffers, as the trainer's evaluations and its final/ and best-model/
+    folders use; the live weights stay in the checkpoint for resuming."""
+    if not state.get("ema"):
+        return state["model"]
+    average = {k.removeprefix("inner."): v for k, v in state["ema"].items()}
+    return {**{k.removeprefix("inner."): v for k, v in state["model"].items()}, **average}
 
 
 def load_hrm_lm(path: Path, device: torch.device, verb: str):
