@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, final_weights, hrm
+from cli_helpers import TINY_MODEL, final_weights, hrm, hrm_here
 
 from hrmkit.config import load_run_config
 from hrmkit.puzzles.task import PuzzleTask
@@ -114,3 +114,19 @@ def test_a_signal_to_the_process_group_with_batch_workers_stops_cleanly_and_the_
     rerun = hrm(*args, f"train.steps={stopped_at + 2}")
     assert "resumed from" in rerun.stdout + rerun.stderr
     assert json.loads(metrics.read_text().splitlines()[-1])["step"] == stopped_at + 2
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    (["info", "--config", "hrm_v1"], "interrupted: the command stopped before it finished"),
+    (["train", "--config", "quickstart_sudoku4"], "interrupted: rerun the same command to resume"),
+    (["train", "--config", "quickstart_sudoku4", "--reset_progress"], "interrupted: rerun the command without --reset_progress"),
+])
+def test_ctrl_c_promises_a_resume_only_where_rerunning_resumes(monkeypatch, command, says):
+    """Rerunning a --reset_progress command resets again, and no other verb resumes."""
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+    module = "hrmkit.cli.info" if command[0] == "info" else "hrmkit.cli.train"
+    monkeypatch.setattr(f"{module}.run", interrupted)
+    result = hrm_here(*command, check=False)
+    assert result.returncode == 130
+    assert result.stderr.strip().startswith(says), result.stderr

@@ -44,8 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.verb not in VERBS_WITH_OVERRIDES:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra),
-                                interrupted="rerun the same command to resume from the newest checkpoint")
+    return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra), interrupted=_after_interrupt(args))
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves, per verb: only a training run has something to resume."""
+    if args.verb not in ("train", "quickstart"):
+        return "the command stopped before it finished"
+    if getattr(args, "reset_progress", False):
+        return ("rerun the command without --reset_progress to resume from the newest checkpoint "
+                "(with it, progress is reset again)")
+    return "rerun the same command to resume from the newest checkpoint"
+
 
 if __name__ == "__main__":
     sys.exit(main())
