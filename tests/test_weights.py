@@ -80,7 +80,40 @@ def test_hrm_eval_takes_the_run_folder_and_writes_beside_the_weights(run, sudoku
     run = shutil.copytree(run, tmp_path / "run")  # eval writes into the run folder
     assert main(["eval", "--checkpoint", str(run), "--data", str(sudoku4)]) == 0
     assert "exact accuracy" in capsys.readouterr().out
-    assert (run / "best-model" / "eval-test" / "metrics.json").is_file()
+    assert (run / "best-model" / f"eval-{sudoku4.name}-test" / "metrics.json").is_file()
+
+
+@pytest.mark.cli
+def test_hrm_eval_on_another_dataset_keeps_the_first_datasets_results(run, sudoku4, tmp_path):
+    run = shutil.copytree(run, tmp_path / "run")
+    other = tmp_path / "sudoku4_train_as_test"  # a dataset whose test split is sudoku4's 300 training puzzles
+    shutil.copytree(sudoku4 / "train", other / "test")
+    shutil.copy(sudoku4 / "identifiers.json", other / "identifiers.json")
+    for data in (sudoku4, other):
+        assert main(["eval", "--checkpoint", str(run / "final"), "--data", str(data), "--precision", "fp32"]) == 0
+    first = json.loads((run / "final" / f"eval-{sudoku4.name}-test" / "metrics.json").read_text())
+    second = json.loads((run / "final" / "eval-sudoku4_train_as_test-test" / "metrics.json").read_text())
+    assert first["count"] == 64 and second["count"] == 300
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_its_figures(sudoku4, tmp_path, precision):
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
+        "train": {"steps": 30, "eval_interval": 0, "global_batch_size": 16, "progress": False, "device": "cpu",
+                  "precision": precision}})
+    Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
+    logged = json.loads((tmp_path / "r" / "final" / "metrics.json").read_text())["metrics"]
+    assert main(["eval", "--checkpoint", str(tmp_path / "r" / "final"), "--data", str(sudoku4)]) == 0
+    scored = json.loads((tmp_path / "r" / "final" / f"eval-{sudoku4.name}-test" / "metrics.json").read_text())
+    assert scored["precision"] == precision
+    for name in ("exact_accuracy", "accuracy", "steps"):
+        assert scored[name] == pytest.approx(logged[name], abs=1e-9), name
 
 
 @pytest.mark.cli

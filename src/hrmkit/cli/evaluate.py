@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -20,13 +21,19 @@ def cmd_eval(args) -> int:
     from hrmkit.puzzles.evaluate import evaluate_puzzles
     from hrmkit.puzzles.format import load_split
     from hrmkit.train.distributed import pick_device
+    from hrmkit.train.speed_settings import allow_tf32_under, autocast_for, resolve_precision
     from hrmkit.train.task import metric_means
     from hrmkit.train.weights import weights_folder_of
     if args.tta < 1:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
-    models = [load_checkpoint(path, dataset=args.data, device=device)[0] for path in checkpoints]
+    loaded = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
+    models = [model for model, _ in loaded]
+    # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
+    precision = resolve_precision(loaded[0][1].train.precision if args.precision == "run" else args.precision, device)
+    allow_tf32_under(precision, device)
+    autocast = functools.partial(autocast_for, precision, device)
     split = load_split(args.data, args.split)
     for path, loaded in zip(checkpoints, models):
         if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
@@ -34,24 +41,27 @@ def cmd_eval(args) -> int:
                              f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
     model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
     started = time.perf_counter()
-    sums = evaluate_puzzles(model, split, args.batch_size, device, keep_predictions=True)
+    sums = evaluate_puzzles(model, split, args.batch_size, device, autocast, keep_predictions=True)
     predictions = sums.pop("predictions")
     metrics = metric_means(sums)
     path_kind = path_split_kind(args.data, split)
     if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
-    out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{args.split}")
+    metrics["precision"] = precision
+    # Named after the dataset too: evaluating the same weights on another dataset keeps the first's results.
+    out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{Path(args.data).resolve().name}-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
     if args.tta > 1 or len(models) > 1:
-        guesses = _vote_over_guesses(args, models, split, device)
+        guesses = _vote_over_guesses(args, models, split, device, autocast)
         metrics["test_time_guesses"], metrics["single_model_exact"] = guesses["curve"], guesses["single_model_exact"]
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
-          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {metrics['seconds']:.1f} s)")
+          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {precision}, "
+          f"{metrics['seconds']:.1f} s)")
     if path_kind == "maze":
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
               f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
@@ -74,7 +84,7 @@ def cmd_eval(args) -> int:
 
 
 
-def _vote_over_guesses(args, models, split, device) -> dict:
+def _vote_over_guesses(args, models, split, device, autocast) -> dict:
     from hrmkit.puzzles.guesses import vote_over_guesses
     from hrmkit.puzzles.symmetries import KINDS
     from hrmkit.puzzles.views.kinds import dataset_kind
@@ -82,7 +92,8 @@ def _vote_over_guesses(args, models, split, device) -> dict:
     if kind not in KINDS:
         raise UsageError(f"--tta and several --checkpoint need a {', '.join(KINDS)} dataset; {args.data} holds "
                          f"{kind or 'another kind'}" + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
-    return vote_over_guesses(models, split, kind, args.tta, args.batch_size, device, select=args.select)
+    return vote_over_guesses(models, split, kind, args.tta, args.batch_size, device, select=args.select,
+                             autocast=autocast)
 
 
 def cmd_generate(args) -> int:
@@ -120,10 +131,16 @@ def add_parsers(verbs) -> None:
                                "step_N file; several (e.g. runs/x/checkpoints/step_*.pt) vote together on Sudoku, maze "
                                "and routing datasets, each asked every --tta symmetry")
     evaluate.add_argument("--data", required=True, help="dataset folder")
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=int, default=256)
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--out", default=None, help="folder for metrics.json and predictions.npz")
+    evaluate.add_argument("--split", default="test", help="the dataset's split to score (default test)")
+    evaluate.add_argument("--batch-size", type=int, default=256, help="puzzles per forward pass (default 256)")
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps")
+    evaluate.add_argument("--precision", default="run", choices=("run", "fp32", "bf16", "fp16"),
+                          help="run (default): the precision the first checkpoint's run trained and evaluated with "
+                               "(its config.yaml; auto for a reference checkpoint), so the figures are the ones its "
+                               "own evaluations logged; fp32, bf16 or fp16 by hand")
+    evaluate.add_argument("--out", default=None,
+                          help="folder for metrics.json and predictions.npz (default: eval-<dataset>-<split>/ beside "
+                               "the first checkpoint's weights)")
     evaluate.add_argument("--pass-k", type=int, nargs="+", default=[1, 2, 10],
                           help="ARC datasets: the k of the voted pass@k scores")
     evaluate.add_argument("--tta", type=int, default=1, metavar="K",

@@ -15,6 +15,7 @@ does not have, so it is its own column, never the headline figure.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -81,7 +82,8 @@ def transformed_split(split: PuzzleSplit, symmetry: Symmetry) -> PuzzleSplit:
 
 
 def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_per_model: int, batch_size: int,
-                      device: torch.device, seed: int = 0, select: str = "vote") -> dict:
+                      device: torch.device, seed: int = 0, select: str = "vote",
+                      autocast=contextlib.nullcontext) -> dict:
     """``{"curve": [{"guesses", "exact_accuracy", "forward_passes_per_puzzle", "seconds"}, ...],
     "single_model_exact": [each model alone on the puzzles as given], "predictions": the voted answers
     [rows, seq_len]}`` for ``symmetries_per_model`` symmetries of each puzzle asked of every model; with
@@ -105,7 +107,8 @@ def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_pe
     for symmetry in symmetries:
         transformed = transformed_split(split, symmetry)
         for model in models:
-            kept = evaluate_puzzles(model, transformed, batch_size, device, keep_predictions=True)["predictions"]
+            kept = evaluate_puzzles(model, transformed, batch_size, device, autocast,
+                                    keep_predictions=True)["predictions"]
             answers = symmetry.inverse().apply(kept["predictions"])
             for ballot, answer, confidence in zip(ballots, answers, kept["q_halt"]):
                 ballot.add(answer, confidence)

@@ -46,17 +46,30 @@ def resolve_speed_settings(cfg: RunConfig, device: torch.device) -> None:
     exact fp32."""
     tc = cfg.train
     on_cuda = device.type == "cuda"
-    if tc.precision == "auto":
-        native_bf16 = torch.cuda.is_bf16_supported() if on_cuda else device.type == "cpu" and cpu_has_native_bf16()
-        tc.precision = "bf16" if native_bf16 else "fp32"
+    tc.precision = resolve_precision(tc.precision, device)
     if tc.compile == "auto":
         tc.compile = on_cuda
     if cfg.data.workers == "auto":
         cfg.data.workers = 1 if on_cuda else 0
     if cfg.model.state_dtype == "auto":
         cfg.model.state_dtype = "autocast" if states_follow_autocast("auto", device.type) else "float32"
-    if on_cuda and tc.precision != "fp32":
-        torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 matmuls left outside autocast
+    allow_tf32_under(tc.precision, device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``'s meaning on ``device`` (bf16 where the device multiplies it natively, else fp32); any
+    other precision as it is."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def allow_tf32_under(precision: str, device: torch.device) -> None:
+    """On CUDA under autocast, TF32 for the fp32 matmuls left outside it; ``fp32`` stays exact."""
+    if device.type == "cuda" and precision != "fp32":
+        torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
 
