@@ -278,6 +278,11 @@ def test_cli_trains_generates_and_refuses_bad_input(arithmetic, tmp_path):
     assert bad.returncode == 2 and "no_such_loss" in bad.stderr
     bad = hrm_here("train", *common, "--run_name", "x", "--optimizer", "adamw_8bit", "--steps", "1", check=False)
     assert bad.returncode == 2 and "bitsandbytes" in bad.stderr
+    zero = hrm_here("generate", "--run_name", "cli", "--save_dir", str(runs), "--prompt", "x", "--max_new_tokens", "0",
+                    check=False)  # not "the default length"
+    assert zero.returncode == 2 and "max_new_tokens" in zero.stderr and not zero.stdout
+    one = hrm_here("generate", "--run_name", "cli", "--save_dir", str(runs), "--prompt", "What is 3 + 4?")
+    assert one.stderr.startswith("(1 prompt,")
     bad = hrm_here("generate", "--run_name", "missing", "--save_dir", str(runs), "--prompt", "x", check=False)
     assert bad.returncode == 2 and "missing" in bad.stderr
     missing = hrm_here("train", *common, "--dataset", str(tmp_path / "nowhere"), "--run_name", "y", check=False)

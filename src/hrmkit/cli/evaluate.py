@@ -110,15 +110,16 @@ def cmd_generate(args) -> int:
         raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
     device = pick_device(args.device)
     model, _, tokenizer = load_hrm_lm(path, device, "hrm generate")
-    # Default: as long an answer as the decoder can place.
-    max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
+    # Default: as long an answer as the decoder can place (0 or less is refused by SamplingConfig).
+    max_new_tokens = model.config.seq_len + 1 if args.max_new_tokens is None else args.max_new_tokens
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
     started = time.perf_counter()
     answers = generate_text(model, tokenizer, prompts, sampling, device, halt=args.halt)
     for prompt, answer in zip(prompts, answers):
         print(json.dumps({"prompt": prompt, "answer": answer}, ensure_ascii=False) if args.jsonl else f"{prompt} -> {answer}")
-    print(f"({len(prompts)} prompts, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
+    count = f"{len(prompts)} prompt{'s' if len(prompts) > 1 else ''}"
+    print(f"({count}, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
     return 0
 
 
@@ -157,15 +158,18 @@ def add_parsers(verbs) -> None:
     gen.add_argument("--run_name", "--run-name", default=None, help="use this run's best model (else final, else newest step)")
     gen.add_argument("--save_dir", "--save-dir", default="runs", help="parent folder of runs")
     gen.add_argument("--checkpoint", default=None, help="a run folder, or a weights folder (final/, best-model/) with its tokenizer.json")
-    gen.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=0,
+    gen.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=None,
                      help="answer tokens at most (default: the model's seq_len + 1)")
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    gen.add_argument("--top_k", "--top-k", type=int, default=0)
-    gen.add_argument("--top_p", "--top-p", type=float, default=1.0)
-    gen.add_argument("--repetition_penalty", "--repetition-penalty", type=float, default=1.0)
-    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--top_k", "--top-k", type=int, default=0,
+                     help="sample among the k likeliest tokens only (default 0: all)")
+    gen.add_argument("--top_p", "--top-p", type=float, default=1.0,
+                     help="sample among the likeliest tokens whose probabilities sum to p (default 1.0: all)")
+    gen.add_argument("--repetition_penalty", "--repetition-penalty", type=float, default=1.0,
+                     help="> 1 makes tokens already in the answer less likely (default 1.0: no penalty)")
+    gen.add_argument("--seed", type=int, default=None, help="seed of the sampling, for a repeatable answer")
     gen.add_argument("--halt", action="store_true", help="stop the core's segments once its Q head says halt")
-    gen.add_argument("--device", default="auto")
+    gen.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps")
     gen.add_argument("--jsonl", action="store_true", help="print one JSON object per prompt")
 
 
