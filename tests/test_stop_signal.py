@@ -77,6 +77,13 @@ def test_a_stop_signal_saves_the_step_in_flight_and_the_rerun_matches_the_uninte
         assert torch.equal(straight[key], again[key]), key
 
 
+def test_a_stop_signal_in_the_last_step_lets_the_run_finish_with_its_final_weights(sudoku4, tmp_path, signals_raise):
+    trainer = tiny_trainer(sudoku4, tmp_path, steps=6)
+    send_during_step(trainer, 6, signal.SIGINT)
+    result = trainer.train()  # a checkpoint of the last step without final/ would leave a run that never finishes
+    assert result["step"] == 6 and (tmp_path / "r" / "final" / "model.safetensors").is_file()
+
+
 def test_a_second_signal_interrupts_at_once_as_without_the_stop_request(sudoku4, tmp_path, signals_raise):
     trainer = tiny_trainer(sudoku4, tmp_path)
     send_during_step(trainer, 3, signal.SIGINT, signal.SIGINT)

@@ -5,8 +5,9 @@ Without this, Ctrl-C lands wherever the step happens to be and every step since 
 checkpoint is lost (with ``train.checkpoint_interval=0`` that is everything since the last
 evaluation). With it, the first signal only asks the run to stop: the step in flight finishes, the
 trainer saves a checkpoint of that step and stops as an interrupted run, so rerunning the same
-command goes on from there. The first signal also puts the previous handlers back, so a second
-Ctrl-C interrupts at once, as it always did.
+command goes on from there (a signal during the last step or the final evaluation lets the run
+finish instead: its final weights are then written). The first signal also puts the previous
+handlers back, so a second Ctrl-C interrupts at once, as it always did.
 
 One process only. Under torchrun each process gets the signal at its own moment, and the launcher
 follows Ctrl-C with SIGTERM to its workers and then kills them; a run there keeps its newest
@@ -48,7 +49,8 @@ class StopRequest:
     def _ask_to_stop(self, signum: int, _frame) -> None:
         self.signal_name = signal.Signals(signum).name
         self._restore()  # a second signal interrupts at once
-        self.log(f"{self.signal_name}: stopping after this step with a checkpoint (Ctrl-C again stops at once)")
+        self.log(f"{self.signal_name}: the run stops once the step in flight is saved (a run in its final evaluation "
+                 "finishes it); Ctrl-C again stops at once")
 
     def _restore(self) -> None:
         for sig, handler in self._previous.items():

@@ -233,35 +233,37 @@ class Trainer:
             if self.proc.is_main:
                 self.metrics_logger = open_logger(tc.logger, self.run_dir, self.cfg.run_name, config_to_dict(self.cfg),
                                                   self.step)
-            with progress, stop:
-                while self.step < tc.steps:
-                    self._before_step()
-                    step_started = time.perf_counter()
-                    window.add(self._train_step())  # device tensors: nothing is read until a log line
-                    self.train_seconds += time.perf_counter() - step_started
-                    self.step += 1
-                    if self.step % tc.log_steps == 0 or self.step == tc.steps:
-                        logged = window.flush()
-                        self._write(metrics_file, {"kind": "train", **logged, **self._lr()})
-                        progress.show_train(logged)
-                    progress.update(self.step)
-                    if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
-                        last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
-                        progress.show_eval(last_eval)
-                        self._save_step_checkpoint()
-                        if self._should_stop_early(last_eval):
-                            self.log(f"early stop at step {self.step}: validation loss has not improved for "
-                                     f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
-                            break
-                    elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
-                        self._save_step_checkpoint()
-                    if stop.signal_name:
-                        if self.saved_step != self.step:
+            with stop:  # until the run ends a signal asks it to stop (see stop_request); the final
+                # evaluation and save then finish as they would
+                with progress:
+                    while self.step < tc.steps:
+                        self._before_step()
+                        step_started = time.perf_counter()
+                        window.add(self._train_step())  # device tensors: nothing is read until a log line
+                        self.train_seconds += time.perf_counter() - step_started
+                        self.step += 1
+                        if self.step % tc.log_steps == 0 or self.step == tc.steps:
+                            logged = window.flush()
+                            self._write(metrics_file, {"kind": "train", **logged, **self._lr()})
+                            progress.show_train(logged)
+                        progress.update(self.step)
+                        if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
+                            last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
+                            progress.show_eval(last_eval)
                             self._save_step_checkpoint()
-                        raise RunStopped(f"{stop.signal_name} at step {self.step}, checkpoint saved")
-            last_eval = self._evaluate_and_keep_best(metrics_file, 0)
-            self._save_step_checkpoint()
-            self._save_weights(self.run_dir / "final", last_eval)
+                            if self._should_stop_early(last_eval):
+                                self.log(f"early stop at step {self.step}: validation loss has not improved for "
+                                         f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
+                                break
+                        elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
+                            self._save_step_checkpoint()
+                        if stop.signal_name and self.step < tc.steps:  # at the last step the run just finishes
+                            if self.saved_step != self.step:
+                                self._save_step_checkpoint()
+                            raise RunStopped(f"{stop.signal_name} at step {self.step}, checkpoint saved")
+                last_eval = self._evaluate_and_keep_best(metrics_file, 0)
+                self._save_step_checkpoint()
+                self._save_weights(self.run_dir / "final", last_eval)
             failed = False
         finally:
             if metrics_file:
