@@ -7,6 +7,7 @@ bad values are reported together (see ``config_base.build_config``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,15 @@ from hrmkit.config_base import (
 )
 
 PRESETS_DIR = Path(__file__).parent / "configs"
+_DEVICE_NAME = re.compile(r"auto|(cpu|cuda|mps)(:[0-9]+)?")
+
+
+def device_problem(name: str) -> str | None:
+    """What is wrong with a device name (train.device, --device), or None: auto, cpu, cuda, cuda:N or mps.
+    Checked before torch sees it, whose own error is a traceback listing every device type it knows."""
+    if _DEVICE_NAME.fullmatch(name):
+        return None
+    return f"device must be auto, cpu, cuda[:N] or mps, got '{name}'"
 
 
 @dataclass
@@ -207,8 +217,8 @@ class TrainConfig:
             problems.append("lr_min_ratio must be in [0, 1]")
         if not 0.0 < self.ema_rate < 1.0:
             problems.append("ema_rate must be in (0, 1)")
-        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            problems.append(f"device must be auto, cpu, cuda[:N] or mps, got '{self.device}'")
+        if problem := device_problem(self.device):
+            problems.append(problem)
         untils = [stage[0] for stage in self.depth_schedule]
         if any(not 0 < until <= 1 for until in untils) or untils != sorted(set(untils)):
             problems.append(f"depth_schedule: each stage's fraction must be in (0, 1] and larger than the one before, got {untils}")

@@ -133,6 +133,8 @@ def _trained_prompt_format(weights_folder: Path) -> str | None:
 
 
 def _check_numbers(args) -> None:
+    """Bad flag values fail at once, before the tasks are read and the sandbox is chosen."""
+    from hrmkit.config import device_problem
     problems = [f"{flag} must be >= 1" for flag, value in (("--n", args.n), ("--workers", args.workers),
                                                             ("--batch-size", args.batch_size)) if value < 1]
     problems += [f"--k {k} must be >= 1" for k in args.k if k < 1]
@@ -140,6 +142,8 @@ def _check_numbers(args) -> None:
         problems.append("--timeout must be > 0")
     if args.limit < 0:
         problems.append("--limit must be >= 0")
+    if args.checkpoint and (problem := device_problem(args.device)):
+        problems.append(problem)
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from hrmkit.config import device_problem
 from hrmkit.train import collectives
 
 
@@ -32,6 +33,11 @@ class ProcessInfo:
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """The torch device a device name (auto, cpu, cuda[:N], mps) means here; a name that is not one, or
+    a device this machine lacks, raises ValueError (one line: bad input)."""
+    problem = device_problem(requested)
+    if problem:
+        raise ValueError(problem)
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)

@@ -1,0 +1,58 @@
+"""Bad input from the command line: one line on stderr naming the real cause, exit code 2, no traceback."""
+
+
+import pytest
+from cli_helpers import MBPP_DIR, hrm, hrm_here
+
+from hrmkit.lm.arithmetic import build_arithmetic_corpus
+
+MBPP = MBPP_DIR / "mbpp.jsonl"
+needs_mbpp = pytest.mark.skipif(not MBPP.exists(), reason=f"MBPP not at {MBPP_DIR}")
+BAD_DEVICE = "error: device must be auto, cpu, cuda[:N] or mps, got 'nosuch'"
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def arithmetic_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "arithmetic"
+    build_arithmetic_corpus(root, digits=1, train=20, val=5, test=5)
+    return root
+
+
+# -- 1. a device torch does not know ------------------------------------------------------------------
+@pytest.mark.cli
+@pytest.mark.parametrize("verb", ["eval", "generate", "viz", "eval code"])
+def test_a_bad_device_is_one_line_in_every_verb(verb, trained_sudoku_run, sudoku4, tmp_path):
+    args = {
+        "eval": ["eval", "--checkpoint", trained_sudoku_run, "--data", sudoku4, "--out", tmp_path / "e"],
+        "generate": ["generate", "--checkpoint", trained_sudoku_run, "--prompt", "What is 1 + 1?"],
+        "viz": ["viz", trained_sudoku_run, "--out", tmp_path / "z.html"],
+        "eval code": ["eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", trained_sudoku_run,
+                      "--limit", "1", "--n", "1", "--k", "1", "--out", tmp_path / "x.jsonl"],
+    }[verb]
+    if verb == "eval code" and not MBPP.exists():
+        pytest.skip(f"MBPP not at {MBPP_DIR}")
+    assert one_line_error(hrm_here(*args, "--device", "nosuch", check=False)) == BAD_DEVICE
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.cli
+def test_a_bad_device_is_one_line_in_a_real_process(trained_sudoku_run, sudoku4):
+    assert one_line_error(hrm("eval", "--checkpoint", str(trained_sudoku_run), "--data", str(sudoku4),
+                              "--device", "nosuch", check=False)) == BAD_DEVICE
+
+
+def test_pick_device_and_the_train_config_judge_a_device_name_alike():
+    from hrmkit.config import TrainConfig
+    from hrmkit.train.distributed import pick_device
+    for name in ("nosuch", "cuda:x", "cpu:-1"):
+        with pytest.raises(ValueError) as raised:
+            pick_device(name)
+        assert TrainConfig(device=name).validate() == [str(raised.value)]
+    assert str(pick_device("cpu")) == "cpu" and TrainConfig(device="cpu").validate() == []
