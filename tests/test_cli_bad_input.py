@@ -4,6 +4,7 @@
 import pytest
 from cli_helpers import MBPP_DIR, hrm, hrm_here
 
+from hrmkit.cli import build_parser
 from hrmkit.lm.arithmetic import build_arithmetic_corpus
 
 MBPP = MBPP_DIR / "mbpp.jsonl"
@@ -56,3 +57,22 @@ def test_pick_device_and_the_train_config_judge_a_device_name_alike():
             pick_device(name)
         assert TrainConfig(device=name).validate() == [str(raised.value)]
     assert str(pick_device("cpu")) == "cpu" and TrainConfig(device="cpu").validate() == []
+
+
+# -- 2. zero is not "the default" -------------------------------------------------------------------
+@pytest.mark.cli
+@pytest.mark.parametrize("flag", ["--batch", "--steps"])
+def test_bench_refuses_a_zero_batch_or_step_count(flag, capsys):
+    with pytest.raises(SystemExit) as exited:  # before: --batch 0 ran at the config's batch, --steps 0 timed nothing
+        build_parser().parse_known_args(["bench", "eval", "--config", "quickstart_sudoku4", flag, "0"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"error: hrm bench: argument {flag}: must be >= 1, got 0 (see hrm bench --help)\n"
+
+
+@pytest.mark.cli
+@needs_mbpp
+def test_eval_code_refuses_max_new_tokens_zero(tmp_path):
+    result = hrm_here("eval", "code", "--task", "mbpp", "--data", MBPP, "--references", "--limit", "1",
+                      "--max-new-tokens", "0", "--out", tmp_path / "x.jsonl", check=False)
+    assert one_line_error(result) == "error: --max-new-tokens must be >= 1 (leave it out for the model's seq_len + 1)"
+    assert list(tmp_path.iterdir()) == []

@@ -19,16 +19,16 @@ def run(args, overrides: list[str]) -> int:
     from hrmkit.files import atomic_write_text
     settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
                 "train.progress=false", f"train.compile={args.compile}"]
-    if args.batch and args.what == "train":
+    if args.batch is not None and args.what == "train":
         settings.append(f"train.global_batch_size={args.batch}")
-    elif args.batch and args.what == "eval":
+    elif args.batch is not None and args.what == "eval":
         settings.append(f"train.eval_batch_size={args.batch}")
     cfg = load_run_config(args.config, parse_overrides(settings + overrides))
     if args.what == "generate":
         if args.threads:
             torch.set_num_threads(args.threads)
         counts = [int(n) for n in args.new_tokens.split(",")]
-        result = bench_generate(cfg, counts, batch=args.batch or 1, prompt_len=args.prompt_tokens, repeats=args.steps)
+        result = bench_generate(cfg, counts, batch=1 if args.batch is None else args.batch, prompt_len=args.prompt_tokens, repeats=args.steps)
         for row in result:
             print(format_generate_result(row))
     elif args.what == "eval":
@@ -44,18 +44,19 @@ def run(args, overrides: list[str]) -> int:
 
 
 def add_parsers(verbs) -> None:
+    from hrmkit.cli.language import NON_NEGATIVE, POSITIVE
     bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
     bench.add_argument("what", choices=("train", "eval", "generate"),
                        help="train: optimizer steps; eval: the evaluation forward; generate: HRM-LM decoding "
                             "with and without the KV cache")
     bench.add_argument("--config", required=True, help="YAML file or preset name")
-    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--device", default="cpu", help="auto, cpu, cuda[:N] or mps (default cpu)")
     bench.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                        help="auto: what hrm train uses on the device (bf16 on CUDA, fp32 on the CPU)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    bench.add_argument("--batch", type=int, default=0, help="global batch size (0 = the config's; generate: 1)")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps or generate repeats (median reported)")
-    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--batch", type=POSITIVE, default=None, help="global batch size (default: the config's; generate: 1)")
+    bench.add_argument("--steps", type=POSITIVE, default=5, help="timed steps or generate repeats (median reported)")
+    bench.add_argument("--warmup", type=NON_NEGATIVE, default=2, help="untimed steps first (compilation, caches; default 2)")
     bench.add_argument("--compile", default="auto", choices=("auto", "true", "false"),
                        help="torch.compile the model; auto: what hrm train does on the device (CUDA only)")
     bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")

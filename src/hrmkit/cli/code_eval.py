@@ -42,7 +42,8 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     sampling.add_argument("--temperature", type=float, default=0.8)
     sampling.add_argument("--top-p", type=float, default=0.95)
     sampling.add_argument("--top-k", type=int, default=0)
-    sampling.add_argument("--max-new-tokens", type=int, default=0, help="default: the model's seq_len + 1")
+    sampling.add_argument("--max-new-tokens", type=int, default=None,
+                          help="answer tokens at most (default: the model's seq_len + 1)")
     sampling.add_argument("--prompt-format", default="auto", choices=("auto", *PROMPT_FORMATS),
                           help="auto: the format the model was trained on (meta.json beside the checkpoint), "
                                "else mbpp-3shot for MBPP and docstring for HumanEval / EvalPlus")
@@ -142,6 +143,8 @@ def _check_numbers(args) -> None:
         problems.append("--timeout must be > 0")
     if args.limit < 0:
         problems.append("--limit must be >= 0")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        problems.append("--max-new-tokens must be >= 1 (leave it out for the model's seq_len + 1)")
     if args.checkpoint and (problem := device_problem(args.device)):
         problems.append(problem)
     if problems:
@@ -155,7 +158,7 @@ def _model_completer(args, path: Path):
     from hrmkit.train.distributed import pick_device
     device = pick_device(args.device)
     model, _, tokenizer = load_hrm_lm(path, device, "hrm eval code")
-    max_new_tokens = args.max_new_tokens or model.config.seq_len + 1
+    max_new_tokens = model.config.seq_len + 1 if args.max_new_tokens is None else args.max_new_tokens
     if args.temperature == 0 and args.n > 1:
         print(f"note: temperature 0 is greedy: all {args.n} samples of a task are the same", file=sys.stderr)
 
