@@ -76,3 +76,49 @@ def test_eval_code_refuses_max_new_tokens_zero(tmp_path):
                       "--max-new-tokens", "0", "--out", tmp_path / "x.jsonl", check=False)
     assert one_line_error(result) == "error: --max-new-tokens must be >= 1 (leave it out for the model's seq_len + 1)"
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 3. messages that name the real cause -------------------------------------------------------------
+@pytest.mark.cli
+def test_a_seq2seq_preset_on_a_puzzle_dataset_says_so_and_leaves_it_alone(sudoku4, tmp_path):
+    before = sorted(path.name for path in sudoku4.iterdir())
+    result = hrm_here("train", "--config", "arithmetic", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                      "run_name=w2", "train.steps=1", check=False)
+    line = one_line_error(result)
+    assert f"{sudoku4}: is a puzzle dataset" in line and "not an HRM-LM corpus" in line, line
+    assert "--force" not in line and "overwrite" not in line, line
+    assert sorted(path.name for path in sudoku4.iterdir()) == before
+
+
+def test_the_arithmetic_corpus_is_built_in_an_empty_folder_but_not_over_other_files(tmp_path):
+    from hrmkit.config import load_run_config
+    from hrmkit.files import DatasetError
+    from hrmkit.lm.task import Seq2SeqData
+
+    def data_at(path):
+        cfg = load_run_config("arithmetic", {"data": {"path": str(path), "arithmetic_train": 20, "arithmetic_val": 5}})
+        return Seq2SeqData.from_corpus(cfg, 0)
+
+    (tmp_path / "empty").mkdir()
+    assert len(data_at(tmp_path / "empty").train) == 20
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine\n")
+    with pytest.raises(DatasetError, match="not an HRM-LM corpus"):
+        data_at(tmp_path / "notes")
+    assert [path.name for path in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+
+@pytest.mark.cli
+def test_a_puzzle_checkpoint_evaluated_on_a_corpus_names_the_corpus(trained_sudoku_run, arithmetic_corpus, tmp_path):
+    result = hrm_here("eval", "--checkpoint", trained_sudoku_run, "--data", arithmetic_corpus,
+                      "--out", tmp_path / "e", check=False)
+    line = one_line_error(result)  # before: ".../test: split not found (this dataset has: none)"
+    assert f"{arithmetic_corpus}: is an HRM-LM corpus" in line and "not a puzzle dataset" in line, line
+
+
+@pytest.mark.cli
+def test_a_puzzle_config_trained_on_a_corpus_names_the_corpus(arithmetic_corpus, tmp_path):
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={arithmetic_corpus}",
+                      f"runs_dir={tmp_path}", "run_name=p2", "train.steps=1", check=False)
+    line = one_line_error(result)
+    assert f"{arithmetic_corpus}: is an HRM-LM corpus" in line and "not a puzzle dataset" in line, line

@@ -143,3 +143,19 @@ def read_json(path: Path) -> Any:
             return json.load(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DatasetError(path, f"not valid JSON ({error})") from None
+
+
+# -- what a data folder holds, for messages that name it when it is the wrong kind -----------------
+def puzzle_split_names(root: str | os.PathLike) -> list[str]:
+    """The splits of a puzzle dataset (``<split>/dataset.json``, from ``hrm prepare sudoku`` and the like)."""
+    root = Path(root)
+    return sorted(path.name for path in root.iterdir() if (path / "dataset.json").is_file()) if root.is_dir() else []
+
+
+def corpus_files(root: str | os.PathLike) -> list[str]:
+    """meta.json and the ``<split>.jsonl`` files of an HRM-LM corpus; [] when ``root`` is not one."""
+    root = Path(root)
+    if not (root / "meta.json").is_file():
+        return []
+    return ["meta.json", *sorted(path.name for path in root.glob("*.jsonl"))]
+

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from hrmkit.config import ModelConfig, RunConfig
-from hrmkit.files import DatasetError
+from hrmkit.files import DatasetError, puzzle_split_names
 from hrmkit.lm.arithmetic import build_arithmetic_corpus
 from hrmkit.lm.batches import BatchStream, eval_batches
 from hrmkit.lm.corpus_format import CorpusSplit, ListSplit, load_corpus_meta
@@ -218,11 +218,26 @@ def _split_exists(root: Path, split: str) -> bool:
 
 
 def _build_or_fail(cfg: RunConfig, rank: int) -> None:
+    """Build the arithmetic corpus at data.path when it is set to be built there (a new or empty folder);
+    any other folder without meta.json is refused, named for what it is, and left as it is."""
     data = cfg.data
+    root = Path(data.path)
+    instead = ("set data.path to a corpus (hrm prepare arithmetic --out DIR, hrm data prepare-language)"
+               + (", or to a new folder for data.build=arithmetic to build one in" if data.build == "arithmetic" else ""))
+    puzzle_splits = puzzle_split_names(root)
+    if puzzle_splits:
+        raise DatasetError(root, f"is a puzzle dataset ({', '.join(f'{split}/dataset.json' for split in puzzle_splits)}), "
+                                 f"not an HRM-LM corpus (meta.json, train.jsonl), which task: seq2seq reads; {instead}")
     if data.build != "arithmetic":
         raise DatasetError(data.path, "has no meta.json: build a corpus first (hrm prepare arithmetic, "
                                       "hrm data prepare-language) or set data.build=arithmetic")
+    empty_folder = root.is_dir() and not any(root.iterdir())
+    if root.exists() and not empty_folder:
+        raise DatasetError(root, f"is not an HRM-LM corpus (no meta.json), and data.build=arithmetic builds one only "
+                                 f"in a new or empty folder; {instead}")
+    collectives.barrier()  # every process has looked at the folder before rank 0 fills it
     if rank == 0:
         build_arithmetic_corpus(data.path, digits=data.arithmetic_digits, train=data.arithmetic_train,
-                                val=data.arithmetic_val, test=data.arithmetic_val, seed=cfg.train.seed)
+                                val=data.arithmetic_val, test=data.arithmetic_val, seed=cfg.train.seed,
+                                overwrite=empty_folder)
     collectives.barrier()  # the other processes read what rank 0 just wrote

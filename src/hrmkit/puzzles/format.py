@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.files import DatasetError, check_output_free, read_json, staged_folder
+from hrmkit.files import DatasetError, check_output_free, corpus_files, puzzle_split_names, read_json, staged_folder
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 
@@ -375,7 +375,11 @@ def load_split(root: str | os.PathLike, split: str) -> PuzzleSplit:
                                  "that names a dataset shows the command in its header)")
     split_dir = root / split
     if not split_dir.is_dir():
-        available = sorted(path.name for path in root.iterdir() if (path / "dataset.json").is_file())
+        available = puzzle_split_names(root)
+        if not available and corpus_files(root):
+            raise DatasetError(root, f"is an HRM-LM corpus ({', '.join(corpus_files(root))}), not a puzzle dataset "
+                                     "(<split>/dataset.json): pass one built by hrm prepare sudoku, maze, arc or "
+                                     "routing (a corpus is for task: seq2seq configs, such as --config arithmetic)")
         raise DatasetError(split_dir, f"split not found (this dataset has: {', '.join(available) or 'none'})")
     metadata_path = split_dir / "dataset.json"
     meta = PuzzleDatasetMetadata.from_json_dict(read_json(metadata_path), metadata_path)
