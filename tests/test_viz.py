@@ -227,6 +227,21 @@ def test_sudoku_page_is_self_contained_and_has_every_segment(sudoku_page, sudoku
         assert example["solved"] == bool((last == labels[row]).all())
 
 
+@pytest.mark.cli
+def test_a_bf16_runs_page_shows_the_answers_hrm_eval_scores(sudoku4, tmp_path):
+    """The page runs the model in the run's own precision, as its evaluations and `hrm eval` do; drawn in
+    fp32, some cards showed answers the run never gave."""
+    run = train(sudoku4, tmp_path, "bf16", "--config", "quickstart_sudoku4", *TINY_MODEL, "train.steps=30",
+                "train.precision=bf16", "train.device=cpu")
+    hrm_here("eval", "--checkpoint", str(run / "final"), "--data", str(sudoku4), "--device", "cpu")
+    scored = np.load(run / "final" / f"eval-{sudoku4.name}-test" / "predictions.npz")["predictions"]
+    data = page_data(viz(str(run / "final"), "--dataset", str(sudoku4), "--n", "64", "--device", "cpu",
+                         "--out", str(tmp_path / "page.html")))
+    assert ["precision", "bf16"] in data["meta"]
+    drawn = np.array([[int(c, 36) for c in example["segments"][-1]] for example in data["examples"]])
+    np.testing.assert_array_equal(drawn, scored)
+
+
 def test_maze_page_judges_paths_against_the_oracle(maze_page):
     data = page_data(maze_page)
     assert data["kind"] == "maze" and len(data["examples"]) == 4
@@ -251,8 +266,12 @@ def test_guesses_page_shows_the_candidates_of_hrm_eval_tta_and_its_vote(sudoku_g
     from hrmkit.puzzles.guesses import vote_over_guesses
     data = page_data(sudoku_guesses_page)
     split = load_split(sudoku4, "test")
-    model, _ = load_checkpoint(sudoku_run)  # what hrm viz draws: best-model/, else final/
-    evaluated = vote_over_guesses([model], split, "sudoku", 4, 64, torch.device("cpu"))["predictions"]
+    from hrmkit.train.speed_settings import autocast_for, resolve_precision
+    model, cfg = load_checkpoint(sudoku_run)  # what hrm viz draws: best-model/, else final/
+    cpu = torch.device("cpu")
+    precision = resolve_precision(cfg.train.precision, cpu)  # the run's, as hrm eval --tta runs it
+    evaluated = vote_over_guesses([model], split, "sudoku", 4, 64, cpu,
+                                  autocast=lambda: autocast_for(precision, cpu))["predictions"]
     labels = np.asarray(split.sets["all"]["labels"])
     for row, example in enumerate(data["examples"]):
         candidates = example["candidates"]

@@ -8,6 +8,7 @@ never before the first segment ends, at the latest at ``halt_max_steps``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +74,9 @@ def read_rows(split: PuzzleSplit, rows: np.ndarray) -> dict[str, np.ndarray]:
     return picked
 
 
-def model_tracer(model, device: torch.device, batch_size: int) -> Tracer:
-    """A Tracer running ``model`` (an ACTModel) for all of its ``halt_max_steps`` segments."""
+def model_tracer(model, device: torch.device, batch_size: int, autocast=contextlib.nullcontext) -> Tracer:
+    """A Tracer running ``model`` (an ACTModel) for all of its ``halt_max_steps`` segments, each under
+    ``autocast()`` (the run's precision, as its evaluations ran)."""
 
     @torch.no_grad()
     def trace(inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> Iterator[tuple[int, SegmentTrace]]:
@@ -83,14 +85,15 @@ def model_tracer(model, device: torch.device, batch_size: int) -> Tracer:
         try:
             for start in range(0, len(inputs), batch_size):
                 yield start, _trace_batch(model, device, inputs[start:start + batch_size],
-                                          puzzle_identifiers[start:start + batch_size])
+                                          puzzle_identifiers[start:start + batch_size], autocast)
         finally:
             model.train(was_training)
 
     return trace
 
 
-def _trace_batch(model, device: torch.device, inputs: np.ndarray, puzzle_identifiers: np.ndarray) -> SegmentTrace:
+def _trace_batch(model, device: torch.device, inputs: np.ndarray, puzzle_identifiers: np.ndarray,
+                 autocast) -> SegmentTrace:
     batch = {
         "inputs": torch.from_numpy(np.array(inputs, dtype=np.int32)).to(device),
         # Labels only ride along in the carry (the model never reads them); none is needed here.
@@ -100,7 +103,8 @@ def _trace_batch(model, device: torch.device, inputs: np.ndarray, puzzle_identif
     carry = model.initial_carry(batch)
     predictions, q_halt, q_continue = [], [], []
     for _ in range(model.config.halt_max_steps):
-        carry, outputs = model(carry=carry, batch=batch)
+        with autocast():
+            carry, outputs = model(carry=carry, batch=batch)
         predictions.append(outputs["logits"].argmax(-1).cpu().numpy())
         q_halt.append(outputs["q_halt_logits"].float().cpu().numpy())
         q_continue.append(outputs["q_continue_logits"].float().cpu().numpy())
