@@ -122,3 +122,15 @@ def test_a_puzzle_config_trained_on_a_corpus_names_the_corpus(arithmetic_corpus,
                       f"runs_dir={tmp_path}", "run_name=p2", "train.steps=1", check=False)
     line = one_line_error(result)
     assert f"{arithmetic_corpus}: is an HRM-LM corpus" in line and "not a puzzle dataset" in line, line
+
+
+@pytest.mark.cli
+def test_eval_code_on_a_folder_says_it_is_a_folder(sudoku4):
+    result = hrm_here("eval", "code", "--task", "mbpp", "--data", sudoku4, "--references", check=False)
+    assert one_line_error(result) == f"error: {sudoku4}: is a folder, not an MBPP file (mbpp.jsonl or sanitized-mbpp.json)"
+
+
+@pytest.mark.cli
+def test_eval_code_evalplus_on_a_folder_says_it_is_a_folder(tmp_path):
+    result = hrm_here("eval", "code", "--task", "evalplus", "--data", tmp_path, "--references", check=False)
+    assert one_line_error(result) == f"error: {tmp_path}: is a folder, not an EvalPlus .jsonl file (MBPP+ or HumanEval+)"

