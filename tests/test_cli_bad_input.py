@@ -134,3 +134,20 @@ def test_eval_code_on_a_folder_says_it_is_a_folder(sudoku4):
 def test_eval_code_evalplus_on_a_folder_says_it_is_a_folder(tmp_path):
     result = hrm_here("eval", "code", "--task", "evalplus", "--data", tmp_path, "--references", check=False)
     assert one_line_error(result) == f"error: {tmp_path}: is a folder, not an EvalPlus .jsonl file (MBPP+ or HumanEval+)"
+
+
+# -- 4. hrm data check on a path that is not there ------------------------------------------------------
+@pytest.mark.cli
+def test_data_check_of_a_missing_path_is_one_line(tmp_path):
+    result = hrm_here("data", "check", tmp_path / "nosuch", "--json", tmp_path / "report.json", check=False)
+    assert one_line_error(result) == f"error: {tmp_path / 'nosuch'}: no such dataset folder"
+    assert result.stdout == "" and not (tmp_path / "report.json").exists()
+    (tmp_path / "file").write_text("x")
+    assert one_line_error(hrm_here("data", "check", tmp_path / "file", check=False)) == \
+        f"error: {tmp_path / 'file'}: is a file, not a dataset folder"
+
+
+@pytest.mark.cli
+def test_data_check_of_a_real_dataset_that_fails_keeps_its_report(arithmetic_corpus):
+    result = hrm_here("data", "check", arithmetic_corpus, check=False)
+    assert result.returncode == 1 and "FAIL" in result.stdout

@@ -344,7 +344,12 @@ def check_dataset(root: str | Path) -> CheckReport:
 
 
 def main_check(root: str | Path, json_out: str | None) -> int:
-    """Print the report, write it as JSON to `json_out` if given; 0 if every check passed, else 1."""
+    """Print the report, write it as JSON to `json_out` if given; 0 if every check passed, else 1.
+    A path that is no folder is bad input, not a dataset that fails: DatasetError, no report."""
+    if not Path(root).exists():
+        raise DatasetError(root, "no such dataset folder")
+    if not Path(root).is_dir():
+        raise DatasetError(root, "is a file, not a dataset folder")
     report = check_dataset(root)
     print(report.format())
     if json_out is not None:
