@@ -1,5 +1,6 @@
 """Bad input from the command line: one line on stderr naming the real cause, exit code 2, no traceback."""
 
+import json
 
 import pytest
 from cli_helpers import MBPP_DIR, hrm, hrm_here
@@ -151,3 +152,22 @@ def test_data_check_of_a_missing_path_is_one_line(tmp_path):
 def test_data_check_of_a_real_dataset_that_fails_keeps_its_report(arithmetic_corpus):
     result = hrm_here("data", "check", arithmetic_corpus, check=False)
     assert result.returncode == 1 and "FAIL" in result.stdout
+
+
+# -- 5. hrm info describes what the preset builds -------------------------------------------------------
+@pytest.mark.cli
+@pytest.mark.parametrize("preset, core", [
+    ("mbpp_baseline", "no recursive core"),
+    ("mbpp", "core hrm: layers H 1 L 1, cycles H 2 L 2"),
+])
+def test_info_of_a_seq2seq_preset_describes_its_core(preset, core, tmp_path, monkeypatch, arithmetic_corpus):
+    corpus = tmp_path / "data" / "mbpp"  # where the preset reads its shapes from
+    corpus.mkdir(parents=True)
+    (corpus / "meta.json").write_text((arithmetic_corpus / "meta.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    first = hrm_here("info", "--config", preset).stdout.splitlines()[0]
+    vocab = json.loads((corpus / "meta.json").read_text())["vocab_size"]
+    assert first.startswith(f"{preset}: seq2seq (HRM-LM) | hidden 256 | encoder ") and core in first, first
+    assert f"vocab {vocab}" in first
+    if preset == "mbpp_baseline":
+        assert "cycles" not in first and "layers H" not in first, first

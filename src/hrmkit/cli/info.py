@@ -41,12 +41,23 @@ def _info_config(config: str) -> int:
         model = ACTModel(model_cfg)
     params = sum(p.numel() for p in model.parameters())
     buffers = sum(b.numel() for b in model.buffers())
-    layers = (f"layers H {model_cfg.H_layers} L {model_cfg.L_layers}" if model_cfg.variant == "hrm"
-              else f"one net of {model_cfg.L_layers} layers{' (token-mixing MLP)' if model_cfg.mlp_t else ''}")
-    print(f"{config}: {model_cfg.variant} | hidden {model_cfg.hidden_size} | {layers} "
-          f"| cycles H {model_cfg.H_cycles} L {model_cfg.L_cycles} | vocab {model_cfg.vocab_size} seq {model_cfg.seq_len}")
+    print(f"{config}: {_describe_model(cfg.task, model_cfg)} | vocab {model_cfg.vocab_size} seq {model_cfg.seq_len}")
     print(f"parameters: {params:,}  (buffers, incl. puzzle embeddings: {buffers:,})")
     return 0
+
+
+
+def _describe_model(task: str, model_cfg) -> str:
+    """What the config builds: the recursive core (HRM's H and L modules, or TRM's one net) and, for
+    HRM-LM, the encoder and decoder around it, or no core at all (model.core: none)."""
+    layers = (f"layers H {model_cfg.H_layers} L {model_cfg.L_layers}" if model_cfg.variant == "hrm"
+              else f"one net of {model_cfg.L_layers} layers{' (token-mixing MLP)' if model_cfg.mlp_t else ''}")
+    cycles = f"cycles H {model_cfg.H_cycles} L {model_cfg.L_cycles}"
+    if task != "seq2seq":
+        return f"{model_cfg.variant} | hidden {model_cfg.hidden_size} | {layers} | {cycles}"
+    core = "no recursive core" if model_cfg.core == "none" else f"core {model_cfg.variant}: {layers}, {cycles}"
+    return (f"seq2seq (HRM-LM) | hidden {model_cfg.hidden_size} | encoder {model_cfg.encoder_layers} decoder "
+            f"{model_cfg.decoder_layers} layers | {core}")
 
 
 
