@@ -1,5 +1,6 @@
 """Bad input from the command line: one line on stderr naming the real cause, exit code 2, no traceback."""
 
+import argparse
 import json
 
 import pytest
@@ -171,3 +172,32 @@ def test_info_of_a_seq2seq_preset_describes_its_core(preset, core, tmp_path, mon
     assert f"vocab {vocab}" in first
     if preset == "mbpp_baseline":
         assert "cycles" not in first and "layers H" not in first, first
+
+
+# -- 6. output folders and --help -------------------------------------------------------------------
+@pytest.mark.cli
+def test_bench_json_creates_its_folder_as_the_other_verbs_outputs_do(tmp_path):
+    out = tmp_path / "new" / "dir" / "bench.json"
+    hrm_here("bench", "eval", "--config", "quickstart_sudoku4", "model.vocab_size=6", "model.seq_len=16",
+             "model.hidden_size=16", "model.L_layers=1", "model.halt_max_steps=1", "--precision", "fp32",
+             "--steps", "1", "--warmup", "0", "--batch", "2", "--threads", "1", "--json", out)
+    assert json.loads(out.read_text())
+
+
+def _flags_without_help(parser: argparse.ArgumentParser, name: str):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, sub in action.choices.items():
+                yield from _flags_without_help(sub, f"{name} {verb}")
+        elif not action.help and not isinstance(action, argparse._HelpAction):
+            yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+
+
+@pytest.mark.cli
+def test_every_flag_has_help_text():
+    from hrmkit.cli.code_eval import add_code_eval_parser
+    from hrmkit.cli.common import OneLineParser
+    code = OneLineParser(prog="hrm eval code")
+    add_code_eval_parser(code)
+    missing = [*_flags_without_help(build_parser(), "hrm"), *_flags_without_help(code, "hrm eval code")]
+    assert missing == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def run(args, overrides: list[str]) -> int:
     import torch
@@ -37,7 +39,8 @@ def run(args, overrides: list[str]) -> int:
     else:
         result = bench_train(cfg, steps=args.steps, warmup=args.warmup)
         print(format_result(result))
-    if args.json:
+    if args.json:  # its folder is made, as every verb's output folder is
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, to_json(result))
     return 0
 

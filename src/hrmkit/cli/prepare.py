@@ -41,10 +41,10 @@ def add_parsers(verbs) -> None:
     data_defaults = DataConfig()
     arith = prep_kinds.add_parser("arithmetic", help="a processed corpus of 'What is 12 + 7?' -> '19' (HRM-LM)")
     arith.add_argument("--digits", type=int, default=data_defaults.arithmetic_digits, help="operands have 1..digits digits")
-    arith.add_argument("--train", type=int, default=data_defaults.arithmetic_train)
+    arith.add_argument("--train", type=int, default=data_defaults.arithmetic_train, help="training problems")
     arith.add_argument("--val", type=int, default=data_defaults.arithmetic_val, help="held-out problems, never in train")
     arith.add_argument("--test", type=int, default=data_defaults.arithmetic_val, help="held-out problems, never in train or val")
-    arith.add_argument("--seed", type=int, default=0)
+    arith.add_argument("--seed", type=int, default=0, help="seed of the random problems (default 0)")
     arith.add_argument("--out", required=True, help="output folder")
     arith.add_argument("--force", action="store_true", help="replace an existing output folder")
 

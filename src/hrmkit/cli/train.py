@@ -170,8 +170,9 @@ def add_parsers(verbs) -> None:
         guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
 
     quick = verbs.add_parser("quickstart", help="build 4x4 Sudoku, train a tiny TRM on the CPU, evaluate (< 4 min)")
-    quick.add_argument("--data", default="data/quickstart_sudoku4")
-    quick.add_argument("--runs-dir", default="runs")
+    quick.add_argument("--data", default="data/quickstart_sudoku4",
+                       help="dataset folder; the 4x4 Sudoku dataset is built there when missing (default %(default)s)")
+    quick.add_argument("--runs-dir", default="runs", help="parent folder of the run folder (default %(default)s)")
     quick.add_argument("overrides", nargs="*", help="config overrides, e.g. train.steps=500")
 
 
