@@ -201,3 +201,9 @@ def test_every_flag_has_help_text():
     add_code_eval_parser(code)
     missing = [*_flags_without_help(build_parser(), "hrm"), *_flags_without_help(code, "hrm eval code")]
     assert missing == []
+
+
+@pytest.mark.parametrize("verb", ["quickstart", "info"])
+def test_an_unknown_flag_points_at_the_verbs_own_help(verb):
+    line = one_line_error(hrm(verb, "--bogus", check=False))
+    assert line == f"error: hrm {verb}: unrecognized arguments: --bogus (see hrm {verb} --help)"

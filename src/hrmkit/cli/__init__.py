@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
     for name in dict.fromkeys(VERBS.values()):  # each module once; it adds all of its verbs
         _module(name).add_parsers(verbs)
+    parser.verbs = verbs.choices  # verb -> its parser, whose errors name the verb's own --help
     return parser
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.verb not in VERBS_WITH_OVERRIDES:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.verbs[args.verb].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra), interrupted=_after_interrupt(args))
 
 
