@@ -242,7 +242,8 @@ def tiny_code_checkpoint(folder: Path) -> Path:
     tokenizer = SimpleTokenizer.for_texts(["".join(chr(c) for c in range(32, 127)) + "\n"])
     cfg = build_config(RunConfig, {"task": "seq2seq", "model": {
         "hidden_size": 32, "num_heads": 2, "expansion": 2, "H_layers": 1, "L_layers": 1, "H_cycles": 1, "L_cycles": 1,
-        "halt_max_steps": 1, "encoder_layers": 1, "decoder_layers": 1, "vocab_size": tokenizer.vocab_size, "seq_len": 64}})
+        "halt_max_steps": 1, "encoder_layers": 1, "decoder_layers": 1, "vocab_size": tokenizer.vocab_size, "seq_len": 64},
+        "train": {"precision": "bf16"}})  # as a run trained in bf16 records it
     torch.manual_seed(0)
     model = Seq2SeqHRM(cfg.model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -263,6 +264,8 @@ def test_cli_model_mode_samples_from_a_checkpoint_and_resumes(tmp_path, capsys):
     assert "pass@1 " in out and "pass@2 " in out and "pass@5 not reported" in out
     records = [json.loads(line) for line in (tmp_path / "run" / "code-eval-humaneval-test.jsonl").read_text().splitlines()]
     assert len(records) == 6 and all(r["verdict"] in ("passed", "failed", "error", "timeout") for r in records)
+    summary = json.loads((tmp_path / "run" / "code-eval-humaneval-test.summary.json").read_text())
+    assert summary["settings"]["precision"] == "bf16"  # sampled as the run's evaluations generate
     assert hrm_eval_code(*args) == 0
     assert "0 scored now" in capsys.readouterr().out
 

@@ -295,3 +295,23 @@ def test_dry_run_prints_a_loss_without_data():
     assert "dry run (seq2seq): lm loss" in out.stdout
     out = hrm_here("train", "--config", "quickstart_sudoku4", "--dry_run", "data.path=", "model.seq_len=16", "model.vocab_size=11")
     assert "dry run (puzzle): lm loss" in out.stdout
+
+
+@pytest.mark.cli
+def test_generate_answers_in_the_precision_the_run_evaluated_in(arithmetic, tmp_path):
+    """hrm generate runs a bf16 run's model under bf16 autocast, as the run's own evaluation generated its
+    answers; in fp32 some answers come out otherwise."""
+    from hrmkit.lm.generate import SamplingConfig, generate_text
+    from hrmkit.loading import load_hrm_lm
+    Trainer(seq2seq_config(arithmetic, tmp_path, steps=150, precision="bf16", lr=3e-3), Seq2SeqTask).train()
+    prompts = [f"What is {a} + {b}?" for a in range(10) for b in range(0, 10, 3)]
+    out = hrm_here("generate", "--checkpoint", str(tmp_path / "r" / "final"), "--jsonl", "--device", "cpu",
+                   *[arg for prompt in prompts for arg in ("--prompt", prompt)])
+    answered = [json.loads(line)["answer"] for line in out.stdout.splitlines()]
+    model, _, tokenizer = load_hrm_lm(tmp_path / "r" / "final", torch.device("cpu"), "test")
+    greedy = SamplingConfig(max_new_tokens=model.config.seq_len + 1)  # hrm generate's default
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_bf16 = generate_text(model, tokenizer, prompts, greedy)
+    in_fp32 = generate_text(model, tokenizer, prompts, greedy)
+    assert in_bf16 != in_fp32  # else this test could not tell the precisions apart
+    assert answered == in_bf16

@@ -24,7 +24,6 @@ from a dataset split and a model tracer; the code kind's page data comes from a 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,24 +94,23 @@ def _run_meta(run: Path, checkpoint: Path, dataset: str, model, solved_means: st
 
 
 def _load_run(run: Path, dataset: str | Path | None, device: str):
-    """(model, checkpoint path, dataset, torch device, precision) of a run folder or checkpoint file; the
-    precision is the run's own, so the page shows the answers its evaluations scored."""
+    """(model, checkpoint path, dataset, torch device, precision, autocast factory) of a run folder or
+    checkpoint file; the precision is the run's own, so the page shows the answers its evaluations scored."""
     from hrmkit.loading import load_checkpoint
     from hrmkit.train.distributed import pick_device
-    from hrmkit.train.speed_settings import allow_tf32_under, resolve_precision
+    from hrmkit.train.speed_settings import evaluation_precision
 
     checkpoint = resolve_checkpoint(run)
     torch_device = pick_device(device)
     model, config = load_checkpoint(checkpoint, dataset=dataset, device=torch_device)
-    precision = resolve_precision(config.train.precision, torch_device)  # as the run evaluated, as hrm eval scores
-    allow_tf32_under(precision, torch_device)
+    precision, autocast = evaluation_precision(config.train.precision, torch_device)  # as hrm eval scores
     if config.task != "puzzle":
         raise ViewerError(f"{checkpoint} is a {config.task} model; hrm viz draws puzzle runs (Sudoku, mazes, routing, ARC) "
                           "and the results .jsonl of `hrm eval code`")
     dataset = dataset or config.data.path
     if not dataset:
         raise ViewerError(f"{checkpoint}: the checkpoint names no dataset; pass --dataset DIR")
-    return model, checkpoint, dataset, torch_device, precision
+    return model, checkpoint, dataset, torch_device, precision, autocast
 
 
 def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str | Path | None = None,
@@ -135,7 +133,7 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     if batch_size < 1:
         raise ViewerError(f"--batch-size must be at least 1, got {batch_size}")
     run = Path(run)
-    model, checkpoint, dataset, torch_device, precision = _load_run(run, dataset, device)
+    model, checkpoint, dataset, torch_device, precision, autocast = _load_run(run, dataset, device)
     loaded, kind = _load_puzzle_split(dataset, split)
     meta = loaded.metadata
     if meta.vocab_size != model.config.vocab_size or meta.seq_len != model.config.seq_len:
@@ -144,8 +142,7 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     if tta > 1 and kind not in SYMMETRY_KINDS:  # before tracing: an ARC page traces every variant of its tasks
         raise ViewerError(f"--tta draws {', '.join(SYMMETRY_KINDS)} runs; the {kind} page shows its own votes")
     view = RUN_VIEWS[kind]
-    from hrmkit.train.speed_settings import autocast_for
-    tracer = model_tracer(model, torch_device, batch_size, functools.partial(autocast_for, precision, torch_device))
+    tracer = model_tracer(model, torch_device, batch_size, autocast)
     data = view.page_data(loaded, tracer, n)
     if tta > 1:
         rows = read_rows(loaded, first_rows(loaded.num_examples(), n))

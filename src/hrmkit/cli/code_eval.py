@@ -158,8 +158,10 @@ def _model_completer(args, path: Path):
     from hrmkit.lm.generate import SamplingConfig, generate_text
     from hrmkit.loading import load_hrm_lm
     from hrmkit.train.distributed import pick_device
+    from hrmkit.train.speed_settings import evaluation_precision
     device = pick_device(args.device)
-    model, _, tokenizer = load_hrm_lm(path, device, "hrm eval code")
+    model, cfg, tokenizer = load_hrm_lm(path, device, "hrm eval code")
+    precision, autocast = evaluation_precision(cfg.train.precision, device)  # as the run's evaluations generated
     max_new_tokens = model.config.seq_len + 1 if args.max_new_tokens is None else args.max_new_tokens
     if args.temperature == 0 and args.n > 1:
         print(f"note: temperature 0 is greedy: all {args.n} samples of a task are the same", file=sys.stderr)
@@ -167,13 +169,15 @@ def _model_completer(args, path: Path):
     def complete(prompts: list[str], batch_number: int) -> list[str]:
         sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                                   top_p=args.top_p, seed=args.seed * 1_000_003 + batch_number)
-        return generate_text(model, tokenizer, prompts, sampling, device)
+        with autocast():
+            return generate_text(model, tokenizer, prompts, sampling, device)
 
     SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                    top_p=args.top_p).validate()  # bad sampling flags fail before any work
     stat = path.stat()
     settings = {"checkpoint": str(path.resolve()), "checkpoint_mtime": int(stat.st_mtime), "temperature": args.temperature,
-                "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": max_new_tokens, "seed": args.seed}
+                "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": max_new_tokens, "seed": args.seed,
+                "precision": precision}
     return complete, settings
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -21,7 +20,7 @@ def cmd_eval(args) -> int:
     from hrmkit.puzzles.evaluate import evaluate_puzzles
     from hrmkit.puzzles.format import load_split
     from hrmkit.train.distributed import pick_device
-    from hrmkit.train.speed_settings import allow_tf32_under, autocast_for, resolve_precision
+    from hrmkit.train.speed_settings import evaluation_precision
     from hrmkit.train.task import metric_means
     from hrmkit.train.weights import weights_folder_of
     if args.tta < 1:
@@ -31,9 +30,7 @@ def cmd_eval(args) -> int:
     loaded = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
     models = [model for model, _ in loaded]
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
-    precision = resolve_precision(loaded[0][1].train.precision if args.precision == "run" else args.precision, device)
-    allow_tf32_under(precision, device)
-    autocast = functools.partial(autocast_for, precision, device)
+    precision, autocast = evaluation_precision(loaded[0][1].train.precision, device, args.precision)
     split = load_split(args.data, args.split)
     for path, loaded in zip(checkpoints, models):
         if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
@@ -100,6 +97,7 @@ def cmd_generate(args) -> int:
     from hrmkit.lm.generate import SamplingConfig, generate_text
     from hrmkit.loading import load_hrm_lm, resolve_run_checkpoint
     from hrmkit.train.distributed import pick_device
+    from hrmkit.train.speed_settings import evaluation_precision
     if bool(args.checkpoint) == bool(args.run_name):
         raise UsageError("give exactly one of --checkpoint and --run_name")
     path = resolve_run_checkpoint(args.checkpoint or Path(args.save_dir) / args.run_name)
@@ -109,13 +107,15 @@ def cmd_generate(args) -> int:
     if not prompts:
         raise UsageError("no prompt: pass --prompt TEXT (repeatable) or --prompts-file FILE")
     device = pick_device(args.device)
-    model, _, tokenizer = load_hrm_lm(path, device, "hrm generate")
+    model, cfg, tokenizer = load_hrm_lm(path, device, "hrm generate")
+    _, autocast = evaluation_precision(cfg.train.precision, device)  # as the run's evaluations generated
     # Default: as long an answer as the decoder can place (0 or less is refused by SamplingConfig).
     max_new_tokens = model.config.seq_len + 1 if args.max_new_tokens is None else args.max_new_tokens
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
     started = time.perf_counter()
-    answers = generate_text(model, tokenizer, prompts, sampling, device, halt=args.halt)
+    with autocast():
+        answers = generate_text(model, tokenizer, prompts, sampling, device, halt=args.halt)
     for prompt, answer in zip(prompts, answers):
         print(json.dumps({"prompt": prompt, "answer": answer}, ensure_ascii=False) if args.jsonl else f"{prompt} -> {answer}")
     count = f"{len(prompts)} prompt{'s' if len(prompts) > 1 else ''}"

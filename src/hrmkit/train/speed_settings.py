@@ -24,6 +24,7 @@ config.yaml, so a run folder says what ran. The choices are measured, not habits
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -71,6 +72,16 @@ def allow_tf32_under(precision: str, device: torch.device) -> None:
     if device.type == "cuda" and precision != "fp32":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def evaluation_precision(run_precision: str, device: torch.device, requested: str = "run"):
+    """``(precision, autocast factory)`` to run a trained model as its run evaluated it: ``requested="run"``
+    takes the run's own ``train.precision`` (``auto``, as a reference checkpoint has it, resolved for
+    ``device``), anything else is taken as named; TF32 as the trainer allows it. hrm eval, viz, generate
+    and eval code use it, so their figures and answers are the ones the run's evaluations produced."""
+    precision = resolve_precision(run_precision if requested == "run" else requested, device)
+    allow_tf32_under(precision, device)
+    return precision, functools.partial(autocast_for, precision, device)
 
 
 def batch_to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
