@@ -137,7 +137,7 @@ def add_parsers(verbs) -> None:
     evaluate.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps")
     evaluate.add_argument("--precision", default="run", choices=("run", "fp32", "bf16", "fp16"),
                           help="run (default): the precision the first checkpoint's run trained and evaluated with "
-                               "(its config.yaml; auto for a reference checkpoint), so the figures are the ones its "
+                               "(its config.yaml; fp32 for a reference checkpoint, which records none), so the figures are the ones its "
                                "own evaluations logged; fp32, bf16 or fp16 by hand")
     evaluate.add_argument("--out", default=None,
                           help="folder for metrics.json and predictions.npz (default: eval-<dataset>-<split>/ beside "

@@ -76,10 +76,13 @@ def allow_tf32_under(precision: str, device: torch.device) -> None:
 
 def evaluation_precision(run_precision: str, device: torch.device, requested: str = "run"):
     """``(precision, autocast factory)`` to run a trained model as its run evaluated it: ``requested="run"``
-    takes the run's own ``train.precision`` (``auto``, as a reference checkpoint has it, resolved for
-    ``device``), anything else is taken as named; TF32 as the trainer allows it. hrm eval, viz, generate
-    and eval code use it, so their figures and answers are the ones the run's evaluations produced."""
-    precision = resolve_precision(run_precision if requested == "run" else requested, device)
+    takes the run's own ``train.precision`` (a run records the resolved value; ``auto`` means none was
+    recorded, as in a reference checkpoint, and gives exact fp32), anything else is taken as named; TF32 as
+    the trainer allows it. hrm eval, viz, generate and eval code use it, so their figures and answers are
+    the ones the run's evaluations produced."""
+    if requested == "run":
+        requested = "fp32" if run_precision == "auto" else run_precision
+    precision = resolve_precision(requested, device)
     allow_tf32_under(precision, device)
     return precision, functools.partial(autocast_for, precision, device)
 
