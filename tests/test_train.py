@@ -249,3 +249,27 @@ def test_hrm_small_trains_hrm_with_the_exact_q_target(sudoku4, tmp_path):
     assert all("q_continue_loss" in r for r in lines if r["kind"] == "train")  # HRM's Q-learning ran
     saved = (tmp_path / "hrm_small" / "config.yaml").read_text()
     assert "variant: hrm" in saved and "reuse_q_target_forward: false" in saved
+
+
+def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_loss(sudoku4, tmp_path):
+    """The Task protocol asks evaluate() for metric sums with `count`; one without `exact_accuracy` (a
+    custom family's) stopped the run at its first evaluation with a KeyError."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    class LossOnlyTask(PuzzleTask):
+        def evaluate(self, model, device, autocast, max_examples):
+            sums = super().evaluate(model, device, autocast, max_examples)
+            return {"count": sums["count"], "loss": float(self.step_losses.pop(0)) * sums["count"]}
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 6, "eval_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    trainer = Trainer(cfg, LossOnlyTask, log=lambda *_: None)
+    trainer.task.step_losses = [3.0, 1.0, 2.0]  # evaluations at steps 2, 4 and 6 (the final one)
+    result = trainer.train()
+    assert result["eval"]["loss"] == 2.0
+    best = json.loads((tmp_path / "r" / "best-model" / "metrics.json").read_text())
+    assert best["step"] == 4 and best["metrics"]["loss"] == 1.0

@@ -76,11 +76,14 @@ class TrainProgress(_Bar):
 
     def show_train(self, metrics: dict) -> None:
         """The figures of the last log line (read there, so the bar makes the device wait for nothing)."""
-        self.last_train = f"loss {metrics.get('lm_loss', float('nan')):.3f} acc {metrics.get('accuracy', 0.0):.3f} "
+        loss = metrics.get("lm_loss", metrics.get("loss", float("nan")))
+        self.last_train = f"loss {loss:.3f} acc {metrics.get('accuracy', 0.0):.3f} "
 
     def show_eval(self, metrics: dict | None) -> None:
-        if metrics:
+        if metrics and "exact_accuracy" in metrics:
             self.last_eval = f" | eval exact {metrics['exact_accuracy']:.3f}"
+        elif metrics and "loss" in metrics:
+            self.last_eval = f" | eval loss {metrics['loss']:.3f}"
 
 
 class ScoringProgress(_Bar):

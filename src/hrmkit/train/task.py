@@ -44,11 +44,14 @@ class Task(Protocol):
 
     def train_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
                    slot: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(loss summed over the micro-batch's rows, metric sums with ``count``) for one slot."""
+        """(loss summed over the micro-batch's rows, metric sums with ``count``) for one slot; the progress
+        bar shows ``lm_loss`` (else ``loss``) and ``accuracy`` where the sums have them."""
 
     def evaluate(self, model: torch.nn.Module, device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager],
                  max_examples: int) -> dict[str, float] | None:
-        """Metric sums with ``count`` over this process's share of the evaluation; None without eval data."""
+        """Metric sums with ``count`` over this process's share of the evaluation; None without eval data.
+        ``best-model/`` keeps the weights of the highest ``exact_accuracy``, or of the lowest ``loss`` for a
+        task without one; ``loss`` also drives ``train.eval_loss_patience``."""
 
     def state_dict(self) -> dict:
         """Where this process's data stream stands (sampler position, ACT carries), for resume."""

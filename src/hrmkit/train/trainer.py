@@ -324,10 +324,13 @@ class Trainer:
         metrics["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.started
         metrics["train_s"] = self.train_seconds
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
-        if metrics["exact_accuracy"] > self.best_exact:
-            self.best_exact = metrics["exact_accuracy"]
-            if self.cfg.train.save_best_model:
-                self._save_weights(self.run_dir / "best-model", metrics)
+        if "exact_accuracy" in metrics:
+            is_best = metrics["exact_accuracy"] > self.best_exact
+            self.best_exact = max(self.best_exact, metrics["exact_accuracy"])
+        else:  # a task that scores no exact accuracy: the lowest loss is the best
+            is_best = "loss" in metrics and metrics["loss"] < self.best_loss
+        if is_best and self.cfg.train.save_best_model:
+            self._save_weights(self.run_dir / "best-model", metrics)
         if "loss" in metrics:
             if metrics["loss"] < self.best_loss:
                 self.best_loss, self.evals_without_better_loss = metrics["loss"], 0
