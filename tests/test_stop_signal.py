@@ -137,3 +137,15 @@ def test_ctrl_c_promises_a_resume_only_where_rerunning_resumes(monkeypatch, comm
     result = hrm_here(*command, check=False)
     assert result.returncode == 130
     assert result.stderr.strip().startswith(says), result.stderr
+
+
+@pytest.mark.parametrize(("rank", "lines"), [("0", 1), ("1", 0)])
+def test_under_torchrun_only_rank_0_says_it_was_interrupted(monkeypatch, rank, lines):
+    """Ctrl-C reaches every process of a torchrun job; each printed the same line."""
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("hrmkit.cli.train.run", interrupted)
+    monkeypatch.setenv("RANK", rank)
+    result = hrm_here("train", "--config", "quickstart_sudoku4", check=False)
+    assert result.returncode == 130
+    assert len(result.stderr.splitlines()) == lines, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -45,5 +46,6 @@ def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
     except KeyboardInterrupt as stop:  # a stopped training run says where it stopped (train/stop_request.py)
-        print(f"interrupted: {f'{stop}; ' if str(stop) else ''}{interrupted}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process is interrupted: one says so
+            print(f"interrupted: {f'{stop}; ' if str(stop) else ''}{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
