@@ -59,6 +59,11 @@ def test_a_step_checkpoint_loads_the_averaged_weights_the_run_evaluated(run):
         torch.testing.assert_close(loaded[name], value, rtol=0, atol=0, msg=name)
 
 
+def test_load_checkpoint_refuses_a_device_name_in_one_line_before_reading(tmp_path):
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda\\[:N\\] or mps, got 'gpu'"):
+        load_checkpoint(tmp_path / "no_such_run", device="gpu")
+
+
 def test_runs_from_before_weights_folders_still_load(run, tmp_path):
     """An older run folder holds final.pt and best-model/best.pt (a torch.save'd dict)."""
     old = tmp_path / "old"

@@ -19,6 +19,7 @@ from hrmkit.config_base import build_config
 from hrmkit.model.act import ACTModel
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train import checkpoint as ckpt
+from hrmkit.train.distributed import pick_device
 from hrmkit.train.weights import (
     WEIGHTS_FILE,
     is_weights_folder,
@@ -58,8 +59,11 @@ def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device:
     """Returns ``(model, run_config)`` with the model in eval mode on ``device``.
 
     ``path``: a run folder, a weights folder (``final/``, ``best-model/``) or its ``model.safetensors``,
-    an hrmkit ``.pt`` file, or a reference HRM/TRM ``step_<N>`` file.
+    an hrmkit ``.pt`` file, or a reference HRM/TRM ``step_<N>`` file. ``device``: a torch device or a
+    name (``auto``, ``cpu``, ``cuda[:N]``, ``mps``), checked before anything is read.
     """
+    if not isinstance(device, torch.device):
+        device = pick_device(str(device))
     path = resolve_run_checkpoint(path)
     if path.name == WEIGHTS_FILE or is_weights_folder(path):
         weights, config = read_weights_folder(path)
