@@ -27,10 +27,11 @@ def cmd_eval(args) -> int:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
-    loaded = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
-    models = [model for model, _ in loaded]
+    models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
+    models = [model for model, _ in models_and_configs]
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
-    precision, autocast = evaluation_precision(loaded[0][1].train.precision, device, args.precision)
+    first_config = models_and_configs[0][1]
+    precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
     split = load_split(args.data, args.split)
     for path, loaded in zip(checkpoints, models):
         if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
@@ -136,9 +137,9 @@ def add_parsers(verbs) -> None:
     evaluate.add_argument("--batch-size", type=int, default=256, help="puzzles per forward pass (default 256)")
     evaluate.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda[:N] or mps")
     evaluate.add_argument("--precision", default="run", choices=("run", "fp32", "bf16", "fp16"),
-                          help="run (default): the precision the first checkpoint's run trained and evaluated with "
-                               "(its config.yaml; fp32 for a reference checkpoint, which records none), so the figures are the ones its "
-                               "own evaluations logged; fp32, bf16 or fp16 by hand")
+                          help="run (default): the precision the first checkpoint's run trained and evaluated "
+                               "with (its config.yaml; fp32 for a reference checkpoint, which records none), so the "
+                               "figures are the ones its own evaluations logged; fp32, bf16 or fp16 by hand")
     evaluate.add_argument("--out", default=None,
                           help="folder for metrics.json and predictions.npz (default: eval-<dataset>-<split>/ beside "
                                "the first checkpoint's weights)")
