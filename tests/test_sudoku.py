@@ -209,6 +209,20 @@ def test_csv_import_round_trips_and_filters_by_rating(tmp_path):
         assert ratings[grid_text(digits_of(q))] >= 4
 
 
+def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path):
+    """Sudoku-Extreme's CSVs are headed source,question,answer,rating; the reference reads by position."""
+    rows = csv_rows_from_build(tmp_path, 6)
+    named = write_csv(tmp_path / "extreme.csv", rows, header="source,question,answer,rating")
+    short = write_csv(tmp_path / "short.csv", rows)
+    extreme_root, _ = build(tmp_path, "extreme", size=4, train=100, test=0, from_csv=str(named))
+    short_root, _ = build(tmp_path, "short", size=4, train=100, test=0, from_csv=str(short))
+    for name in ("inputs", "labels"):
+        np.testing.assert_array_equal(arrays(extreme_root, "train")[name], arrays(short_root, "train")[name])
+    with pytest.raises(ValueError, match="must name columns question and answer"):
+        build(tmp_path, "bad", size=4, train=100, test=0,
+              from_csv=str(write_csv(tmp_path / "bad.csv", rows, header="source,puzzle,solution,rating")))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

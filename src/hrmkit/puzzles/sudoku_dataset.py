@@ -74,7 +74,8 @@ class SudokuBuildConfig:
     disjoint_solutions: bool = False
     """No test solution appears in train, not even as an augmented variant."""
     from_csv: str | None = None
-    """Import puzzles from a reference-layout CSV (source,q,a,rating) instead of generating."""
+    """Import puzzles from a reference-layout CSV (source,question,answer,rating, as Sudoku-Extreme ships;
+    q,a also read) instead of generating."""
     test_csv: str | None = None
     """CSV for the test split; without it the test split is drawn from from_csv."""
     min_difficulty: int | None = None
@@ -110,11 +111,14 @@ def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[li
     with open(path, newline="") as file:
         reader = csv.reader(file)
         header = next(reader, [])
-        if "q" not in header or "a" not in header:
-            raise ValueError(f"{path}:1: header must name columns q and a (reference layout: source,q,a,rating)")
+        # Sudoku-Extreme's files name them question and answer; the reference reads them by position.
+        q_at = next((header.index(name) for name in ("question", "q") if name in header), None)
+        a_at = next((header.index(name) for name in ("answer", "a") if name in header), None)
+        if q_at is None or a_at is None:
+            raise ValueError(f"{path}:1: header must name columns question and answer, or q and a "
+                             "(reference layout: source,question,answer,rating)")
         if min_difficulty is not None and "rating" not in header:
             raise ValueError(f"{path}:1: min_difficulty needs a rating column")
-        q_at, a_at = header.index("q"), header.index("a")
         rating_at = header.index("rating") if "rating" in header else None
         questions, answers, line_numbers = [], [], []
         for line_number, row in enumerate(reader, start=2):
