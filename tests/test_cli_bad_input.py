@@ -207,3 +207,24 @@ def test_every_flag_has_help_text():
 def test_an_unknown_flag_points_at_the_verbs_own_help(verb):
     line = one_line_error(hrm(verb, "--bogus", check=False))
     assert line == f"error: hrm {verb}: unrecognized arguments: --bogus (see hrm {verb} --help)"
+
+
+def test_a_checkpoint_evaluated_on_a_dataset_with_more_puzzle_identifiers_names_them(trained_sudoku_run, sudoku4,
+                                                                                       tmp_path):
+    """A model's puzzle-embedding table has a row per identifier of the data it trained on; another
+    dataset's identifiers (ARC trained on 10 tasks, evaluated on 400) ended in an IndexError traceback."""
+    import shutil
+
+    import numpy as np
+    other = shutil.copytree(sudoku4, tmp_path / "more_puzzles")
+    meta = json.loads((other / "test" / "dataset.json").read_text())
+    meta["num_puzzle_identifiers"] = 5
+    (other / "test" / "dataset.json").write_text(json.dumps(meta))
+    (other / "identifiers.json").write_text(json.dumps(["<blank>", "a", "b", "c", "d"]))
+    ids = np.load(other / "test" / "all__puzzle_identifiers.npy")
+    np.save(other / "test" / "all__puzzle_identifiers.npy", np.full_like(ids, 4))
+    for verb in (["eval", "--checkpoint", trained_sudoku_run, "--data", other, "--out", tmp_path / "eval"],
+                 ["viz", trained_sudoku_run, "--dataset", other, "--out", tmp_path / "page.html"]):
+        line = one_line_error(hrm_here(*verb, check=False))
+        assert "num_puzzle_identifiers" in line and "5" in line, line
+    assert not (tmp_path / "page.html").exists()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hrmkit.code.view import code_eval_page
-from hrmkit.puzzles.format import PuzzleSplit, load_split
+from hrmkit.puzzles.format import PuzzleSplit, load_split, model_misfit
 from hrmkit.puzzles.symmetries import KINDS as SYMMETRY_KINDS
 from hrmkit.puzzles.views.arc import arc_page
 from hrmkit.puzzles.views.candidates import candidate_fields
@@ -136,9 +136,8 @@ def write_run_page(run: str | Path, dataset: str | Path | None = None, out: str 
     model, checkpoint, dataset, torch_device, precision, autocast = _load_run(run, dataset, device)
     loaded, kind = _load_puzzle_split(dataset, split)
     meta = loaded.metadata
-    if meta.vocab_size != model.config.vocab_size or meta.seq_len != model.config.seq_len:
-        raise ViewerError(f"checkpoint expects vocab {model.config.vocab_size} / seq_len {model.config.seq_len}, "
-                          f"dataset has {meta.vocab_size} / {meta.seq_len}")
+    if problem := model_misfit(model.config, meta):
+        raise ViewerError(f"{checkpoint} {problem}")
     if tta > 1 and kind not in SYMMETRY_KINDS:  # before tracing: an ARC page traces every variant of its tasks
         raise ViewerError(f"--tta draws {', '.join(SYMMETRY_KINDS)} runs; the {kind} page shows its own votes")
     view = RUN_VIEWS[kind]

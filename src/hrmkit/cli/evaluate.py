@@ -18,7 +18,7 @@ def cmd_eval(args) -> int:
     from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
     from hrmkit.puzzles.check import path_scores, path_split_kind
     from hrmkit.puzzles.evaluate import evaluate_puzzles
-    from hrmkit.puzzles.format import load_split
+    from hrmkit.puzzles.format import load_split, model_misfit
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.speed_settings import evaluation_precision
     from hrmkit.train.task import metric_means
@@ -33,10 +33,9 @@ def cmd_eval(args) -> int:
     first_config = models_and_configs[0][1]
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
     split = load_split(args.data, args.split)
-    for path, loaded in zip(checkpoints, models):
-        if split.metadata.vocab_size != loaded.config.vocab_size or split.metadata.seq_len != loaded.config.seq_len:
-            raise UsageError(f"{path} expects vocab {loaded.config.vocab_size} / seq_len {loaded.config.seq_len}, "
-                             f"dataset has {split.metadata.vocab_size} / {split.metadata.seq_len}")
+    for path, each in zip(checkpoints, models):
+        if problem := model_misfit(each.config, split.metadata):
+            raise UsageError(f"{path} {problem}")
     model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
     started = time.perf_counter()
     sums = evaluate_puzzles(model, split, args.batch_size, device, autocast, keep_predictions=True)

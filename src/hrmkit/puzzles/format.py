@@ -112,6 +112,19 @@ class PuzzleDatasetMetadata:
 # --------------------------------------------------------------------------- validation
 
 
+def model_misfit(model_config, meta: PuzzleDatasetMetadata) -> str | None:
+    """Why a model (its ``ModelConfig``) cannot run on a dataset with ``meta``, or None: the token
+    vocabulary and length must be the dataset's, and a puzzle-embedding table needs a row for every
+    identifier the dataset uses."""
+    if meta.vocab_size != model_config.vocab_size or meta.seq_len != model_config.seq_len:
+        return (f"expects vocab {model_config.vocab_size} / seq_len {model_config.seq_len}, "
+                f"dataset has {meta.vocab_size} / {meta.seq_len}")
+    if model_config.puzzle_emb_ndim > 0 and meta.num_puzzle_identifiers > model_config.num_puzzle_identifiers:
+        return (f"has puzzle embeddings for {model_config.num_puzzle_identifiers} puzzle identifiers, the dataset "
+                f"uses {meta.num_puzzle_identifiers} (num_puzzle_identifiers): it was trained on other puzzles")
+    return None
+
+
 def scored_positions(labels: np.ndarray, ignore_label_id: int | None) -> np.ndarray:
     """Where ``labels``, as stored on disk, are scored: not the dataset's own ``ignore_label_id``
     (e.g. routing's padding around the route), which is not the loss's -100."""
