@@ -113,6 +113,20 @@ def test_train_test_overlap_is_named(sudoku_root, tmp_path):
     assert detail(report, "overlap:train/test").startswith("1 of 10 test inputs")
 
 
+@pytest.mark.parametrize(("field", "value"), [("vocab_size", 9), ("pad_id", 3), ("ignore_label_id", 5)])
+def test_splits_whose_dataset_json_disagree_fail_naming_the_field(sudoku_root, tmp_path, field, value):
+    """A model trained on train reads test too: a test split with another vocabulary or padding passed the
+    check, trained, and was then refused by hrm eval."""
+    root = copy_of(sudoku_root, tmp_path)
+    meta_path = root / "test" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    train_value = json.loads((root / "train" / "dataset.json").read_text())[field]
+    meta_path.write_text(json.dumps({**meta, field: value}))
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and "metadata:splits agree" in report["failed"]
+    assert detail(report, "metadata:splits agree") == f"{field} train {train_value} / test {value}"
+
+
 def test_maze_path_through_a_wall_is_invalid(maze_root, tmp_path):
     root = copy_of(maze_root, tmp_path)
     labels = load(root, "test", "labels")
@@ -337,8 +351,9 @@ def test_a_token_out_of_range_is_named_by_the_structure_check_or_else_the_arc_ch
     assert code == 1 and report["failed"] == ["structure:train"]
     assert "token 12 at example 5, position 0 is outside [0, vocab_size=12)" in detail(report, "structure:train")
 
-    meta_path = root / "train" / "dataset.json"  # metadata that allows the token: only the ARC check objects
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "vocab_size": 16}))
+    for split in ("train", "test"):  # metadata that allows the token (in both splits): only the ARC check objects
+        meta_path = root / split / "dataset.json"
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "vocab_size": 16}))
     code, report = run_check(root, tmp_path)
     assert code == 1 and report["failed"] == ["arc:train"]
     assert "example 5 label: token 12 at (0,0) is out of range 0..11" in detail(report, "arc:train")

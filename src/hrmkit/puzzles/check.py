@@ -133,6 +133,18 @@ def _shared_rows(train: PuzzleSplit, test: PuzzleSplit, with_labels: bool) -> in
     return sum(digest in train_digests for digest in _row_digests(test, with_labels))
 
 
+SHARED_METADATA = ("vocab_size", "seq_len", "pad_id", "ignore_label_id", "blank_identifier_id", "num_puzzle_identifiers")
+
+
+def _metadata_agreement_check(splits: dict[str, PuzzleSplit]) -> Check:
+    """One model reads every split: the token space, length and identifier table must be the same in all
+    their dataset.json files (a model trained on train is refused by hrm eval on a test that differs)."""
+    differing = [f"{name} " + " / ".join(f"{split_name} {getattr(split.metadata, name)}" for split_name, split in splits.items())
+                 for name in SHARED_METADATA if len({getattr(split.metadata, name) for split in splits.values()}) > 1]
+    detail = "; ".join(differing) if differing else f"{', '.join(SHARED_METADATA)} agree across {', '.join(splits)}"
+    return Check("metadata:splits agree", not differing, detail)
+
+
 def _overlap_check(train: PuzzleSplit, test: PuzzleSplit, arc_like: bool = False) -> Check:
     shared = _shared_rows(train, test, with_labels=False)
     detail = f"{shared} of {test.num_examples()} test inputs also occur in train"
@@ -334,6 +346,8 @@ def check_dataset(root: str | Path) -> CheckReport:
         report.checks.append(check)
         if split is not None:
             loaded[split_name] = split
+    if len(loaded) > 1:
+        report.checks.append(_metadata_agreement_check(loaded))
     if all(name in loaded for name in STANDARD_SPLITS):
         report.checks.append(_overlap_check(loaded["train"], loaded["test"], _is_arc(builder, loaded["test"])))
     arc_splits = {name: split for name, split in loaded.items()
