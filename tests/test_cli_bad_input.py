@@ -228,3 +228,11 @@ def test_a_checkpoint_evaluated_on_a_dataset_with_more_puzzle_identifiers_names_
         line = one_line_error(hrm_here(*verb, check=False))
         assert "num_puzzle_identifiers" in line and "5" in line, line
     assert not (tmp_path / "page.html").exists()
+
+
+def test_select_verified_without_guesses_to_choose_among_is_refused(trained_sudoku_run, sudoku4, tmp_path):
+    """It was accepted and did nothing: no verified column, no word."""
+    line = one_line_error(hrm_here("eval", "--checkpoint", trained_sudoku_run, "--data", sudoku4, "--select", "verified",
+                                   "--out", tmp_path / "eval", check=False))
+    assert "--select verified" in line and "--tta" in line
+    assert not (tmp_path / "eval").exists()

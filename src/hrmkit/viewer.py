@@ -189,7 +189,7 @@ def write_dataset_page(dataset: str | Path, out: str | Path | None = None, n: in
     _check_count(n)
     loaded, kind = _load_puzzle_split(dataset, split)
     if kind != "routing":
-        raise ViewerError(f"{dataset} is a {kind} dataset; without a run, hrm viz explores routing datasets only "
+        raise ViewerError(f"{dataset} holds {kind} puzzles; without a run, hrm viz explores routing datasets only "
                           "(give a run folder to see a model's predictions)")
     data = routing_explorer_page(loaded, n)
     data.update({

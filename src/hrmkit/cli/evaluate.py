@@ -25,6 +25,8 @@ def cmd_eval(args) -> int:
     from hrmkit.train.weights import weights_folder_of
     if args.tta < 1:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
+    if args.select == "verified" and args.tta == 1 and len(args.checkpoint) == 1:
+        raise UsageError("--select verified chooses among several guesses: add --tta K (K > 1) or more --checkpoint")
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
