@@ -94,8 +94,8 @@ def _evaluated_weights(state: dict) -> dict:
     folders use; the live weights stay in the checkpoint for resuming."""
     if not state.get("ema"):
         return state["model"]
-    average = {k.removeprefix("inner."): v for k, v in state["ema"].items()}
-    return {**{k.removeprefix("inner."): v for k, v in state["model"].items()}, **average}
+    # The model entries are the checkpoint module's (no "inner."); the average is keyed by the whole model.
+    return {**state["model"], **{k.removeprefix("inner."): v for k, v in state["ema"].items()}}
 
 
 def load_hrm_lm(path: Path, device: torch.device, verb: str):

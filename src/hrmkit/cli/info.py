@@ -62,11 +62,12 @@ def _describe_model(task: str, model_cfg) -> str:
 
 
 def _info_dataset(root: Path) -> int:
+    from hrmkit.files import puzzle_split_names
     from hrmkit.puzzles.format import load_identifiers, load_split
-    for split_dir in sorted(p for p in root.iterdir() if (p / "dataset.json").exists()) if root.is_dir() else []:
-        split = load_split(root, split_dir.name)
+    for split_name in puzzle_split_names(root):
+        split = load_split(root, split_name)
         meta = split.metadata
-        print(f"{split_dir.name}: {split.num_examples()} examples, {split.num_puzzles} puzzles, {split.num_groups} groups | "
+        print(f"{split_name}: {split.num_examples()} examples, {split.num_puzzles} puzzles, {split.num_groups} groups | "
               f"vocab {meta.vocab_size} seq_len {meta.seq_len} identifiers {meta.num_puzzle_identifiers} sets {meta.sets}")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such dataset folder")
@@ -101,9 +102,9 @@ def cmd_convert(args) -> int:
         raise FileExistsError(f"{out} exists (use --force to overwrite)")
 
     def copy_assets(folder: Path) -> None:  # an HRM-LM's tokenizer.json and meta.json go with its weights
-        for name in ASSET_FILES:
-            if (weights_folder_of(source) / name).is_file():
-                shutil.copyfile(weights_folder_of(source) / name, folder / name)
+        for asset in (weights_folder_of(source) / name for name in ASSET_FILES):
+            if asset.is_file():
+                shutil.copyfile(asset, folder / asset.name)
 
     save_weights_folder(out, model.checkpoint_module.state_dict(), cfg, step=None, metrics=None, save_assets=copy_assets)
     print(f"wrote {out}/ ({sum(p.numel() for p in model.parameters()):,} parameters): load it with hrm eval --checkpoint {out}")

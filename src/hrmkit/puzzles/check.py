@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hrmkit.files import DatasetError, atomic_write_text
+from hrmkit.files import DatasetError, atomic_write_text, puzzle_split_names
 from hrmkit.puzzles import arc_dataset, maze_dataset, routing_dataset, sudoku_dataset
 from hrmkit.puzzles.check_arc import (
     arc_check,
@@ -114,8 +114,7 @@ def _row_digests(split: PuzzleSplit, with_labels: bool = False) -> Iterator[byte
 
 def _split_names(root: Path) -> list[str]:
     """train and test always (a missing one is a fault), plus any other folder holding a dataset.json."""
-    found = {path.name for path in root.iterdir() if (path / "dataset.json").is_file()} if root.is_dir() else set()
-    return [*STANDARD_SPLITS, *sorted(found - set(STANDARD_SPLITS))]
+    return [*STANDARD_SPLITS, *(name for name in puzzle_split_names(root) if name not in STANDARD_SPLITS)]
 
 
 def _structure_check(root: Path, split_name: str) -> tuple[Check, PuzzleSplit | None]:

@@ -389,8 +389,9 @@ def load_split(root: str | os.PathLike, split: str) -> PuzzleSplit:
     split_dir = root / split
     if not split_dir.is_dir():
         available = puzzle_split_names(root)
-        if not available and corpus_files(root):
-            raise DatasetError(root, f"is an HRM-LM corpus ({', '.join(corpus_files(root))}), not a puzzle dataset "
+        corpus = [] if available else corpus_files(root)
+        if corpus:
+            raise DatasetError(root, f"is an HRM-LM corpus ({', '.join(corpus)}), not a puzzle dataset "
                                      "(<split>/dataset.json): pass one built by hrm prepare sudoku, maze, arc or "
                                      "routing (a corpus is for task: seq2seq configs, such as --config arithmetic)")
         raise DatasetError(split_dir, f"split not found (this dataset has: {', '.join(available) or 'none'})")
