@@ -11,7 +11,8 @@ import torch
 
 from hrmkit.puzzles.batches import TrainSampler, random_split
 from hrmkit.puzzles.format import PuzzleDatasetMetadata, load_split, write_dataset
-from hrmkit.train.batch_loader import BatchLoader
+from hrmkit.config import RunConfig
+from hrmkit.train.batch_loader import BatchLoader, batch_loader_for
 
 SEQ_LEN, VOCAB = 4, 64
 
@@ -107,3 +108,12 @@ def test_starting_the_workers_leaves_torchs_generator_alone(split):
     loader.next_batch()
     loader.close()
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("device, pinned", [("cpu", False), ("auto", True), ("cuda", True)])
+def test_batches_are_pinned_only_for_a_run_that_trains_on_cuda(split, monkeypatch, device, pinned):
+    # A machine with a GPU (as torch reports it); pinning itself is never reached, only decided.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = RunConfig()
+    cfg.train.device, cfg.data.workers = device, 1
+    assert batch_loader_for(cfg, TrainSampler(split, 16, seed=3)).pin_memory is pinned

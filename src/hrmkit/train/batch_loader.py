@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hrmkit.config import RunConfig
+from hrmkit.train.distributed import pick_device
 from hrmkit.train.stop_request import ignore_stop_signals
 
 
@@ -120,9 +121,11 @@ class BatchLoader:
 
 def batch_loader_for(cfg: RunConfig, source: BatchSource) -> BatchLoader:
     """The loader a run's ``data.workers`` asks for (resolved from ``auto`` by the trainer). Batches are
-    pinned where workers run and CUDA is present: the pinning thread then does the copy the host would
-    otherwise do before each non-blocking transfer."""
+    pinned where workers run and the run trains on CUDA: the pinning thread then does the copy the host
+    would otherwise do before each non-blocking transfer. A CPU run on a machine with a GPU pins nothing:
+    page-locked memory is scarce and such a run never copies to the GPU."""
     workers = cfg.data.workers
     if not isinstance(workers, int):
         raise ValueError(f"data.workers is {workers!r}: resolve it for the device first (speed_settings)")
-    return BatchLoader(source, workers, pin_memory=workers > 0 and torch.cuda.is_available())
+    on_cuda = pick_device(cfg.train.device).type == "cuda"
+    return BatchLoader(source, workers, pin_memory=workers > 0 and on_cuda)
