@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from cli_helpers import TINY_MODEL, final_weights, hrm, hrm_here
+from cli_helpers import TINY_MODEL, final_weights, free_port, hrm, hrm_here, torchrun
 
 from hrmkit.config import load_run_config
 from hrmkit.puzzles.task import PuzzleTask
@@ -119,6 +119,39 @@ def test_a_signal_to_the_process_group_with_batch_workers_stops_cleanly_and_the_
     assert logged[-1] == stopped_at  # the step the checkpoint holds is the last one trained
 
     rerun = hrm(*args, f"train.steps={stopped_at + 2}")
+    assert "resumed from" in rerun.stdout + rerun.stderr
+    assert json.loads(metrics.read_text().splitlines()[-1])["step"] == stopped_at + 2
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_under_torchrun_the_processes_stop_after_the_same_step_and_save_it(sudoku4, tmp_path, sig):
+    """Ctrl-C reaches torchrun alone (its workers run in sessions of their own); it passes the signal
+    on to each worker, which gets it at its own moment, and kills them 30 s later. Before, each worker
+    was interrupted mid-step and every step since the newest checkpoint was lost."""
+    args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=r",
+            "train.eval_interval=0", "train.checkpoint_interval=0", "train.log_steps=1", *TINY_MODEL]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+              "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "hrmkit", *args,
+              "train.steps=100000"]
+    run = subprocess.Popen(launch, env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert run.poll() is None and time.monotonic() < deadline, "the run did not start training"
+        time.sleep(0.1)
+    os.kill(run.pid, sig)  # the launcher only, as a terminal's Ctrl-C or a scheduler's signal to the job
+    _, stderr = run.communicate(timeout=120)
+
+    said = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(said) == 1, stderr[-3000:]  # rank 0 speaks for both
+    stopped_at = int(said[0].split(" at step ")[1].split(",")[0])
+    assert checkpoints(tmp_path) == [f"step_{stopped_at}.pt"]
+    logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert logged[-1] == stopped_at  # the checkpoint holds the last step trained
+
+    rerun = torchrun(*args, f"train.steps={stopped_at + 2}")
     assert "resumed from" in rerun.stdout + rerun.stderr
     assert json.loads(metrics.read_text().splitlines()[-1])["step"] == stopped_at + 2
 

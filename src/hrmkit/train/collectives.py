@@ -80,6 +80,32 @@ def gather_objects(obj) -> list:
     return gathered
 
 
+def any_process(flag: bool) -> bool:
+    """Whether ``flag`` is true on any process. The vote travels over gloo on the host, beside NCCL
+    under CUDA, so it never waits for the GPU: the trainer asks it after every step (has a process
+    been asked to stop?) without a device synchronisation."""
+    if not active():
+        return flag
+    vote = torch.tensor([int(flag)])
+    dist.all_reduce(vote, group=_host_group())
+    return bool(vote.item())
+
+
+_host_groups: dict = {}  # the gloo group beside a NCCL world, keyed by that world
+
+
+def _host_group():
+    """A group whose collectives run on CPU tensors: the world itself under gloo, else a gloo group over
+    the same processes, made once (every process reaches its first use at the same call)."""
+    if dist.get_backend() == "gloo":
+        return None
+    world = dist.group.WORLD
+    if world not in _host_groups:
+        _host_groups.clear()  # a group of an earlier, destroyed world
+        _host_groups[world] = dist.new_group(backend="gloo")
+    return _host_groups[world]
+
+
 def barrier() -> None:
     if active():
         dist.barrier()

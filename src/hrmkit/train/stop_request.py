@@ -9,9 +9,11 @@ command goes on from there (a signal during the last step or the final evaluatio
 finish instead: its final weights are then written). The first signal also puts the previous
 handlers back, so a second Ctrl-C interrupts at once, as it always did.
 
-One process only. Under torchrun each process gets the signal at its own moment, and the launcher
-follows Ctrl-C with SIGTERM to its workers and then kills them; a run there keeps its newest
-periodic checkpoint, as before.
+Under torchrun, Ctrl-C reaches the launcher only (its workers run in sessions of their own); it
+sends the same signal to every worker and kills those still running after ``--shutdown-timeout``
+seconds (30 by default). Each worker gets the signal at its own moment, so the trainer has them vote
+after every step (``collectives.any_process``) and all stop after the same one, which they save
+together. A step plus its checkpoint that takes longer than the launcher waits is lost as before.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ class Trainer:
         window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
         last_eval = None
         failed = True
-        stop = StopRequest(enabled=self.proc.world_size == 1, log=self.log)
+        stop = StopRequest(enabled=True, log=self.log)
         try:
             if self.proc.is_main:
                 self.metrics_logger = open_logger(tc.logger, self.run_dir, self.cfg.run_name, config_to_dict(self.cfg),
@@ -257,10 +257,14 @@ class Trainer:
                                 break
                         elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
                             self._save_step_checkpoint()
-                        if stop.signal_name and self.step < tc.steps:  # at the last step the run just finishes
+                        # Under torchrun each process gets the launcher's signal at its own moment: they
+                        # vote, so all of them stop after the same step and save it together.
+                        stop_asked = collectives.any_process(stop.signal_name is not None)
+                        if stop_asked and self.step < tc.steps:  # at the last step the run just finishes
                             if self.saved_step != self.step:
                                 self._save_step_checkpoint()
-                            raise RunStopped(f"{stop.signal_name} at step {self.step}, checkpoint saved")
+                            raise RunStopped(f"{stop.signal_name or 'a signal to another process'} at step "
+                                             f"{self.step}, checkpoint saved")
                 last_eval = self._evaluate_and_keep_best(metrics_file, 0)
                 self._save_step_checkpoint()
                 self._save_weights(self.run_dir / "final", last_eval)
