@@ -273,3 +273,40 @@ def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_
     assert result["eval"]["loss"] == 2.0
     best = json.loads((tmp_path / "r" / "best-model" / "metrics.json").read_text())
     assert best["step"] == 4 and best["metrics"]["loss"] == 1.0
+
+
+def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):
+    """One pass draws one puzzle of every group with all its examples: 11 groups of one 3-example puzzle
+    are 33 rows, 5.5 batches of 6. Before, a pass was counted as ceil(11 groups / 6) = 2 steps, so
+    train.epochs=2 trained 4 steps where the reference trains 11."""
+    from collections import Counter
+
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.format import PuzzleDatasetMetadata, write_dataset
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    groups, examples, seq_len = 11, 3, 4
+    rows = np.arange(groups * examples * seq_len, dtype=np.int32).reshape(-1, seq_len) % 63 + 1  # 33 distinct rows
+    arrays = {"inputs": rows, "labels": rows.copy(), "puzzle_identifiers": np.zeros(groups, dtype=np.int32),
+              "puzzle_indices": np.arange(0, groups * examples + 1, examples, dtype=np.int32),
+              "group_indices": np.arange(groups + 1, dtype=np.int32)}
+    meta = PuzzleDatasetMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=64, seq_len=seq_len,
+                                 num_puzzle_identifiers=1, total_groups=groups, mean_puzzle_examples=examples,
+                                 sets=["all"])
+    write_dataset(tmp_path / "data", {"train": {"all": arrays}, "test": {"all": arrays}},
+                  {"train": meta, "test": meta}, ["<blank>"])
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(tmp_path / "data")}, "runs_dir": str(tmp_path / "runs"),
+        "model": {"vocab_size": 0, "seq_len": 0, "hidden_size": 16, "num_heads": 2},
+        "train": {"global_batch_size": 6, "epochs": 2, "eval_interval_epochs": 1, "device": "cpu", "progress": False}})
+    trainer = Trainer(cfg, PuzzleTask, log=lambda *_: None)
+    assert (trainer.cfg.train.steps, trainer.cfg.train.eval_interval) == (11, 5)
+
+    # The reference's sampler shuffles as many passes at a time as it trains between evaluations, so two
+    # passes shuffled together are 66 rows, 11 whole batches: every row exactly twice, none dropped (one pass
+    # at a time drops the 3 rows of its partial last batch).
+    cfg.train.eval_interval_epochs = 2
+    sampler = Trainer(cfg, PuzzleTask, log=lambda *_: None).task.batches.source
+    drawn = Counter(tuple(row) for _ in range(11) for row in sampler.next_batch()["inputs"].tolist())
+    assert drawn == Counter({tuple(row): 2 for row in rows.tolist()})

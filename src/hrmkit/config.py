@@ -196,7 +196,11 @@ class TrainConfig:
     checkpoint_interval: int = field_doc(0, "save a resumable checkpoint every N optimizer steps (0 = only at eval and end)")
     checkpoint_limit: int = field_doc(3, "keep at most this many step checkpoints; 0 keeps all", flag="checkpoint_limit")
     save_best_model: bool = field_doc(True, "keep best-model/ with the weights of the best evaluation", flag="save_best_model")
-    epochs: float = field_doc(0.0, "seq2seq: when > 0, train for this many passes over the training split (sets steps)", flag="epochs")
+    epochs: float = field_doc(0.0, "when > 0, train for this many passes over the training data (sets steps); a "
+                                   "puzzle pass is the reference's: one puzzle of every group, all its examples", flag="epochs")
+    eval_interval_epochs: int = field_doc(
+        0, "when > 0, evaluate every this many passes over the training data (replaces eval_interval), as the "
+           "reference's eval_interval; puzzles also shuffle that many passes at a time, as the reference's sampler")
     eval_loss_patience: int = field_doc(0, "stop after this many evaluations without a better validation loss; 0 never stops early", flag="eval_loss_patience")
     patience_grace_steps: int = field_doc(0, "never stop early before this optimizer step", flag="patience_grace_steps")
     log_steps: int = field_doc(10, "write a metrics line every N optimizer steps", flag="log_steps")
@@ -211,6 +215,8 @@ class TrainConfig:
             problems.append("global_batch_size and grad_accum_steps must be >= 1")
         elif self.global_batch_size % self.grad_accum_steps:
             problems.append(f"global_batch_size {self.global_batch_size} must be divisible by grad_accum_steps {self.grad_accum_steps}")
+        if self.epochs < 0 or self.eval_interval_epochs < 0 or self.eval_interval < 0:
+            problems.append("epochs, eval_interval and eval_interval_epochs must be >= 0")
         if self.lr <= 0:
             problems.append("lr must be > 0")
         if not 0.0 <= self.lr_min_ratio <= 1.0:

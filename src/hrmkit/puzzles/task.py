@@ -35,8 +35,10 @@ class PuzzleTask:
         if cfg.train.global_batch_size % (world_size * cfg.train.grad_accum_steps):
             raise ValueError(f"train.global_batch_size {cfg.train.global_batch_size} must be divisible by "
                              f"processes × grad_accum_steps = {world_size * cfg.train.grad_accum_steps}")
-        self.batches = batch_loader_for(cfg, TrainSampler(self.train_split, cfg.train.global_batch_size,
-                                                          seed=cfg.train.seed, rank=rank, world_size=world_size))
+        # The reference's sampler shuffles as many passes at a time as it trains between evaluations.
+        sampler = TrainSampler(self.train_split, cfg.train.global_batch_size, seed=cfg.train.seed, rank=rank,
+                               world_size=world_size, epochs_per_iter=max(1, cfg.train.eval_interval_epochs))
+        self.batches = batch_loader_for(cfg, sampler)
         self.carries: list[ACTCarry | None] = [None] * cfg.train.grad_accum_steps
 
     def fill_model_config(self) -> None:
@@ -67,9 +69,12 @@ class PuzzleTask:
         pass  # the weights file and config.yaml hold everything a puzzle model needs
 
     @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps for one pass over the training groups (the sampler draws one puzzle per group)."""
-        return max(1, -(self.train_split.num_groups // -self.cfg.train.global_batch_size))
+    def steps_per_epoch(self) -> float:
+        """Optimizer steps for one pass over the training groups: the sampler draws one puzzle per group and
+        batches all its examples, so a pass holds total_groups × mean_puzzle_examples rows (the reference's
+        count, from dataset.json)."""
+        meta = self.train_split.metadata
+        return meta.total_groups * meta.mean_puzzle_examples / self.cfg.train.global_batch_size
 
     @property
     def tokens_per_example(self) -> int:

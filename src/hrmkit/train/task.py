@@ -20,8 +20,9 @@ class Task(Protocol):
     """One training job of a family, built per process as ``task_factory(cfg, rank, world_size)``."""
 
     @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps for one pass over the training data (``train.epochs`` converts with it)."""
+    def steps_per_epoch(self) -> float:
+        """Optimizer steps for one pass over the training data, a fraction where a pass does not fill
+        its last batch (``train.epochs`` and ``train.eval_interval_epochs`` convert with it)."""
 
     @property
     def tokens_per_example(self) -> int:

@@ -62,8 +62,10 @@ class Trainer:
             self.log = lambda *_: None
         self.task: Task = task_factory(cfg, self.proc.rank, self.proc.world_size)
         self.task.fill_model_config()
-        if tc.epochs > 0:
-            tc.steps = max(1, math.ceil(tc.epochs * self.task.steps_per_epoch))
+        if tc.epochs > 0:  # the reference's total_steps: int(epochs * examples per pass / batch)
+            tc.steps = max(1, int(tc.epochs * self.task.steps_per_epoch))
+        if tc.eval_interval_epochs > 0:
+            tc.eval_interval = max(1, int(tc.eval_interval_epochs * self.task.steps_per_epoch))
         _seed_everything(tc.seed)
         self.model = self.task.build_model().to(self.device)
         self.forward_model = torch.compile(self.model) if tc.compile else self.model
