@@ -236,3 +236,12 @@ def test_select_verified_without_guesses_to_choose_among_is_refused(trained_sudo
                                    "--out", tmp_path / "eval", check=False))
     assert "--select verified" in line and "--tta" in line
     assert not (tmp_path / "eval").exists()
+
+
+# -- the language-data and code verbs ---------------------------------------------------------------
+@pytest.mark.parametrize("counts", [["--train", "-5"], ["--train", "0"], ["--val", "-3"], ["--test", "-2"]])
+def test_prepare_arithmetic_refuses_a_negative_or_empty_split_and_writes_nothing(counts, tmp_path):
+    """A negative count cut the drawn problems from the end: --train -5 wrote 1,990 training problems."""
+    line = one_line_error(hrm_here("prepare", "arithmetic", *counts, "--out", tmp_path / "a", check=False))
+    assert "train >= 1 and val, test >= 0" in line
+    assert not (tmp_path / "a").exists()

@@ -771,3 +771,26 @@ def test_hrm_data_verbs_run_as_a_user_would(tmp_path, docs_source):
               "--val-ratio", "0.7", "--test-ratio", "0.5", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     shutil.rmtree(tmp_path / "c")
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_an_output_named_gz_or_zst_is_compressed_so_the_next_tool_reads_it(tmp_path, mbpp, docstrings, bpe_file, suffix):
+    """normalize-qa and chunk wrote plain JSONL under a .gz / .zst name, which every tool then refused
+    ('Not a gzipped file')."""
+    source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp))
+    fields = ["--question-field", "data.question", "--answer-field", "data.answers.text[0]"]
+    for output in (tmp_path / "plain.jsonl", tmp_path / f"packed.jsonl{suffix}"):
+        code, _, err = run_tool("normalize-qa", "--input", source, "--output", output, *fields)
+        assert code == 0, err
+    assert (tmp_path / "packed.rejects.jsonl").exists()
+    packed = [record for batch in sources.iter_record_batches(tmp_path / f"packed.jsonl{suffix}") for record in batch]
+    assert packed == read_lines(tmp_path / "plain.jsonl")
+    assert (tmp_path / f"packed.jsonl{suffix}").read_bytes()[:2] != b'{"'
+
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in docstrings[:20]])
+    for output in (tmp_path / "windows.jsonl", tmp_path / f"windows.jsonl{suffix}"):
+        code, _, err = run_tool("chunk", "--input", docs, "--output", output, "--tokenizer", bpe_file,
+                                "--target-length", 32, "--stride", 24)
+        assert code == 0, err
+    windows = [record for batch in sources.iter_record_batches(tmp_path / f"windows.jsonl{suffix}") for record in batch]
+    assert windows == read_lines(tmp_path / "windows.jsonl")

@@ -106,6 +106,9 @@ def build_arithmetic_corpus(
     All splits are drawn together as distinct problems and then cut in order, so no val or
     test problem occurs in train. `max_seq_len` defaults to the longest any problem needs.
     """
+    if train < 1 or val < 0 or test < 0:  # a negative count would cut the drawn problems from the end
+        raise ValueError(f"an arithmetic corpus needs train >= 1 and val, test >= 0 problems; "
+                         f"got train {train}, val {val}, test {test}")
     problems = arithmetic_problems(train + val + test, digits=digits, ops=ops, seed=seed)
     tokenizer = SimpleTokenizer(ARITHMETIC_ALPHABET)
     max_seq_len = max_seq_len or arithmetic_max_seq_len(digits)

@@ -28,7 +28,7 @@ from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.encoding import encode_texts, set_tokenizer_threads
 from hrmkit.lm.corpus.extract import json_line
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath, check_schema
-from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches
+from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches, open_compressed_as
 from hrmkit.lm.tokenizers import TextTokenizer, load_tokenizer
 
 
@@ -160,7 +160,7 @@ def chunk_file(
         check_schema([field], record, str(source))
     total = count_records(source) if count_first else None
     stats = ChunkStats()
-    with staged_file(output) as temporary, open(temporary, "wb") as out:
+    with staged_file(output) as temporary, open_compressed_as(output, temporary) as out:
         batches = _numbered_batches(source, field, batch_size, stats)
         for lines, windows, tokens, empty in _results_in_order(batches, tokenizer_path, spec, num_proc):
             out.write(lines)

@@ -23,7 +23,7 @@ from hrmkit.files import staged_file
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.extract import json_line
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath, check_schema
-from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches
+from hrmkit.lm.corpus.sources import count_records, first_record, iter_record_batches, open_compressed_as
 
 PLACEHOLDERS = ("question", "context")
 
@@ -49,7 +49,9 @@ def check_template(template: str, with_context: bool) -> None:
 
 def rejects_path(output: Path) -> Path:
     name = output.name
-    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+    for suffix in (".gz", ".zst", ".jsonl"):  # prompts.jsonl.gz -> prompts.rejects.jsonl
+        name = name.removesuffix(suffix)
+    stem = name
     return output.with_name(f"{stem}.rejects.jsonl")
 
 
@@ -88,7 +90,7 @@ def normalize_qa(
     total = count_records(source) if count_first else None
     result = NormalizeResult(reasons={}, rejects=rejects_path(output))
     with staged_file(output) as temporary, staged_file(result.rejects) as temporary_rejects:
-        with open(temporary, "wb") as out, open(temporary_rejects, "wb") as rejected:
+        with open_compressed_as(output, temporary) as out, open(temporary_rejects, "wb") as rejected:
             for records in iter_record_batches(source, batch_size):  # whole records: rejects keep them entire
                 for record in records:
                     result.records += 1

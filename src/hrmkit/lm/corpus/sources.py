@@ -84,6 +84,18 @@ def open_decompressed(path: Path, compression: str | None) -> BinaryIO:
     return open(path, "rb")
 
 
+def open_compressed_as(name: Path, temporary: Path) -> BinaryIO:
+    """A binary stream that writes ``temporary`` compressed as ``name``'s suffix asks (.gz, .zst), the
+    way ``open_decompressed`` reads it back; any other name is written as it is."""
+    suffix = name.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(temporary, "wb")
+    if suffix == ".zst":
+        zstandard = optional_deps.zstandard()
+        return zstandard.ZstdCompressor().stream_writer(open(temporary, "wb"), closefd=True)
+    return open(temporary, "wb")
+
+
 def _check_readable(path: Path) -> None:
     if not path.exists():
         raise DatasetError(path, "file not found")
