@@ -245,3 +245,15 @@ def test_prepare_arithmetic_refuses_a_negative_or_empty_split_and_writes_nothing
     line = one_line_error(hrm_here("prepare", "arithmetic", *counts, "--out", tmp_path / "a", check=False))
     assert "train >= 1 and val, test >= 0" in line
     assert not (tmp_path / "a").exists()
+
+
+@needs_mbpp
+@pytest.mark.cli
+@pytest.mark.parametrize("verb", ["eval code", "generate"])
+def test_a_puzzle_checkpoint_given_to_a_language_verb_is_named_as_one(verb, trained_sudoku_run, tmp_path):
+    """Both said the checkpoint had no tokenizer beside it; eval code printed its sandbox line first."""
+    args = {"eval code": ["eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", trained_sudoku_run,
+                          "--limit", "1", "--n", "1", "--k", "1", "--out", tmp_path / "x.jsonl"],
+            "generate": ["generate", "--checkpoint", trained_sudoku_run, "--prompt", "What is 1 + 1?"]}[verb]
+    result = hrm(*args, check=False)
+    assert "is a puzzle model" in one_line_error(result) and not result.stdout

@@ -101,12 +101,12 @@ def _evaluated_weights(state: dict) -> dict:
 def load_hrm_lm(path: Path, device: torch.device, verb: str):
     """``(model, run_config, tokenizer)`` of an HRM-LM weights folder or checkpoint, for ``verb`` (named in errors)."""
     from hrmkit.lm.tokenizers import load_tokenizer
-    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
-    if not tokenizer_path.exists():
-        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     model, cfg = load_checkpoint(path, device=device)
     if cfg.task != "seq2seq":
         raise ValueError(f"{path} is a {cfg.task} model; {verb} needs an HRM-LM (task: seq2seq) checkpoint")
+    tokenizer_path = weights_folder_of(path) / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
     return model, cfg, load_tokenizer(tokenizer_path)
 
 

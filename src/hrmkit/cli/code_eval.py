@@ -86,10 +86,6 @@ def _run(args) -> int:
     tasks = load_code_tasks(args.task, args.data, args.split)
     if args.limit:
         tasks = tasks[:args.limit]
-    sandbox = make_sandbox(args.sandbox, SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
-                           allow_unsandboxed=args.allow_unsandboxed, docker_image=args.docker_image,
-                           site_packages=args.site_packages)
-    workers = 1 if sandbox.name == "off" else args.workers
     settings = {"task": args.task, "data": str(Path(args.data).resolve()) if args.data else None, "split": args.split}
     if args.references:
         n, ks, provider = 1, [1], reference_provider
@@ -106,6 +102,11 @@ def _run(args) -> int:
         provider = model_provider(complete, prompt_format, shots, args.batch_size)
         settings.update(sampling_settings, prompt_format=prompt_format)
         out = Path(args.out or weights_folder_of(checkpoint) / f"code-eval-{args.task}-{args.split}.jsonl")
+    # Chosen (and announced) once the checkpoint has loaded: a bad checkpoint is then its own one line.
+    sandbox = make_sandbox(args.sandbox, SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                           allow_unsandboxed=args.allow_unsandboxed, docker_image=args.docker_image,
+                           site_packages=args.site_packages)
+    workers = 1 if sandbox.name == "off" else args.workers
     with ScoringProgress() as bar:
         result = evaluate_code(tasks, sandbox, provider, n=n, ks=ks, out=out, settings=settings, workers=workers,
                                progress=bar.update)
