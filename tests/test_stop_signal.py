@@ -32,12 +32,12 @@ def signals_raise():
         signal.signal(sig, handler)
 
 
-def tiny_trainer(data, runs, steps=6):
+def tiny_trainer(data, runs, steps=6, log_steps=1):
     cfg = load_run_config("quickstart_sudoku4", {
         "data": {"path": str(data)}, "runs_dir": str(runs), "run_name": "r",
         "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
         "train": {"steps": steps, "eval_interval": 0, "checkpoint_interval": 0, "global_batch_size": 16,
-                  "progress": False, "log_steps": 1, "device": "cpu"}})
+                  "progress": False, "log_steps": log_steps, "device": "cpu"}})
     return Trainer(cfg, PuzzleTask, log=lambda *_: None)
 
 
@@ -60,21 +60,31 @@ def checkpoints(runs):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_saves_the_step_in_flight_and_the_rerun_matches_the_uninterrupted_run(
         sudoku4, tmp_path, signals_raise, sig):
-    tiny_trainer(sudoku4, tmp_path / "straight").train()
-    stopped = tiny_trainer(sudoku4, tmp_path / "stopped")
+    # Log lines at steps 4 and 6: the stop at step 3 falls inside the first one's window.
+    tiny_trainer(sudoku4, tmp_path / "straight", log_steps=4).train()
+    stopped = tiny_trainer(sudoku4, tmp_path / "stopped", log_steps=4)
     send_during_step(stopped, 3, sig)
     with pytest.raises(RunStopped, match=f"{sig.name} at step 3"):
         stopped.train()
     assert checkpoints(tmp_path / "stopped") == ["step_3.pt"]
     assert signal.getsignal(sig) is signals_raise  # the handler from before the run is back
 
-    resumed = tiny_trainer(sudoku4, tmp_path / "stopped")
+    resumed = tiny_trainer(sudoku4, tmp_path / "stopped", log_steps=4)
     assert resumed.step == 3
     resumed.train()
     straight, again = final_weights(tmp_path / "straight" / "r"), final_weights(tmp_path / "stopped" / "r")
     assert straight.keys() == again.keys()
     for key in straight:
         assert torch.equal(straight[key], again[key]), key
+    # The step-4 line averages steps 1-4 in both runs (it averaged step 4 alone after the resume).
+    timing = ("samples_per_s", "tokens_per_s", "ms_per_step")
+
+    def train_lines(run):
+        lines = (run / "r" / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in lines if json.loads(line)["kind"] == "train"]
+    assert [line["step"] for line in train_lines(tmp_path / "straight")] == [4, 6]
+    assert train_lines(tmp_path / "stopped") == train_lines(tmp_path / "straight")
 
 
 def test_a_stop_signal_in_the_last_step_lets_the_run_finish_with_its_final_weights(sudoku4, tmp_path, signals_raise):

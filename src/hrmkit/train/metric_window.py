@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from hrmkit.model.losses import widest_float
 from hrmkit.train import collectives
 
 NOT_METRICS = ("count", "tokens")
@@ -40,6 +41,24 @@ class MetricWindow:
             else:
                 self.sums[key] = self.sums[key] + value if key in self.sums else value
         self.steps += 1
+
+    def state_dict(self) -> dict:
+        """The window so far, for a checkpoint, so that a resumed run's first log line covers the steps the
+        uninterrupted run's does. Its sums are summed over processes: every process calls this."""
+        return {"sums": collectives.reduce_sums(self.sums), "grad_norm": float(self.grad_norm), "steps": self.steps,
+                "seconds": time.perf_counter() - self.start}
+
+    def load_state_dict(self, state: dict | None, device: torch.device, holds_sums: bool) -> None:
+        """Go on from a checkpoint's window. The sums are every process's together, so exactly one process
+        (``holds_sums``) carries them on; the others start theirs from nothing."""
+        self.reset()
+        if not state:
+            return
+        if holds_sums:  # the dtype the steps' sums have (losses.widest_float), so they add up as before
+            self.sums = {key: torch.tensor(value, dtype=widest_float(device), device=device)
+                         for key, value in state["sums"].items()}
+        self.grad_norm, self.steps = state["grad_norm"], state["steps"]
+        self.start -= state["seconds"]
 
     def flush(self) -> dict[str, float]:
         """Means over the window (summed over processes), samples/s, tokens/s and ms/step; then starts anew."""

@@ -80,6 +80,8 @@ class Trainer:
         self.best_loss = math.inf
         self.evals_without_better_loss = 0
         self.elapsed_before = 0.0
+        self.window: MetricWindow | None = None  # the train metrics since the last log line, while train() runs
+        self.resumed_window: dict | None = None
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
         self.started = time.perf_counter()
         self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
@@ -102,7 +104,7 @@ class Trainer:
         return autocast_for(self.cfg.train.precision, self.device)
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def _state(self, task_states: list[dict]) -> dict:
+    def _state(self, task_states: list[dict], window: dict | None) -> dict:
         return {
             "step": self.step,
             "model": self.model.checkpoint_module.state_dict(),
@@ -111,6 +113,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "task_by_rank": task_states,  # sampler position and ACT carries differ per process
+            "log_window": window,  # the train metrics since the last log line (MetricWindow.state_dict)
             "rng": _rng_state(),
             "best_exact": self.best_exact,
             "early_stop": {"best_loss": self.best_loss, "evals_without_better_loss": self.evals_without_better_loss},
@@ -180,6 +183,7 @@ class Trainer:
         self.evals_without_better_loss = early_stop.get("evals_without_better_loss", 0)
         self.elapsed_before = state.get("elapsed", 0.0)
         self.train_seconds = state.get("train_seconds", 0.0)
+        self.resumed_window = state.get("log_window")  # the steps since the last log line
         self.log(f"resumed from {path} at step {self.step}")
         return state
 
@@ -195,9 +199,10 @@ class Trainer:
     def _save_step_checkpoint(self) -> None:
         """Every process contributes its task state (a collective); only rank 0 writes."""
         task_states = collectives.gather_objects(self.task.state_dict())
+        window = self.window.state_dict() if self.window is not None else None  # a collective too
         if self.proc.is_main:
             yaml_text = (self.run_dir / "config.yaml").read_text()
-            ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states), yaml_text,
+            ckpt.save_checkpoint(self.ckpt_dir, self.step, self._state(task_states, window), yaml_text,
                                  self.cfg.train.checkpoint_limit)
             self.task.save_assets(self.ckpt_dir)
         self.saved_step = self.step
@@ -227,7 +232,8 @@ class Trainer:
             self._save_step_checkpoint()
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
         progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
-        window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
+        window = self.window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
+        window.load_state_dict(self.resumed_window, self.device, holds_sums=self.proc.is_main)
         last_eval = None
         failed = True
         stop = StopRequest(enabled=True, log=self.log)
