@@ -275,6 +275,33 @@ def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_
     assert best["step"] == 4 and best["metrics"]["loss"] == 1.0
 
 
+@pytest.mark.parametrize(("scored", "best_step"), [
+    ({"exact_accuracy": [0.0, 0.0, 0.0], "loss": [3.0, 1.0, 2.0]}, 4),  # code: exact match 0 all along
+    ({"exact_accuracy": [0.0, 0.0, 0.0], "accuracy": [0.2, 0.5, 0.4]}, 4),  # puzzles early on: no loss scored
+    ({"exact_accuracy": [0.0, 0.5, 0.25], "loss": [1.0, 3.0, 0.5]}, 4),  # exact accuracy still comes first
+])
+def test_best_model_breaks_a_tie_in_exact_accuracy_by_loss_else_token_accuracy(sudoku4, tmp_path, scored, best_step):
+    """With exact match 0 at every evaluation (an MBPP run), best-model/ stayed at the first evaluation's
+    weights, whatever the later validation losses."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    class ScriptedTask(PuzzleTask):
+        def evaluate(self, model, device, autocast, max_examples):
+            count = super().evaluate(model, device, autocast, max_examples)["count"]
+            return {"count": count, **{name: values.pop(0) * count for name, values in self.scripted.items()}}
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 6, "eval_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    trainer = Trainer(cfg, ScriptedTask, log=lambda *_: None)
+    trainer.task.scripted = {name: list(values) for name, values in scored.items()}  # evaluations at 2, 4, 6
+    trainer.train()
+    assert json.loads((tmp_path / "r" / "best-model" / "metrics.json").read_text())["step"] == best_step
+
+
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):
     """One pass draws one puzzle of every group with all its examples: 11 groups of one 3-example puzzle
     are 33 rows, 5.5 batches of 6. Before, a pass was counted as ceil(11 groups / 6) = 2 steps, so

@@ -195,7 +195,8 @@ class TrainConfig:
     eval_max_examples: int = field_doc(0, "evaluate at most this many examples during training; 0 = all", flag="max_val_samples")
     checkpoint_interval: int = field_doc(0, "save a resumable checkpoint every N optimizer steps (0 = only at eval and end)")
     checkpoint_limit: int = field_doc(3, "keep at most this many step checkpoints; 0 keeps all", flag="checkpoint_limit")
-    save_best_model: bool = field_doc(True, "keep best-model/ with the weights of the best evaluation", flag="save_best_model")
+    save_best_model: bool = field_doc(True, "keep best-model/ with the weights of the best evaluation: highest exact accuracy, a tie going to the "
+                                                 "lower validation loss, else the higher token accuracy (lowest loss where no exact accuracy is scored)", flag="save_best_model")
     epochs: float = field_doc(0.0, "when > 0, train for this many passes over the training data (sets steps); a "
                                    "puzzle pass is the reference's: one puzzle of every group, all its examples", flag="epochs")
     eval_interval_epochs: int = field_doc(

@@ -48,6 +48,14 @@ from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
 
 
+def _rank_of(metrics: dict) -> tuple[float, float]:
+    """How an evaluation ranks for best-model/: exact accuracy first; between equals (early in training,
+    or generated code that never matches its reference exactly) the lower validation loss, else the
+    higher token accuracy. On exact accuracy alone the first evaluation stayed best through any tie."""
+    tie_break = -metrics["loss"] if "loss" in metrics else metrics.get("accuracy", 0.0)
+    return metrics["exact_accuracy"], tie_break
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, task_factory, reset_progress: bool = False, log=print):
         self.cfg, self.log = cfg, log
@@ -76,7 +84,7 @@ class Trainer:
         self.run_dir = Path(cfg.runs_dir) / cfg.run_name
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
-        self.best_exact = -1.0
+        self.best_rank: tuple[float, float] = (-1.0, -math.inf)  # of the weights in best-model/ (_rank_of)
         self.best_loss = math.inf
         self.evals_without_better_loss = 0
         self.elapsed_before = 0.0
@@ -115,7 +123,7 @@ class Trainer:
             "task_by_rank": task_states,  # sampler position and ACT carries differ per process
             "log_window": window,  # the train metrics since the last log line (MetricWindow.state_dict)
             "rng": _rng_state(),
-            "best_exact": self.best_exact,
+            "best_rank": list(self.best_rank),
             "early_stop": {"best_loss": self.best_loss, "evals_without_better_loss": self.evals_without_better_loss},
             # What the names resolved to, so a resumed run (and a reader) knows exactly what ran.
             "resolved": {"optimizers": [type(opt).__name__ for opt in self.optimizers],
@@ -177,7 +185,7 @@ class Trainer:
         self.task.load_state_dict(task_states[self.proc.rank], self.device)
         _set_rng_state(state["rng"])
         self.step = state["step"]
-        self.best_exact = state.get("best_exact", -1.0)
+        self.best_rank = tuple(state.get("best_rank", (state.get("best_exact", -1.0), -math.inf)))
         early_stop = state.get("early_stop", {})
         self.best_loss = early_stop.get("best_loss", math.inf)
         self.evals_without_better_loss = early_stop.get("evals_without_better_loss", 0)
@@ -337,8 +345,8 @@ class Trainer:
         metrics["train_s"] = self.train_seconds
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
         if "exact_accuracy" in metrics:
-            is_best = metrics["exact_accuracy"] > self.best_exact
-            self.best_exact = max(self.best_exact, metrics["exact_accuracy"])
+            is_best = _rank_of(metrics) > self.best_rank
+            self.best_rank = max(self.best_rank, _rank_of(metrics))
         else:  # a task that scores no exact accuracy: the lowest loss is the best
             is_best = "loss" in metrics and metrics["loss"] < self.best_loss
         if is_best and self.cfg.train.save_best_model:
