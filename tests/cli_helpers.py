@@ -60,3 +60,25 @@ def torchrun(*args, nproc=2, script=None, env=None, check=True):
 
 # MBPP (CC BY 4.0) as the workplace provides it beside the repository; HRM_MBPP_DIR points elsewhere.
 MBPP_DIR = Path(os.environ.get("HRM_MBPP_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp")
+
+
+def tiny_code_checkpoint(folder: Path, precision: str = "bf16") -> Path:
+    """An untrained HRM-LM with a character tokenizer: its samples are noise, the pipeline is real."""
+    import torch
+
+    from hrmkit.config import RunConfig
+    from hrmkit.config_base import build_config, config_to_dict
+    from hrmkit.lm.tokenizers import SimpleTokenizer
+    from hrmkit.model.seq2seq import Seq2SeqHRM
+    tokenizer = SimpleTokenizer.for_texts(["".join(chr(c) for c in range(32, 127)) + "\n"])
+    cfg = build_config(RunConfig, {"task": "seq2seq", "model": {
+        "hidden_size": 32, "num_heads": 2, "expansion": 2, "H_layers": 1, "L_layers": 1, "H_cycles": 1, "L_cycles": 1,
+        "halt_max_steps": 1, "encoder_layers": 1, "decoder_layers": 1, "vocab_size": tokenizer.vocab_size, "seq_len": 64},
+        "train": {"precision": precision}})  # as a run trained in that precision records it
+    torch.manual_seed(0)
+    model = Seq2SeqHRM(cfg.model)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "hrmkit", "step": 0, "model": model.checkpoint_module.state_dict(),
+                "config": config_to_dict(cfg), "metrics": None}, folder / "final.pt")
+    tokenizer.save(folder / "tokenizer.json")
+    return folder / "final.pt"

@@ -4,7 +4,7 @@ import argparse
 import json
 
 import pytest
-from cli_helpers import MBPP_DIR, hrm, hrm_here
+from cli_helpers import MBPP_DIR, hrm, hrm_here, tiny_code_checkpoint
 
 from hrmkit.cli import build_parser
 from hrmkit.lm.arithmetic import build_arithmetic_corpus
@@ -257,3 +257,13 @@ def test_a_puzzle_checkpoint_given_to_a_language_verb_is_named_as_one(verb, trai
             "generate": ["generate", "--checkpoint", trained_sudoku_run, "--prompt", "What is 1 + 1?"]}[verb]
     result = hrm(*args, check=False)
     assert "is a puzzle model" in one_line_error(result) and not result.stdout
+
+
+@pytest.mark.cli
+def test_a_tokenizer_of_another_corpus_beside_a_language_model_is_refused(tmp_path):
+    """A 30-token tokenizer beside a model of another vocabulary generated noise, exit 0."""
+    from hrmkit.lm.tokenizers import SimpleTokenizer
+    checkpoint = tiny_code_checkpoint(tmp_path / "run", precision="fp32")
+    SimpleTokenizer.for_texts(["abcdefghijklmnopqrstuvwxyz"]).save(tmp_path / "run" / "tokenizer.json")
+    line = one_line_error(hrm("generate", "--checkpoint", checkpoint, "--prompt", "hi", check=False))
+    assert "it is not the tokenizer of this model's corpus" in line

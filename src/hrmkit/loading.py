@@ -107,7 +107,11 @@ def load_hrm_lm(path: Path, device: torch.device, verb: str):
     tokenizer_path = weights_folder_of(path) / "tokenizer.json"
     if not tokenizer_path.exists():
         raise FileNotFoundError(f"{tokenizer_path}: the checkpoint has no tokenizer beside it")
-    return model, cfg, load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path)
+    if tokenizer.vocab_size != cfg.model.vocab_size:  # another corpus's tokenizer: the answers would be noise
+        raise ValueError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens but the model was trained on "
+                         f"{cfg.model.vocab_size}: it is not the tokenizer of this model's corpus")
+    return model, cfg, tokenizer
 
 
 def final_metrics(run_dir: str | Path) -> tuple[Path | None, dict | None]:
