@@ -267,3 +267,17 @@ def test_a_tokenizer_of_another_corpus_beside_a_language_model_is_refused(tmp_pa
     SimpleTokenizer.for_texts(["abcdefghijklmnopqrstuvwxyz"]).save(tmp_path / "run" / "tokenizer.json")
     line = one_line_error(hrm("generate", "--checkpoint", checkpoint, "--prompt", "hi", check=False))
     assert "it is not the tokenizer of this model's corpus" in line
+
+
+def test_a_missing_corpus_points_at_every_corpus_builder_and_not_at_the_arithmetic_one(tmp_path):
+    """`hrm train --config mbpp` without data/mbpp suggested data.build=arithmetic, which would train the
+    MBPP recipe on arithmetic."""
+    line = one_line_error(hrm_here("train", "--config", "mbpp", f"data.path={tmp_path / 'none'}", check=False))
+    assert "hrm prepare mbpp" in line and "data.build" not in line
+
+
+def test_a_config_file_not_named_yaml_is_told_so_and_not_called_missing(tmp_path):
+    config = tmp_path / "my_config"
+    config.write_text("run_name: x\n")
+    line = one_line_error(hrm_here("train", "--config", str(config), check=False))
+    assert "ends in .yaml or .yml" in line

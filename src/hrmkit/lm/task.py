@@ -229,8 +229,9 @@ def _build_or_fail(cfg: RunConfig, rank: int) -> None:
         raise DatasetError(root, f"is a puzzle dataset ({', '.join(f'{split}/dataset.json' for split in puzzle_splits)}), "
                                  f"not an HRM-LM corpus (meta.json, train.jsonl), which task: seq2seq reads; {instead}")
     if data.build != "arithmetic":
-        raise DatasetError(data.path, "has no meta.json: build a corpus first (hrm prepare arithmetic, "
-                                      "hrm data prepare-language) or set data.build=arithmetic")
+        raise DatasetError(data.path, "has no meta.json: build a corpus first (hrm prepare arithmetic, hrm prepare "
+                                      "mbpp, hrm data prepare-language; a shipped preset that names a corpus shows "
+                                      "the command in its header)")
     empty_folder = root.is_dir() and not any(root.iterdir())
     if root.exists() and not empty_folder:
         raise DatasetError(root, f"is not an HRM-LM corpus (no meta.json), and data.build=arithmetic builds one only "
