@@ -87,3 +87,20 @@ def test_cli_prepare_train_and_score_with_the_trained_prompt_format(tmp_path, ca
     assert hrm("eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", checkpoint, "--limit", 1, "--n", 1,
                "--k", 1, "--max-new-tokens", 4, "--prompt-format", "plain", "--out", tmp_path / "plain.jsonl") == 0
     assert "trained on docstring prompts" in capsys.readouterr().err
+
+
+@needs_mbpp
+def test_a_corpus_without_training_examples_is_refused_and_nothing_is_written(tmp_path, capsys):
+    """--max-seq-len 8 dropped every example, and the corpus was written with train 0 (exit 0) for
+    `hrm train` to refuse."""
+    out = tmp_path / "corpus"
+    assert hrm("prepare", "mbpp", "--data", MBPP, "--out", out, "--max-seq-len", 8, "--vocab-size", 300) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "all 374 training examples are longer than max_seq_len 8 tokens (--max-seq-len)" in err
+    no_train = tmp_path / "no-train.jsonl"
+    no_train.write_text("".join(line + "\n" for line in MBPP.read_text().splitlines()
+                                if line.strip() and json.loads(line)["task_id"] <= 600))
+    assert hrm("prepare", "mbpp", "--data", no_train, "--out", out) == 2
+    assert "holds none of MBPP's training tasks (601-974)" in capsys.readouterr().err
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith("corpus")]

@@ -794,3 +794,34 @@ def test_an_output_named_gz_or_zst_is_compressed_so_the_next_tool_reads_it(tmp_p
         assert code == 0, err
     windows = [record for batch in sources.iter_record_batches(tmp_path / f"windows.jsonl{suffix}") for record in batch]
     assert windows == read_lines(tmp_path / "windows.jsonl")
+
+
+def test_builders_refuse_an_empty_train_split_and_leave_nothing(tmp_path, docstrings, bpe_file):
+    """`hrm train` refuses a corpus without training examples, yet prepare-language (an empty file, or records
+    that all give no example) and merge --train-samples 0 wrote one and exited 0."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "e.jsonl").write_text("")
+    unusable = tmp_path / "unusable"
+    unusable.mkdir()
+    write_jsonl(unusable / "u.jsonl", [{"text": None if number % 2 else "a"} for number in range(20)])
+    for source, tokenizer, message in (
+        (empty, ["--vocab-size", 300], "e.jsonl: no records in the training split; nothing to train on"),
+        (unusable, ["--tokenizer", bpe_file], "u.jsonl: no training examples: its "),
+    ):
+        code, _, err = run_tool("prepare-language", "--source", source, "--dest", tmp_path / "corpus", *tokenizer)
+        assert message in one_line_error(code, err)
+    assert "without a usable field" in err and "under two tokens" in err
+
+    corpora = []
+    for number in range(2):
+        source = tmp_path / f"src{number}"
+        source.mkdir()
+        write_jsonl(source / "docs.jsonl", [{"text": text} for text in docstrings[number * 20:(number + 1) * 20]])
+        corpora.append(tmp_path / f"c{number}")
+        code, _, err = run_tool("prepare-language", "--source", source, "--dest", corpora[-1], "--tokenizer", bpe_file,
+                                "--max-seq-len", 40)
+        assert code == 0, err
+    code, _, err = run_tool("merge", "--sources", *corpora, "--train-samples", 0, "--output-dir", tmp_path / "blend")
+    assert "blend: its train split would hold 0 examples" in one_line_error(code, err)
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(("corpus", "blend"))]

@@ -64,6 +64,8 @@ def build_mbpp_corpus(mbpp_path: str | os.PathLike, out_dir: str | os.PathLike, 
         if not (Path(corpus) / "train.jsonl").is_file():
             raise CodeDataError(f"{corpus}: not a processed corpus (no train.jsonl)")
         splits["train"] += list(corpus_pairs(corpus))
+    if not splits["train"]:  # a corpus without training examples would only fail later, in `hrm train`
+        raise CodeDataError(f"{mbpp_path}: holds none of MBPP's training tasks (601-974); nothing to train on")
     tokenizer = train_bpe_tokenizer((text for pairs in splits.values() for pair in pairs for text in pair), vocab_size)
     kept: dict[str, list[dict]] = {}
     dropped: dict[str, int] = {}
@@ -73,6 +75,9 @@ def build_mbpp_corpus(mbpp_path: str | os.PathLike, out_dir: str | os.PathLike, 
         kept[name] = [example for example in examples
                       if len(example["encoder_ids"]) <= max_seq_len and len(example["labels"]) <= max_seq_len]
         dropped[name] = len(examples) - len(kept[name])
+    if not kept["train"]:
+        raise CodeDataError(f"{mbpp_path}: all {dropped['train']} training examples are longer than "
+                            f"max_seq_len {max_seq_len} tokens (--max-seq-len); nothing is left to train on")
     source = {"builder": "mbpp", "mbpp_path": str(Path(mbpp_path).resolve()), "mbpp_splits": {"train": "train (601-974)",
               "val": "validation (511-600)"}, "extra_corpora": [str(Path(c).resolve()) for c in extra_corpora],
               "dropped_longer_than_max_seq_len": dropped}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hrmkit.files import DatasetError
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.encoding import encoded_in_background, set_tokenizer_threads
 from hrmkit.lm.corpus.field_paths import FieldMissing, FieldPath, check_schema
@@ -174,6 +175,7 @@ def _examples(
             stats.examples += produced
         if progress:
             progress(description, reader.records_read, total)
+    _require_training_examples(reader, stats)
 
 
 def _texts_to_sample(reader: _SplitReader, total: int | None, progress: Progress | None) -> Iterator[list[str]]:
@@ -185,13 +187,35 @@ def _texts_to_sample(reader: _SplitReader, total: int | None, progress: Progress
 
 
 def _check_fields(plan: dict[str, SplitSource], fields: Sequence[FieldPath]) -> None:
-    """A field missing from the first record of a split's files is a typo: stop before any work."""
-    for source in plan.values():
+    """A field missing from the first record of a split's files is a typo, and a training split without
+    records leaves nothing to train on: stop before any work (a tokenizer trained on nothing included)."""
+    for split, source in plan.items():
         for path in source.files:
             record = first_record([path])
             if record is not None:
                 check_schema(fields, record, str(path))
                 break
+        else:
+            if split == "train":
+                raise DatasetError(_file_names(source.files), "no records in the training split; nothing to train on")
+
+
+def _file_names(files: Sequence[Path]) -> str:
+    """The first file of a split, and how many more there are, for a one-line message."""
+    if not files:
+        return "the source"
+    return f"{files[0]} (and {len(files) - 1} more file(s))" if len(files) > 1 else str(files[0])
+
+
+def _require_training_examples(reader: _SplitReader, stats: SplitStats) -> None:
+    """Records that all gave no example (fields missing or empty, documents too short) leave the
+    training split empty, which `hrm train` refuses: say so now, while the corpus is still staged."""
+    if reader.split == "train" and not stats.examples:
+        raise DatasetError(
+            _file_names(reader.source.files),
+            f"no training examples: its {stats.records} training record(s) gave none ({stats.missing_field} without "
+            f"a usable field, {stats.too_short} under two tokens); nothing to train on",
+        )
 
 
 def _tokenizer(

@@ -130,6 +130,8 @@ def _write_verified(
 ) -> dict[str, Any]:
     """The corpus written under a staging name, its counts checked there, then renamed to `output`."""
     check_output_free(output, overwrite)
+    if expected.get("train") == 0:  # `hrm train` refuses an empty train split: refuse it before writing
+        raise DatasetError(output, "its train split would hold 0 examples; nothing to train on")
     with staged_folder(output, suffix="-unverified") as staging:
         meta = write_corpus_files(staging, splits, tokenizer, meta_extra, final_dir=output)
         _verify(staging, meta, expected)
