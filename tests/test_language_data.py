@@ -298,7 +298,7 @@ def test_prepare_language_keeps_source_splits_verbatim_and_reuses_a_tokenizer(tm
         write_jsonl(source / f"mbpp-{name}.jsonl", [{"prompt": r["text"], "response": r["code"]} for r in rows])
     dest = tmp_path / "corpus"
     code, out, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
-                              "--mode", "prompt-response", "--max-seq-len", 256, "--val-ratio", 0.3)
+                              "--mode", "prompt-response", "--max-seq-len", 256)
     assert code == 0, err
     meta = load_corpus_meta(dest)
     assert meta["splits"] == {"train": 300, "val": 50, "test": 30}
@@ -306,6 +306,25 @@ def test_prepare_language_keeps_source_splits_verbatim_and_reuses_a_tokenizer(tm
     assert (dest / "tokenizer.json").read_text() == bpe_file.read_text()
     prompts = [prompt for prompt, _ in corpus_texts(dest, "val")]
     assert prompts == [row["text"] for row in parts["validation"]]
+
+
+def test_prepare_language_refuses_ratio_flags_for_a_source_with_its_own_splits(tmp_path, bpe_file, mbpp):
+    """--test-ratio 0.2 on a source with train and validation files was silently ignored: no test split, no word."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, rows in (("train", mbpp[:100]), ("validation", mbpp[100:120])):
+        write_jsonl(source / f"{name}.jsonl", [{"text": row["text"]} for row in rows])
+    dest = tmp_path / "corpus"
+    for flags in (["--test-ratio", 0.2], ["--val-ratio", 0.2, "--test-ratio", 0.1]):
+        code, _, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
+                                "--max-seq-len", 32, *flags)
+        assert "has splits of its own (train, val), which are kept verbatim" in one_line_error(code, err)
+        assert f"--test-ratio {flags[-1]:g}" in err and not dest.exists()
+    code, _, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
+                            "--max-seq-len", 32, "--val-ratio", 0.05)  # the default, as if not given
+    assert code == 0, err
+    meta = load_corpus_meta(dest)
+    assert set(meta["splits"]) == {"train", "val"} and meta["source"]["splits_from"] == "source"
 
 
 def test_prepare_language_output_does_not_depend_on_the_batch_size(tmp_path, docs_source, bpe_file):

@@ -105,10 +105,11 @@ def _add_tokenizer_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_split_flags(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--val-ratio", type=_ratio, default=0.05,
-                        help=f"share of {what} records carved out for validation (default 0.05)")
-    parser.add_argument("--test-ratio", type=_ratio, default=0.0,
-                        help=f"share of {what} records carved out for a test split (default 0: none)")
+    from hrmkit.lm.corpus.corpus_builder import DEFAULT_TEST_RATIO, DEFAULT_VAL_RATIO
+    parser.add_argument("--val-ratio", type=_ratio, default=DEFAULT_VAL_RATIO,
+                        help=f"share of {what} records carved out for validation (default {DEFAULT_VAL_RATIO:g})")
+    parser.add_argument("--test-ratio", type=_ratio, default=DEFAULT_TEST_RATIO,
+                        help=f"share of {what} records carved out for a test split (default {DEFAULT_TEST_RATIO:g}: none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the val / test assignment and of the tokenizer's training sample (default 0)")
 
@@ -134,7 +135,8 @@ def _add_prepare_language(subparsers) -> None:
         description="Streams a folder of parquet, arrow, json or jsonl files (optionally .gz / .zst), or a Hugging "
                     "Face cache folder, into a processed corpus (train/val/test.jsonl, meta.json, tokenizer.json). "
                     "Splits the source has (train / validation / test in file or folder names) are kept verbatim; "
-                    "otherwise val and test are carved from the records by ratio. Memory stays bounded whatever "
+                    "otherwise val and test are carved from the records by --val-ratio / --test-ratio (which a "
+                    "source with splits refuses). Memory stays bounded whatever "
                     "the corpus size; the corpus appears under --dest only once complete.")
     parser.add_argument("--source", type=Path, required=True, help="folder (or single file) of source data")
     parser.add_argument("--dest", type=Path, required=True, help="output corpus folder")

@@ -32,6 +32,9 @@ from hrmkit.lm.corpus_format import write_corpus
 from hrmkit.lm.tokenizers import TextTokenizer, load_tokenizer, train_bpe_tokenizer
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+# What `--val-ratio` / `--test-ratio` are when not given; a source with its own splits refuses any other value.
+DEFAULT_VAL_RATIO = 0.05
+DEFAULT_TEST_RATIO = 0.0
 
 
 class RatioSplitter:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.corpus_builder import (
+    DEFAULT_TEST_RATIO,
+    DEFAULT_VAL_RATIO,
     BuildResult,
     RatioSplitter,
     SplitSource,
@@ -29,8 +31,8 @@ class PrepareLanguageOptions:
     dest: Path
     triples: TriplesConfig = field(default_factory=TriplesConfig)
     tokenizer: TokenizerChoice = field(default_factory=TokenizerChoice)
-    val_ratio: float = 0.05
-    test_ratio: float = 0.0
+    val_ratio: float = DEFAULT_VAL_RATIO  # only for a source without splits of its own
+    test_ratio: float = DEFAULT_TEST_RATIO
     seed: int = 0  # of the val / test carving and of the tokenizer sample
     max_files: int | None = None  # per split, in natural sort order
     batch_size: int = 1000  # records per tokenizer batch
@@ -46,6 +48,7 @@ def plan_splits(layout: SourceLayout, val_ratio: float, test_ratio: float) -> tu
             raise ValueError(
                 f"{layout.root}: the source has {', '.join(named)} split(s) but no train split"
             )
+        _refuse_ratios(layout, val_ratio, test_ratio)
         return {split: SplitSource(files) for split, files in named.items()}, False
     check_ratios(val_ratio, test_ratio)
     files = named.get("train", layout.unsplit)
@@ -56,6 +59,18 @@ def plan_splits(layout: SourceLayout, val_ratio: float, test_ratio: float) -> tu
     if test_ratio > 0:
         plan["test"] = SplitSource(files, carved=True)
     return plan, carved
+
+
+def _refuse_ratios(layout: SourceLayout, val_ratio: float, test_ratio: float) -> None:
+    """Ratios carve splits out of a source without any; a source's own splits are kept verbatim, so a
+    ratio asked for there would be silently ignored (no test split carved from train, say)."""
+    given = [f"--{name}-ratio {ratio:g}" for name, ratio, default in
+             (("val", val_ratio, DEFAULT_VAL_RATIO), ("test", test_ratio, DEFAULT_TEST_RATIO)) if ratio != default]
+    if given:
+        raise ValueError(
+            f"{layout.root}: {' and '.join(given)} cannot apply: the source has splits of its own "
+            f"({', '.join(layout.splits)}), which are kept verbatim; drop the ratio flag(s)"
+        )
 
 
 def _relative_names(files: list[Path], root: Path) -> list[str]:

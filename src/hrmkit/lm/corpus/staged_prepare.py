@@ -24,6 +24,8 @@ from typing import Any
 from hrmkit.files import atomic_write_text
 from hrmkit.lm.corpus import Progress
 from hrmkit.lm.corpus.corpus_builder import (
+    DEFAULT_TEST_RATIO,
+    DEFAULT_VAL_RATIO,
     BuildResult,
     RatioSplitter,
     SplitSource,
@@ -49,8 +51,8 @@ class StagedPrepareOptions:
     to_triples: bool = False
     triples: TriplesConfig = field(default_factory=TriplesConfig)
     tokenizer: TokenizerChoice = field(default_factory=TokenizerChoice)
-    val_ratio: float = 0.05
-    test_ratio: float = 0.0
+    val_ratio: float = DEFAULT_VAL_RATIO
+    test_ratio: float = DEFAULT_TEST_RATIO
     seed: int = 0
     batch_size: int = 1000
     force_extract: bool = False
