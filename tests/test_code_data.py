@@ -81,12 +81,27 @@ def test_wrong_or_broken_files_are_one_line_errors(tmp_path):
         load_mbpp(MBPP, "dev")
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"task_id": 1, "text": "x"}\n{not json\n')
-    with pytest.raises(CodeDataError, match="not JSON"):
+    with pytest.raises(CodeDataError, match=r"broken\.jsonl:2: not valid JSON"):
         load_mbpp(broken)
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text('{"task_id": 1, "text": "x"}\n')
     with pytest.raises(CodeDataError, match="record 1 is not an MBPP task"):
         load_mbpp(wrong)
+
+
+@needs_mbpp
+def test_a_bad_line_of_a_task_file_is_named_by_its_line_in_the_file(tmp_path):
+    """The loader parsed each line alone and reported the decoder's position in it: "line 1 column 27"
+    for line 701 of the file (hrm prepare mbpp, hrm eval code --data)."""
+    lines = MBPP.read_text(encoding="utf-8").splitlines(keepends=True)
+    bad = tmp_path / "mbpp_badline.jsonl"
+    bad.write_text("".join(lines[:700] + ['{"task_id": 9999, "text": \n'] + lines[700:]), encoding="utf-8")
+    with pytest.raises(CodeDataError, match=r"mbpp_badline\.jsonl:701: not valid JSON \(Expecting value at column 27\)"):
+        load_code_tasks("mbpp", bad, "test")
+    array = tmp_path / "tasks.json"
+    array.write_text('[\n{"task_id": 1},\n{"task_id": \n]\n')
+    with pytest.raises(CodeDataError, match=r"tasks\.json: not valid JSON \(.*line 4"):
+        load_evalplus(array)
 
 
 # -- HumanEval and EvalPlus -----------------------------------------------------------------------

@@ -133,15 +133,29 @@ def _read_json_records(path: Path, what: str) -> list[dict]:
             text = file.read()
     except (OSError, UnicodeDecodeError) as error:
         raise CodeDataError(f"{path}: cannot read it ({error})") from None
-    try:
-        if text.lstrip().startswith("["):
-            records = json.loads(text)
-        else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise CodeDataError(f"{path}: not JSON or JSON lines ({error})") from None
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)  # its error's line and column are the file's own
+        except json.JSONDecodeError as error:
+            raise CodeDataError(f"{path}: not valid JSON ({error})") from None
+    else:
+        records = _json_lines(path, text)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise CodeDataError(f"{path}: expected a list of JSON objects")
+    return records
+
+
+def _json_lines(path: Path, text: str) -> list:
+    """One JSON value per line; a bad one is named by its line in the file (each line is parsed alone, so
+    the decoder's own position would always say line 1). Split on newlines only: a JSON string may hold
+    other line breaks (U+2028) that str.splitlines would cut at."""
+    records = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise CodeDataError(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno})") from None
     return records
 
 
