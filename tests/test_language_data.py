@@ -844,3 +844,20 @@ def test_builders_refuse_an_empty_train_split_and_leave_nothing(tmp_path, docstr
     code, _, err = run_tool("merge", "--sources", *corpora, "--train-samples", 0, "--output-dir", tmp_path / "blend")
     assert "blend: its train split would hold 0 examples" in one_line_error(code, err)
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(("corpus", "blend"))]
+
+
+def test_single_file_outputs_go_into_folders_that_do_not_exist_yet(tmp_path, mbpp, docstrings, bpe_file):
+    """normalize-qa and chunk failed on a missing folder with an error naming their temporary file
+    ('x.jsonl.tmp-16383'), where the other hrm data tools create the folders of their output."""
+    source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp)[:40])
+    output = tmp_path / "nodir" / "sub" / "prompts.jsonl"
+    code, _, err = run_tool("normalize-qa", "--input", source, "--output", output,
+                            "--question-field", "data.question", "--answer-field", "data.answers.text[0]")
+    assert code == 0, err
+    assert len(read_lines(output)) == 39 and (output.parent / "prompts.rejects.jsonl").is_file()
+
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in docstrings[:10]])
+    windows = tmp_path / "other" / "deeper" / "windows.jsonl"
+    code, _, err = run_tool("chunk", "--input", docs, "--output", windows, "--tokenizer", bpe_file, "--target-length", 32)
+    assert code == 0, err
+    assert read_lines(windows) and not [path for path in windows.parent.iterdir() if ".tmp-" in path.name]

@@ -160,6 +160,7 @@ def chunk_file(
         check_schema([field], record, str(source))
     total = count_records(source) if count_first else None
     stats = ChunkStats()
+    output.parent.mkdir(parents=True, exist_ok=True)  # as every hrm data tool does for its output
     with staged_file(output) as temporary, open_compressed_as(output, temporary) as out:
         batches = _numbered_batches(source, field, batch_size, stats)
         for lines, windows, tokens, empty in _results_in_order(batches, tokenizer_path, spec, num_proc):

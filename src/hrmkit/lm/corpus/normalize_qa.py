@@ -89,6 +89,7 @@ def normalize_qa(
         check_schema(list(fields.values()), record, str(source))
     total = count_records(source) if count_first else None
     result = NormalizeResult(reasons={}, rejects=rejects_path(output))
+    output.parent.mkdir(parents=True, exist_ok=True)  # as every hrm data tool does for its output
     with staged_file(output) as temporary, staged_file(result.rejects) as temporary_rejects:
         with open_compressed_as(output, temporary) as out, open(temporary_rejects, "wb") as rejected:
             for records in iter_record_batches(source, batch_size):  # whole records: rejects keep them entire
