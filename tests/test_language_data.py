@@ -861,3 +861,24 @@ def test_single_file_outputs_go_into_folders_that_do_not_exist_yet(tmp_path, mbp
     code, _, err = run_tool("chunk", "--input", docs, "--output", windows, "--tokenizer", bpe_file, "--target-length", 32)
     assert code == 0, err
     assert read_lines(windows) and not [path for path in windows.parent.iterdir() if ".tmp-" in path.name]
+
+
+def test_field_messages_say_what_a_field_holds_and_number_records_as_the_rejects_file_does(tmp_path, mbpp):
+    """A field that exists but holds an object was called 'unknown'; 'a int'; and prepare's summary
+    numbered the first reject from 1 while extracted.rejects.jsonl's "index" counts from 0."""
+    source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp)[:60])
+    code, _, err = run_tool("normalize-qa", "--input", source, "--output", tmp_path / "x.jsonl",
+                            "--question-field", "data", "--answer-field", "data.answers.text[0]")
+    assert one_line_error(code, err).endswith("qa.jsonl: field 'data' is an object, not text\n")
+    numbers = tmp_path / "numbers"
+    numbers.mkdir()
+    write_jsonl(numbers / "n.jsonl", [1, 2, 3])
+    code, _, err = run_tool("prepare-language", "--source", numbers, "--dest", tmp_path / "c", "--vocab-size", 300)
+    assert one_line_error(code, err).endswith("n.jsonl: unknown field 'text': the record is an int, not an object\n")
+
+    code, printed, err = run_tool("prepare", "--source", source, "--output-dir", tmp_path / "prep",
+                                  "--fields", "data.question,data.answers.text[0]")
+    assert code == 0, err
+    first = read_lines(tmp_path / "prep" / "extracted.rejects.jsonl")[0]
+    assert first["index"] == 39  # task 40, every 40th has no answer
+    assert f"(first: index 39: {first['reason']})" in printed

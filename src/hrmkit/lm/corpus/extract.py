@@ -63,8 +63,9 @@ def extract_fields(
                         values = {path.text: path.lookup(record) for path in paths}
                     except FieldMissing as missing:
                         result.rejected += 1
-                        result.first_reject = result.first_reject or f"record {result.records}: {missing.reason}"
-                        rejected.write(json_line({"index": result.records - 1, "reason": missing.reason, "record": record}))
+                        index = result.records - 1  # 0-based, in the message as in the rejects file
+                        result.first_reject = result.first_reject or f"index {index}: {missing.reason}"
+                        rejected.write(json_line({"index": index, "reason": missing.reason, "record": record}))
                         continue
                     out.write(json_line(values))
                     result.written += 1

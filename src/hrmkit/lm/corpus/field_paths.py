@@ -77,10 +77,10 @@ class FieldPath:
                 value = value[step]
                 walked += f"[{step}]"
             else:
+                where = f"'{walked}'" if walked else "the record"
                 if not isinstance(value, dict):
-                    raise FieldMissing(f"'{walked or 'the record'}' is {_kind(value)}, not an object", structural=True)
+                    raise FieldMissing(f"{where} is {_kind(value)}, not an object", structural=True)
                 if step not in value:
-                    where = f"'{walked}'" if walked else "the record"
                     raise FieldMissing(f"{where} has no key '{step}'", structural=True, available=sorted(map(str, value)))
                 value = value[step]
                 walked = f"{walked}.{step}" if walked else step
@@ -90,7 +90,10 @@ class FieldPath:
 
     def text_of(self, record: Any) -> str:
         """The value as text: strings as they are, numbers and booleans written out."""
-        value = self.lookup(record)
+        return self.as_text(self.lookup(record))
+
+    def as_text(self, value: Any) -> str:
+        """A value found at this path as text; a list or an object is a (structural) miss."""
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float, bool)):
@@ -106,7 +109,8 @@ def _kind(value: Any) -> str:
         return "a list"
     if value is None:
         return "null"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def parse_paths(texts: Sequence[str]) -> list[FieldPath]:
@@ -116,20 +120,31 @@ def parse_paths(texts: Sequence[str]) -> list[FieldPath]:
 def check_schema(paths: Sequence[FieldPath], first_record: Any, where: str, need_text: bool = True) -> None:
     """Raise ValueError (one line) when the first record shows a path names no field at all.
 
-    With `need_text`, a field holding a list or an object counts as a wrong path too.
+    With `need_text`, a field holding a list or an object is refused too: it exists, so the
+    message says what it holds rather than calling it unknown.
     """
     for path in paths:
         try:
-            path.text_of(first_record) if need_text else path.lookup(first_record)
+            value = path.lookup(first_record)
         except FieldMissing as missing:
-            if not missing.structural:
-                continue
-            message = f"{where}: unknown field '{path.text}': {missing.reason}"
-            if missing.available:
-                guess = difflib.get_close_matches(str(path.steps[len(path.steps) - 1]), missing.available, n=1)
-                if not guess:
-                    guess = difflib.get_close_matches(path.top_level, missing.available, n=1)
-                message += f" (it has: {', '.join(missing.available[:12])}{', ...' if len(missing.available) > 12 else ''})"
-                if guess:
-                    message += f"; did you mean '{guess[0]}'?"
-            raise ValueError(message) from None
+            if missing.structural:
+                raise ValueError(_unknown_field(path, missing, where)) from None
+            continue  # empty in this record only
+        if need_text:
+            try:
+                path.as_text(value)
+            except FieldMissing as missing:
+                raise ValueError(f"{where}: field {missing.reason}") from None
+
+
+def _unknown_field(path: FieldPath, missing: FieldMissing, where: str) -> str:
+    """The message for a path the record's keys do not have, with the keys there are and a guess."""
+    message = f"{where}: unknown field '{path.text}': {missing.reason}"
+    if missing.available:
+        guess = difflib.get_close_matches(str(path.steps[len(path.steps) - 1]), missing.available, n=1)
+        if not guess:
+            guess = difflib.get_close_matches(path.top_level, missing.available, n=1)
+        message += f" (it has: {', '.join(missing.available[:12])}{', ...' if len(missing.available) > 12 else ''})"
+        if guess:
+            message += f"; did you mean '{guess[0]}'?"
+    return message
