@@ -104,3 +104,12 @@ def test_a_corpus_without_training_examples_is_refused_and_nothing_is_written(tm
     assert hrm("prepare", "mbpp", "--data", no_train, "--out", out) == 2
     assert "holds none of MBPP's training tasks (601-974)" in capsys.readouterr().err
     assert not [path for path in tmp_path.iterdir() if path.name.startswith("corpus")]
+
+
+def test_an_existing_output_is_refused_naming_the_flag_only(tmp_path, capsys):
+    """The message named the Python parameter too: 'pass --force (overwrite=True)'."""
+    out = tmp_path / "corpus"
+    out.mkdir()
+    for kind in (["arithmetic"], ["mbpp", "--data", MBPP]):
+        assert hrm("prepare", *kind, "--out", out) == 2
+        assert capsys.readouterr().err == f"error: {out}: already exists; remove it or pass --force\n"

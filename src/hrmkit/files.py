@@ -127,10 +127,12 @@ def move_into_place(staging: Path, root: Path) -> None:
 
 
 def check_output_free(out_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """The builders' guard: refuse to replace an existing output unless asked to."""
+    """The builders' guard: refuse to replace an existing output unless asked to (``overwrite``).
+
+    The message is the one the CLI prints, so it names the flag, not the parameter."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise DatasetError(out_dir, "already exists; remove it or pass --force (overwrite=True)")
+        raise DatasetError(out_dir, "already exists; remove it or pass --force")
     return out_dir
 
 
