@@ -4,7 +4,7 @@ import argparse
 import json
 
 import pytest
-from cli_helpers import MBPP_DIR, hrm, hrm_here, tiny_code_checkpoint
+from cli_helpers import MBPP_DIR, TINY_MODEL, hrm, hrm_here, tiny_code_checkpoint
 
 from hrmkit.cli import build_parser
 from hrmkit.lm.arithmetic import build_arithmetic_corpus
@@ -281,3 +281,19 @@ def test_a_config_file_not_named_yaml_is_told_so_and_not_called_missing(tmp_path
     config.write_text("run_name: x\n")
     line = one_line_error(hrm_here("train", "--config", str(config), check=False))
     assert "ends in .yaml or .yml" in line
+
+
+@pytest.mark.cli
+def test_an_evaluation_split_the_data_lacks_is_refused_and_an_empty_one_trains_without(arithmetic_corpus, sudoku4,
+                                                                                       tmp_path):
+    """A typo in data.eval_split (or a corpus without that split) trained without ever evaluating, and the
+    last line named a best-model/ folder that was never written."""
+    runs = [f"runs_dir={tmp_path}", "train.steps=2", "train.progress=false"]
+    corpus = ["train", "--config", "arithmetic", f"data.path={arithmetic_corpus}", *runs]
+    line = one_line_error(hrm_here(*corpus, "data.eval_split=vall", check=False))
+    assert "has no 'vall' split to evaluate on (it has: test, train, val)" in line
+    puzzles = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", *runs, *TINY_MODEL]
+    line = one_line_error(hrm_here(*puzzles, "data.eval_split=val", check=False))
+    assert "has no 'val' split to evaluate on (it has: test, train)" in line
+    trained = hrm_here(*corpus, "data.eval_split=", "run_name=no_eval")
+    assert "best-model" not in trained.stdout and not (tmp_path / "no_eval" / "best-model").exists()

@@ -144,7 +144,7 @@ class DataConfig:
 
     path: str = field_doc("", "dataset folder: the reference puzzle format (puzzle) or a processed corpus (seq2seq)", flag="dataset")
     train_split: str = field_doc("train", "split used for training")
-    eval_split: str = field_doc("test", "split used for evaluation (seq2seq corpora call it val)")
+    eval_split: str = field_doc("test", "split used for evaluation (seq2seq corpora call it val); '' = train without evaluating")
     workers: Literal["auto"] | int = field_doc(
         "auto", "worker processes preparing training batches ahead of the step, in order and resumable; "
                 "0 prepares them in the training process; auto = 1 on CUDA, 0 on the CPU and MPS", flag="dataset_workers")

@@ -161,3 +161,8 @@ def corpus_files(root: str | os.PathLike) -> list[str]:
         return []
     return ["meta.json", *sorted(path.name for path in root.glob("*.jsonl"))]
 
+
+def missing_eval_split(root: str | os.PathLike, split: str, available: list[str]) -> DatasetError:
+    """The error for a ``data.eval_split`` the dataset lacks: a run that never evaluates should be asked for."""
+    return DatasetError(root, f"has no '{split}' split to evaluate on (it has: {', '.join(available) or 'none'}); "
+                              "set data.eval_split to one of them, or data.eval_split='' to train without evaluating")

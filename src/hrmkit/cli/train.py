@@ -122,8 +122,8 @@ def _print_train_result(result: dict) -> None:
     if "train_seconds" in result:
         print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
               f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")
-    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final'}, best: {run_dir / 'best-model'}, "
-          f"metrics: {run_dir / 'metrics.jsonl'})")
+    best = f", best: {run_dir / 'best-model'}" if (run_dir / "best-model").is_dir() else ""  # only what was written
+    print(f"run folder: {run_dir}  (final weights: {run_dir / 'final'}{best}, metrics: {run_dir / 'metrics.jsonl'})")
 
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from hrmkit.config import ModelConfig, RunConfig
-from hrmkit.files import DatasetError, puzzle_split_names
+from hrmkit.files import DatasetError, corpus_files, missing_eval_split, puzzle_split_names
 from hrmkit.lm.arithmetic import build_arithmetic_corpus
 from hrmkit.lm.batches import BatchStream, eval_batches
 from hrmkit.lm.corpus_format import CorpusSplit, ListSplit, load_corpus_meta
@@ -55,8 +55,10 @@ class Seq2SeqData:
         meta = load_corpus_meta(root)
         load_tokenizer(root / "tokenizer.json")  # a corpus without a readable tokenizer fails here, not at save time
         max_len = cfg.model.seq_len or meta.get("max_seq_len") or None
-        eval_split = CorpusSplit(root, cfg.data.eval_split, max_len) if _split_exists(root, cfg.data.eval_split) else None
-        return cls(meta, CorpusSplit(root, cfg.data.train_split, max_len), eval_split, root)
+        train, name = CorpusSplit(root, cfg.data.train_split, max_len), cfg.data.eval_split
+        if name and not _split_exists(root, name):
+            raise missing_eval_split(root, name, [file.removesuffix(".jsonl") for file in corpus_files(root)[1:]])
+        return cls(meta, train, CorpusSplit(root, name, max_len) if name else None, root)
 
 
 def random_data(model: ModelConfig, examples: int, seed: int) -> Seq2SeqData:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from hrmkit.config import RunConfig
+from hrmkit.files import missing_eval_split, puzzle_split_names
 from hrmkit.model.act import ACTCarry, ACTModel
 from hrmkit.model.core import CoreCarry
 from hrmkit.model.losses import act_loss, segment_weights
@@ -124,10 +125,12 @@ def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None
 
 
 def _load_splits(cfg: RunConfig) -> tuple[PuzzleSplit, PuzzleSplit | None]:
-    """The train split at ``data.path``, and the evaluation split when it exists."""
-    root = cfg.data.path
-    eval_split = load_split(root, cfg.data.eval_split) if (Path(root) / cfg.data.eval_split / "dataset.json").exists() else None
-    return load_split(root, cfg.data.train_split), eval_split
+    """The train split at ``data.path`` and the evaluation split (none when ``data.eval_split`` is '')."""
+    root, name = cfg.data.path, cfg.data.eval_split
+    train = load_split(root, cfg.data.train_split)
+    if name and not (Path(root) / name / "dataset.json").is_file():
+        raise missing_eval_split(root, name, puzzle_split_names(root))
+    return train, load_split(root, name) if name else None
 
 
 def _carry_to_dict(carry: ACTCarry | None) -> dict | None:
