@@ -315,3 +315,16 @@ def test_generate_answers_in_the_precision_the_run_evaluated_in(arithmetic, tmp_
     in_fp32 = generate_text(model, tokenizer, prompts, greedy)
     assert in_bf16 != in_fp32  # else this test could not tell the precisions apart
     assert answered == in_bf16
+
+
+@pytest.mark.cli
+def test_generate_says_when_the_model_does_not_read_a_prompt_as_written(tmp_path):
+    """A prompt longer than the encoder takes was cut to its last seq_len tokens, and characters the
+    tokenizer does not know became <unk>, both without a word."""
+    from cli_helpers import tiny_code_checkpoint
+    checkpoint = tiny_code_checkpoint(tmp_path / "run", precision="fp32")  # seq_len 64, printable ASCII
+    out = hrm_here("generate", "--checkpoint", str(checkpoint), "--device", "cpu", "--max_new_tokens", "2",
+                   "--prompt", "short", "--prompt", "y" * 100, "--prompt", "5 × 5")
+    notes = [line for line in out.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: prompt 2 is 100 tokens; the model reads its last 64 (model.seq_len)",
+                     "note: prompt 3 has characters the tokenizer does not know; they read as <unk>"]

@@ -115,6 +115,7 @@ def cmd_generate(args) -> int:
     max_new_tokens = model.config.seq_len + 1 if args.max_new_tokens is None else args.max_new_tokens
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    _say_what_the_model_reads(prompts, tokenizer, model.config.seq_len)
     started = time.perf_counter()
     with autocast():
         answers = generate_text(model, tokenizer, prompts, sampling, device, halt=args.halt)
@@ -124,6 +125,19 @@ def cmd_generate(args) -> int:
     print(f"({count}, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
     return 0
 
+
+
+def _say_what_the_model_reads(prompts: list[str], tokenizer, seq_len: int) -> None:
+    """A note for each prompt the model does not read as written: one longer than its encoder takes
+    (it reads the last seq_len tokens) or with characters its tokenizer does not know (read as <unk>)."""
+    for number, prompt in enumerate(prompts, 1):
+        ids = tokenizer.encode(prompt)
+        if len(ids) > seq_len:
+            print(f"note: prompt {number} is {len(ids)} tokens; the model reads its last {seq_len} (model.seq_len)",
+                  file=sys.stderr)
+        if tokenizer.unk_id in ids:
+            print(f"note: prompt {number} has characters the tokenizer does not know; they read as <unk>",
+                  file=sys.stderr)
 
 
 def add_parsers(verbs) -> None:
