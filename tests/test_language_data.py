@@ -805,6 +805,9 @@ def test_an_output_named_gz_or_zst_is_compressed_so_the_next_tool_reads_it(tmp_p
     packed = [record for batch in sources.iter_record_batches(tmp_path / f"packed.jsonl{suffix}") for record in batch]
     assert packed == read_lines(tmp_path / "plain.jsonl")
     assert (tmp_path / f"packed.jsonl{suffix}").read_bytes()[:2] != b'{"'
+    if suffix == ".gz":  # the header names the file as it is called (gunzip -N), not its temporary name
+        header = (tmp_path / "packed.jsonl.gz").read_bytes()[:40]
+        assert header[10:].startswith(b"packed.jsonl\0") and header[4:8] == bytes(4)  # and holds no time
 
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in docstrings[:20]])
     for output in (tmp_path / "windows.jsonl", tmp_path / f"windows.jsonl{suffix}"):

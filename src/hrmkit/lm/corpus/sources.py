@@ -89,11 +89,26 @@ def open_compressed_as(name: Path, temporary: Path) -> BinaryIO:
     way ``open_decompressed`` reads it back; any other name is written as it is."""
     suffix = name.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(temporary, "wb")
+        return _GzipWriter(name, temporary)
     if suffix == ".zst":
         zstandard = optional_deps.zstandard()
         return zstandard.ZstdCompressor().stream_writer(open(temporary, "wb"), closefd=True)
     return open(temporary, "wb")
+
+
+class _GzipWriter(gzip.GzipFile):
+    """gzip whose header names the file as it will be called, not the temporary it is written as (which
+    `gunzip -N` would restore), with no time in it, so the same records make the same bytes."""
+
+    def __init__(self, name: Path, temporary: Path):
+        self._raw = open(temporary, "wb")
+        super().__init__(filename=name.name, mode="wb", fileobj=self._raw, mtime=0)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 def _check_readable(path: Path) -> None:
