@@ -349,7 +349,8 @@ def test_prepare_language_refuses_bad_input_with_one_line_and_leaves_nothing(tmp
         (["--prefix-tokens", 99, "--max-seq-len", 32], "prefix_tokens must be in 1..max_seq_len=32"),
     ]
     for extra, message in cases:
-        code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, "--vocab-size", 300, *extra)
+        sizing = [] if "--tokenizer" in extra else ["--vocab-size", 300]  # it sizes a tokenizer trained here
+        code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, *sizing, *extra)
         import re
 
         assert re.search(message, one_line_error(code, err)), err
@@ -885,3 +886,12 @@ def test_field_messages_say_what_a_field_holds_and_number_records_as_the_rejects
     first = read_lines(tmp_path / "prep" / "extracted.rejects.jsonl")[0]
     assert first["index"] == 39  # task 40, every 40th has no answer
     assert f"(first: index 39: {first['reason']})" in printed
+
+
+@pytest.mark.parametrize("flag", [["--vocab-size", "5000"], ["--tokenizer-sample-mb", "3"]])
+def test_tokenizer_sizing_flags_given_with_a_tokenizer_are_refused(tmp_path, docs_source, bpe_file, flag):
+    """They size the BPE trained when no tokenizer is given; beside --tokenizer they were silently ignored."""
+    code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", tmp_path / "lm",
+                            "--tokenizer", bpe_file, *flag)
+    assert f"{flag[0]} size the tokenizer trained when no --tokenizer is given" in one_line_error(code, err)
+    assert not (tmp_path / "lm").exists()

@@ -91,10 +91,10 @@ def _add_tokenizer_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokenizer", type=Path, default=None,
                        help="reuse this tokenizer.json (Hugging Face, or hrmkit's character tokenizer) instead of "
                             "training one")
-    group.add_argument("--vocab-size", type=_int_at_least(260), default=8192,
+    group.add_argument("--vocab-size", type=_int_at_least(260), default=None,
                        help="vocabulary of the byte-level BPE trained when no --tokenizer is given "
                             "(specials <pad> <bos> <eos> <unk> at 0..3; default 8192)")
-    group.add_argument("--tokenizer-sample-mb", type=POSITIVE, default=64,
+    group.add_argument("--tokenizer-sample-mb", type=POSITIVE, default=None,
                        help="train the BPE on at most this many MB (10^6 bytes of UTF-8) of the training split's "
                             "text, drawn by --seed from the whole split; bounds the trainer's memory (default 64)")
     group.add_argument("--tokenizer-num-threads", type=NON_NEGATIVE, default=0,

@@ -22,8 +22,16 @@ def _triples_config(args):
 
 def _tokenizer_choice(args):
     from hrmkit.lm.corpus.corpus_builder import TokenizerChoice
-    return TokenizerChoice(path=args.tokenizer, vocab_size=args.vocab_size,
-                           sample_bytes=args.tokenizer_sample_mb * 1_000_000, threads=args.tokenizer_num_threads)
+    sizing = {"--vocab-size": args.vocab_size, "--tokenizer-sample-mb": args.tokenizer_sample_mb}
+    given = [flag for flag, value in sizing.items() if value is not None]
+    if args.tokenizer and given:  # they size a tokenizer trained here: with --tokenizer they would do nothing
+        raise ValueError(f"{' and '.join(given)} size the tokenizer trained when no --tokenizer is given; "
+                         f"with --tokenizer {args.tokenizer} drop them")
+    defaults = TokenizerChoice()
+    vocab_size = defaults.vocab_size if args.vocab_size is None else args.vocab_size
+    sample_bytes = defaults.sample_bytes if args.tokenizer_sample_mb is None else args.tokenizer_sample_mb * 1_000_000
+    return TokenizerChoice(path=args.tokenizer, vocab_size=vocab_size, sample_bytes=sample_bytes,
+                           threads=args.tokenizer_num_threads)
 
 
 def _corpus_summary(dest: Path, result) -> list[str]:
