@@ -6,6 +6,7 @@ Everything runs on real text: docstrings of the standard library and MBPP's prob
 import gzip
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -351,8 +352,6 @@ def test_prepare_language_refuses_bad_input_with_one_line_and_leaves_nothing(tmp
     for extra, message in cases:
         sizing = [] if "--tokenizer" in extra else ["--vocab-size", 300]  # it sizes a tokenizer trained here
         code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, *sizing, *extra)
-        import re
-
         assert re.search(message, one_line_error(code, err)), err
     not_a_tokenizer = tmp_path / "tokenizer.json"
     not_a_tokenizer.write_text(json.dumps({"vocab": {"a": 1}}))
@@ -895,3 +894,18 @@ def test_tokenizer_sizing_flags_given_with_a_tokenizer_are_refused(tmp_path, doc
                             "--tokenizer", bpe_file, *flag)
     assert f"{flag[0]} size the tokenizer trained when no --tokenizer is given" in one_line_error(code, err)
     assert not (tmp_path / "lm").exists()
+
+
+def test_a_given_tokenizer_that_does_not_know_the_text_is_reported(tmp_path, docs_source):
+    """A tokenizer made for other text turned most labels into <unk> without a word."""
+    from hrmkit.lm.tokenizers import SimpleTokenizer
+    letters = tmp_path / "letters.json"
+    SimpleTokenizer.for_texts(["abcdefghijklmnopqrstuvwxyz "]).save(letters)  # no capitals, digits, punctuation
+    code, printed, err = run_tool("prepare-language", "--source", docs_source, "--dest", tmp_path / "lm",
+                                  "--tokenizer", letters, "--max-seq-len", 64)
+    assert code == 0, err
+    found = re.search(r"warning: train: ([\d,]+) of ([\d,]+) tokens \([\d.]+%\) are <unk>", printed)
+    assert found, printed
+    unknown, total = (int(group.replace(",", "")) for group in found.groups())
+    labels = [json.loads(line)["labels"] for line in (tmp_path / "lm" / "train.jsonl").read_text().splitlines()]
+    assert 0 < unknown < total and any(3 in row for row in labels)  # <unk> is id 3, in the corpus as reported

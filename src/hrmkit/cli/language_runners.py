@@ -50,6 +50,10 @@ def _corpus_summary(dest: Path, result) -> list[str]:
                          f"(first: {stat.first_missing})")
         if stat.too_short:
             lines.append(f"  {split}: {stat.too_short} document(s) under two tokens gave no example")
+        if stat.unknown_tokens:  # a tokenizer made for other text: the model would learn to write <unk>
+            lines.append(f"  warning: {split}: {stat.unknown_tokens:,} of {stat.source_tokens:,} tokens "
+                         f"({stat.unknown_tokens / stat.source_tokens:.1%}) are <unk>: characters the tokenizer "
+                         "does not know")
     return lines
 
 

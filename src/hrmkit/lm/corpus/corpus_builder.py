@@ -97,6 +97,7 @@ class SplitStats:
     too_short: int = 0  # continuation documents under two tokens
     examples: int = 0
     source_tokens: int = 0  # tokens of the encoded source text
+    unknown_tokens: int = 0  # of which <unk>: characters a given tokenizer does not know
     source_chars: int = 0
     first_missing: str | None = None  # why the first skipped record was skipped
 
@@ -169,6 +170,7 @@ def _examples(
         for number in range(count):
             fields = encoded[number * width : (number + 1) * width]
             stats.source_tokens += sum(map(len, fields))
+            stats.unknown_tokens += sum(ids.count(tokenizer.unk_id) for ids in fields)
             produced = 0
             for example in examples_of_record(fields, config, tokenizer):
                 produced += 1
