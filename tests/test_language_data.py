@@ -909,3 +909,10 @@ def test_a_given_tokenizer_that_does_not_know_the_text_is_reported(tmp_path, doc
     unknown, total = (int(group.replace(",", "")) for group in found.groups())
     labels = [json.loads(line)["labels"] for line in (tmp_path / "lm" / "train.jsonl").read_text().splitlines()]
     assert 0 < unknown < total and any(3 in row for row in labels)  # <unk> is id 3, in the corpus as reported
+
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": "Hello World 42"}, {"text": "hello world"}])
+    for num_proc in (1, 2):  # counted in the worker processes too
+        code, printed, err = run_tool("chunk", "--input", docs, "--output", tmp_path / f"w{num_proc}.jsonl",
+                                      "--tokenizer", letters, "--target-length", 8, "--num-proc", num_proc)
+        assert code == 0, err
+        assert "warning: 4 of 25 tokens (16.0%) are <unk>" in printed  # H, W, 4, 2

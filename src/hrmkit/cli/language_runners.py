@@ -50,11 +50,15 @@ def _corpus_summary(dest: Path, result) -> list[str]:
                          f"(first: {stat.first_missing})")
         if stat.too_short:
             lines.append(f"  {split}: {stat.too_short} document(s) under two tokens gave no example")
-        if stat.unknown_tokens:  # a tokenizer made for other text: the model would learn to write <unk>
-            lines.append(f"  warning: {split}: {stat.unknown_tokens:,} of {stat.source_tokens:,} tokens "
-                         f"({stat.unknown_tokens / stat.source_tokens:.1%}) are <unk>: characters the tokenizer "
-                         "does not know")
+        if stat.unknown_tokens:
+            lines.append(_unknown_tokens_warning(f"{split}: ", stat.unknown_tokens, stat.source_tokens))
     return lines
+
+
+def _unknown_tokens_warning(where: str, unknown: int, tokens: int) -> str:
+    """A tokenizer made for other text: the model would learn to read and write <unk>."""
+    return (f"  warning: {where}{unknown:,} of {tokens:,} tokens ({unknown / tokens:.1%}) are <unk>: characters "
+            "the tokenizer does not know")
 
 
 def _run_prepare_language(args, progress) -> int:
@@ -115,6 +119,8 @@ def _run_chunk(args, progress) -> int:
               f"(first: {stats.first_missing})")
     if stats.empty:
         print(f"  {stats.empty} empty document(s) gave no window")
+    if stats.unknown_tokens:
+        print(_unknown_tokens_warning("", stats.unknown_tokens, stats.tokens))
     return 0
 
 

@@ -53,6 +53,7 @@ class ChunkStats:
     windows: int = 0
     tokens: int = 0
     empty: int = 0
+    unknown_tokens: int = 0  # <unk>: characters the tokenizer does not know
     missing_field: int = 0
     first_missing: str | None = None
     seconds: float = 0.0
@@ -69,18 +70,19 @@ def window_starts(length: int, spec: WindowSpec) -> Iterator[int]:
 
 def chunk_texts(
     numbered_texts: list[tuple[int, str]], tokenizer: TextTokenizer, spec: WindowSpec
-) -> tuple[bytes, int, int, int]:
-    """The JSON lines of one batch, and its (windows, tokens, empty documents)."""
+) -> tuple[bytes, int, int, int, int]:
+    """The JSON lines of one batch, and its (windows, tokens, empty documents, <unk> tokens)."""
     encoded = encode_texts(tokenizer, [text for _, text in numbered_texts])
-    lines, windows, tokens, empty = [], 0, 0, 0
+    lines, windows, tokens, empty, unknown = [], 0, 0, 0, 0
     for (record, _), ids in zip(numbered_texts, encoded):
         tokens += len(ids)
+        unknown += ids.count(tokenizer.unk_id)
         if not ids:
             empty += 1
         for start in window_starts(len(ids), spec):
             lines.append(json_line({"record": record, "start": start, "input_ids": ids[start : start + spec.target_length]}))
             windows += 1
-    return b"".join(lines), windows, tokens, empty
+    return b"".join(lines), windows, tokens, empty, unknown
 
 
 # A worker process's tokenizer and window spec, set once by `_start_worker`.
@@ -93,7 +95,7 @@ def _start_worker(tokenizer_path: str, spec: WindowSpec) -> None:
     _worker_state = (load_tokenizer(tokenizer_path), spec)
 
 
-def _chunk_in_worker(numbered_texts: list[tuple[int, str]]) -> tuple[bytes, int, int, int]:
+def _chunk_in_worker(numbered_texts: list[tuple[int, str]]) -> tuple[bytes, int, int, int, int]:
     tokenizer, spec = _worker_state
     return chunk_texts(numbered_texts, tokenizer, spec)
 
@@ -163,11 +165,12 @@ def chunk_file(
     output.parent.mkdir(parents=True, exist_ok=True)  # as every hrm data tool does for its output
     with staged_file(output) as temporary, open_compressed_as(output, temporary) as out:
         batches = _numbered_batches(source, field, batch_size, stats)
-        for lines, windows, tokens, empty in _results_in_order(batches, tokenizer_path, spec, num_proc):
+        for lines, windows, tokens, empty, unknown in _results_in_order(batches, tokenizer_path, spec, num_proc):
             out.write(lines)
             stats.windows += windows
             stats.tokens += tokens
             stats.empty += empty
+            stats.unknown_tokens += unknown
             if progress:
                 progress("chunk: records", stats.records, total)
     stats.seconds = time.perf_counter() - started
