@@ -153,3 +153,12 @@ def test_a_failed_save_leaves_the_previous_weights_in_place(run, tmp_path):
         save_weights_folder(folder, {"x": torch.zeros(2)}, {"task": "puzzle"}, 9, None, failing_assets)
     assert (folder / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best-model"]
+
+
+def test_load_checkpoint_for_a_dataset_the_model_cannot_read_is_one_line(trained_sudoku_run, tmp_path):
+    """With dataset= naming another puzzle family the model loaded, and its first forward ended in an
+    IndexError or a shape error."""
+    other = tmp_path / "sudoku6"
+    assert main(["prepare", "sudoku", "--size", "6", "--train", "4", "--test", "2", "--out", str(other)]) == 0
+    with pytest.raises(ValueError, match="sudoku6/(test|train): the model expects vocab 6 / seq_len 16, dataset has"):
+        load_checkpoint(trained_sudoku_run, dataset=other)

@@ -16,6 +16,7 @@ import torch
 
 from hrmkit.config import ModelConfig, RunConfig
 from hrmkit.config_base import build_config
+from hrmkit.files import puzzle_split_names, read_json
 from hrmkit.model.act import ACTModel
 from hrmkit.model.seq2seq import Seq2SeqHRM
 from hrmkit.train import checkpoint as ckpt
@@ -72,9 +73,21 @@ def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device:
         weights, cfg = _read_torch_checkpoint(path, dataset)
     if dataset:
         cfg.data.path = str(dataset)
+        if cfg.task == "puzzle":
+            _check_model_fits(cfg.model, Path(dataset))
     model = Seq2SeqHRM(cfg.model) if cfg.task == "seq2seq" else ACTModel(cfg.model)
     _load_weights(model, weights, path)
     return model.to(device).eval(), cfg
+
+
+def _check_model_fits(model_config: ModelConfig, dataset: Path) -> None:
+    """A puzzle model loaded for ``dataset`` must be able to read it (vocabulary, length, a puzzle-embedding
+    row per identifier): a misfit is one line here, not an IndexError in the first forward."""
+    from hrmkit.puzzles.format import PuzzleDatasetMetadata, model_misfit
+    for split in puzzle_split_names(dataset):
+        path = dataset / split / "dataset.json"
+        if problem := model_misfit(model_config, PuzzleDatasetMetadata.from_json_dict(read_json(path), path)):
+            raise ValueError(f"{dataset}/{split}: the model {problem}")
 
 
 def _read_torch_checkpoint(path: Path, dataset: str | Path | None) -> tuple[dict, RunConfig]:
