@@ -18,7 +18,7 @@ def cmd_eval(args) -> int:
     from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
     from hrmkit.puzzles.check import path_scores, path_split_kind
     from hrmkit.puzzles.evaluate import evaluate_puzzles
-    from hrmkit.puzzles.format import load_split, model_misfit
+    from hrmkit.puzzles.format import load_split
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.speed_settings import evaluation_precision
     from hrmkit.train.task import metric_means
@@ -34,10 +34,7 @@ def cmd_eval(args) -> int:
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
     first_config = models_and_configs[0][1]
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
-    split = load_split(args.data, args.split)
-    for path, each in zip(checkpoints, models):
-        if problem := model_misfit(each.config, split.metadata):
-            raise UsageError(f"{path} {problem}")
+    split = load_split(args.data, args.split)  # load_checkpoint(dataset=) has checked each model fits it
     model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
     started = time.perf_counter()
     sums = evaluate_puzzles(model, split, args.batch_size, device, autocast, keep_predictions=True)

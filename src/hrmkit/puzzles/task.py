@@ -127,9 +127,9 @@ def act_segment_loss(model: ACTModel, batch: dict, carries: list[ACTCarry | None
 def _load_splits(cfg: RunConfig) -> tuple[PuzzleSplit, PuzzleSplit | None]:
     """The train split at ``data.path`` and the evaluation split (none when ``data.eval_split`` is '')."""
     root, name = cfg.data.path, cfg.data.eval_split
-    train = load_split(root, cfg.data.train_split)
-    if name and not (Path(root) / name / "dataset.json").is_file():
-        raise missing_eval_split(root, name, puzzle_split_names(root))
+    train, available = load_split(root, cfg.data.train_split), puzzle_split_names(root)
+    if name and name not in available:
+        raise missing_eval_split(root, name, available)
     return train, load_split(root, name) if name else None
 
 

@@ -51,8 +51,9 @@ class Task(Protocol):
     def evaluate(self, model: torch.nn.Module, device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager],
                  max_examples: int) -> dict[str, float] | None:
         """Metric sums with ``count`` over this process's share of the evaluation; None without eval data.
-        ``best-model/`` keeps the weights of the highest ``exact_accuracy``, or of the lowest ``loss`` for a
-        task without one; ``loss`` also drives ``train.eval_loss_patience``."""
+        ``best-model/`` keeps the weights of the highest ``exact_accuracy`` (a tie going to the lower ``loss``,
+        else the higher ``accuracy``), or of the lowest ``loss`` for a task without one; ``loss`` also drives
+        ``train.eval_loss_patience``."""
 
     def state_dict(self) -> dict:
         """Where this process's data stream stands (sampler position, ACT carries), for resume."""

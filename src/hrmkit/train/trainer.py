@@ -345,8 +345,9 @@ class Trainer:
         metrics["train_s"] = self.train_seconds
         self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
         if "exact_accuracy" in metrics:
-            is_best = _rank_of(metrics) > self.best_rank
-            self.best_rank = max(self.best_rank, _rank_of(metrics))
+            rank = _rank_of(metrics)
+            is_best = rank > self.best_rank
+            self.best_rank = max(self.best_rank, rank)
         else:  # a task that scores no exact accuracy: the lowest loss is the best
             is_best = "loss" in metrics and metrics["loss"] < self.best_loss
         if is_best and self.cfg.train.save_best_model:

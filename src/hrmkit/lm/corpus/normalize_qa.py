@@ -51,8 +51,7 @@ def rejects_path(output: Path) -> Path:
     name = output.name
     for suffix in (".gz", ".zst", ".jsonl"):  # prompts.jsonl.gz -> prompts.rejects.jsonl
         name = name.removesuffix(suffix)
-    stem = name
-    return output.with_name(f"{stem}.rejects.jsonl")
+    return output.with_name(f"{name}.rejects.jsonl")
 
 
 @dataclass
