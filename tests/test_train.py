@@ -302,6 +302,35 @@ def test_best_model_breaks_a_tie_in_exact_accuracy_by_loss_else_token_accuracy(s
     assert json.loads((tmp_path / "r" / "best-model" / "metrics.json").read_text())["step"] == best_step
 
 
+def test_the_final_weights_are_ranked_on_the_examples_the_interim_evaluations_scored(sudoku4, tmp_path):
+    """The interim evaluations score the first train.eval_max_examples examples, the final one all of them.
+    best-model/ compared the final score on all examples with interim scores on the first few, so where the
+    rest are harder it kept older weights that were worse on the very examples they were ranked by."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    class HarderTailTask(PuzzleTask):  # the first 20 examples are solved more often than the rest
+        def evaluate(self, model, device, autocast, max_examples):
+            count = super().evaluate(model, device, autocast, max_examples)["count"]
+            rate = self.solved_first_20.pop(0) if max_examples else self.solved_all.pop(0)
+            return {"count": count, "exact_accuracy": rate * count}
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 6, "eval_interval": 3, "eval_max_examples": 20, "global_batch_size": 16,
+                  "progress": False, "device": "cpu"}})
+    trainer = Trainer(cfg, HarderTailTask, log=lambda *_: None)
+    trainer.task.solved_first_20, trainer.task.solved_all = [0.5, 0.7], [0.4]  # step 3 on 20; step 6 on 20, all
+    trainer.train()
+    best = json.loads((tmp_path / "r" / "best-model" / "metrics.json").read_text())
+    assert best["step"] == 6 and best["metrics"]["exact_accuracy"] == pytest.approx(0.4)  # as scored on all
+    evals = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "eval"]
+    assert [(e["step"], e["count"]) for e in evals] == [(3, 20), (6, trainer.task.eval_split.num_examples())]
+
+
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):
     """One pass draws one puzzle of every group with all its examples: 11 groups of one 3-example puzzle
     are 33 rows, 5.5 batches of 6. Before, a pass was counted as ceil(11 groups / 6) = 2 steps, so

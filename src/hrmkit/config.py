@@ -192,7 +192,8 @@ class TrainConfig:
     seed: int = field_doc(0, "seed for weights, sampling and exploration")
     eval_interval: int = field_doc(0, "evaluate every N optimizer steps (0 = only at the end)", flag="val_every")
     eval_batch_size: int = field_doc(0, "evaluation batch size; 0 = global_batch_size", flag="eval_batch_size")
-    eval_max_examples: int = field_doc(0, "evaluate at most this many examples during training; 0 = all", flag="max_val_samples")
+    eval_max_examples: int = field_doc(0, ("the interim evaluations score the first this many examples (0 = all); the final one "
+                                                 "scores all and is ranked for best-model/ on the same first ones"), flag="max_val_samples")
     checkpoint_interval: int = field_doc(0, "save a resumable checkpoint every N optimizer steps (0 = only at eval and end)")
     checkpoint_limit: int = field_doc(3, "keep at most this many step checkpoints; 0 keeps all", flag="checkpoint_limit")
     save_best_model: bool = field_doc(True, "keep best-model/ with the weights of the best evaluation: highest exact accuracy, a tie going to the "

@@ -281,7 +281,7 @@ class Trainer:
                                 self._save_step_checkpoint()
                             raise RunStopped(f"{stop.signal_name or 'a signal to another process'} at step "
                                              f"{self.step}, checkpoint saved")
-                last_eval = self._evaluate_and_keep_best(metrics_file, 0)
+                last_eval = self._final_evaluation(metrics_file)
                 self._save_step_checkpoint()
                 self._save_weights(self.run_dir / "final", last_eval)
             failed = False
@@ -334,6 +334,27 @@ class Trainer:
         self.task.before_step(self.model, self.step)
 
     def _evaluate_and_keep_best(self, metrics_file, max_examples: int) -> dict | None:
+        metrics = self._evaluate(metrics_file, max_examples)
+        if metrics is not None:
+            self._keep_best(metrics, metrics)
+        return metrics
+
+    def _final_evaluation(self, metrics_file) -> dict | None:
+        """The whole evaluation split, logged. The interim evaluations scored only the first
+        ``train.eval_max_examples`` examples, so the final weights are ranked against them on those same
+        examples (an extra, unlogged evaluation of them): a score on other examples would compare luck."""
+        metrics = self._evaluate(metrics_file, 0)
+        if metrics is None:
+            return None
+        subset = self.cfg.train.eval_max_examples
+        interim_ranked = self.best_rank[0] >= 0 or self.best_loss < math.inf
+        ranked = (self._evaluate(metrics_file, subset, logged=False)
+                  if interim_ranked and 0 < subset < metrics.get("count", 0) else metrics)
+        self._keep_best(ranked, metrics)
+        return metrics
+
+    def _evaluate(self, metrics_file, max_examples: int, logged: bool = True) -> dict | None:
+        """Means over the first ``max_examples`` evaluation examples (0: all), logged as an eval line."""
         self._before_step()
         set_recursion_depth(self.model, None)  # evaluation runs the model's own depth, whatever the curriculum
         with self._ema_weights():
@@ -343,21 +364,26 @@ class Trainer:
         metrics = metric_means(collectives.reduce_sums(sums))
         metrics["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.started
         metrics["train_s"] = self.train_seconds
-        self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
-        if "exact_accuracy" in metrics:
-            rank = _rank_of(metrics)
+        if logged:
+            self._write(metrics_file, {"kind": "eval", "step": self.step, **metrics})
+        return metrics
+
+    def _keep_best(self, ranked: dict, saved: dict) -> None:
+        """Ranks an evaluation (``ranked``) for best-model/ and early stopping; the weights go to best-model/
+        with ``saved``, the metrics the run reports for them."""
+        if "exact_accuracy" in ranked:
+            rank = _rank_of(ranked)
             is_best = rank > self.best_rank
             self.best_rank = max(self.best_rank, rank)
         else:  # a task that scores no exact accuracy: the lowest loss is the best
-            is_best = "loss" in metrics and metrics["loss"] < self.best_loss
+            is_best = "loss" in ranked and ranked["loss"] < self.best_loss
         if is_best and self.cfg.train.save_best_model:
-            self._save_weights(self.run_dir / "best-model", metrics)
-        if "loss" in metrics:
-            if metrics["loss"] < self.best_loss:
-                self.best_loss, self.evals_without_better_loss = metrics["loss"], 0
+            self._save_weights(self.run_dir / "best-model", saved)
+        if "loss" in ranked:
+            if ranked["loss"] < self.best_loss:
+                self.best_loss, self.evals_without_better_loss = ranked["loss"], 0
             else:
                 self.evals_without_better_loss += 1
-        return metrics
 
     def _should_stop_early(self, metrics: dict | None) -> bool:
         tc = self.cfg.train
