@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -329,6 +330,30 @@ def test_the_final_weights_are_ranked_on_the_examples_the_interim_evaluations_sc
     evals = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["kind"] == "eval"]
     assert [(e["step"], e["count"]) for e in evals] == [(3, 20), (6, trainer.task.eval_split.num_examples())]
+
+
+def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudoku4, tmp_path):
+    """A log line's samples/s and ms/step counted the evaluation and checkpoint save that ran since the
+    line before: 3-11x too slow a throughput in hrm report, and it disagreed with the run's own train_s."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    class SlowEvaluationTask(PuzzleTask):
+        def evaluate(self, model, device, autocast, max_examples):
+            time.sleep(2.0)
+            return super().evaluate(model, device, autocast, max_examples)
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 6, "eval_interval": 2, "log_steps": 2, "global_batch_size": 16, "progress": False,
+                  "device": "cpu"}})
+    result = Trainer(cfg, SlowEvaluationTask, log=lambda *_: None).train()
+    lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    logged_seconds = sum(line["ms_per_step"] * 2 / 1000 for line in lines if line["kind"] == "train")
+    assert len([line for line in lines if line["kind"] == "eval"]) == 3  # at 2 and 4 inside log windows, at 6
+    assert logged_seconds == pytest.approx(result["train_seconds"], abs=0.5)  # two 2-s evaluations left out
 
 
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):

@@ -29,7 +29,7 @@ from hrmkit.lm.task import Seq2SeqTask, random_data
 from hrmkit.puzzles.batches import eval_batches as puzzle_eval_batches
 from hrmkit.puzzles.batches import random_split
 from hrmkit.puzzles.task import PuzzleTask
-from hrmkit.train.speed_settings import autocast_for, resolve_speed_settings
+from hrmkit.train.speed_settings import autocast_for, resolve_speed_settings, synchronize
 from hrmkit.train.task import Task
 
 
@@ -49,11 +49,6 @@ def _tokens_per_example(cfg: RunConfig) -> int:
     return cfg.model.seq_len + max(1, cfg.model.seq_len // 2) if cfg.task == "seq2seq" else cfg.model.seq_len
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
     from hrmkit.train.trainer import Trainer
     name = cfg.run_name
@@ -66,14 +61,14 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
         with FlopCounterMode(display=False) as counter:
             trainer._train_step()
         flops_per_step = counter.get_total_flops()
-        _synchronize(trainer.device)
+        synchronize(trainer.device)
         if trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(steps):
             started = time.perf_counter()
             trainer._train_step()
-            _synchronize(trainer.device)
+            synchronize(trainer.device)
             times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     batch = cfg.train.global_batch_size
@@ -111,14 +106,14 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
             forward()
         with FlopCounterMode(display=False) as counter:
             forward()
-        _synchronize(device)
+        synchronize(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(steps):
             started = time.perf_counter()
             forward()
-            _synchronize(device)
+            synchronize(device)
             times.append(time.perf_counter() - started)
     return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
                    counter.get_total_flops(), _tokens_per_example(cfg), steps,
@@ -209,7 +204,7 @@ def bench_generate(cfg: RunConfig, new_tokens: list[int], batch: int = 1, prompt
                 started = time.perf_counter()
                 # eos_id -1 never occurs: every run decodes exactly ``count`` tokens.
                 generate(model, ids, mask, bos_id=1, eos_id=-1, pad_id=0, sampling=sampling, use_cache=use_cache)
-                _synchronize(device)
+                synchronize(device)
                 times.append(time.perf_counter() - started)
             key = "cached" if use_cache else "uncached"
             row[f"{key}_tokens_per_s"] = batch * count / statistics.median(times)

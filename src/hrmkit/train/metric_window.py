@@ -12,6 +12,7 @@ row halted contributes nothing, not a zero.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -32,6 +33,22 @@ class MetricWindow:
         self.sums: dict[str, torch.Tensor] = {}
         self.grad_norm: torch.Tensor | float = 0.0
         self.steps, self.start = 0, time.perf_counter()
+        self.paused_at: float | None = None
+
+    def _seconds(self) -> float:
+        """Training time since the window began: wall time less the pauses."""
+        now = time.perf_counter() if self.paused_at is None else self.paused_at
+        return now - self.start
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time that is not training (an evaluation, a checkpoint save): it counts in no samples/s."""
+        self.paused_at = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.start += time.perf_counter() - self.paused_at
+            self.paused_at = None
 
     def add(self, step_sums: dict[str, torch.Tensor]) -> None:
         """One step's metric sums over this process's rows, with ``grad_norm`` (the same on every process)."""
@@ -46,7 +63,7 @@ class MetricWindow:
         """The window so far, for a checkpoint, so that a resumed run's first log line covers the steps the
         uninterrupted run's does. Its sums are summed over processes: every process calls this."""
         return {"sums": collectives.reduce_sums(self.sums), "grad_norm": float(self.grad_norm), "steps": self.steps,
-                "seconds": time.perf_counter() - self.start}
+                "seconds": self._seconds()}
 
     def load_state_dict(self, state: dict | None, device: torch.device, holds_sums: bool) -> None:
         """Go on from a checkpoint's window. The sums are every process's together, so exactly one process
@@ -64,7 +81,7 @@ class MetricWindow:
         """Means over the window (summed over processes), samples/s, tokens/s and ms/step; then starts anew."""
         steps = max(self.steps, 1)
         sums = collectives.reduce_sums(self.sums)
-        seconds = max(time.perf_counter() - self.start, 1e-9)
+        seconds = max(self._seconds(), 1e-9)
         rows = sums.get("count", 0.0)
         out = {key: value / (self.global_batch_size * steps) for key, value in sums.items() if key.endswith("loss")}
         if rows > 0:

@@ -96,6 +96,14 @@ def batch_to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, 
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def synchronize(device: torch.device) -> None:
+    """Waits until the device has done all the work queued on it (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def autocast_for(precision: str, device: torch.device):
     """The autocast context a resolved precision stands for (none for fp32)."""
     dtype = AUTOCAST_DTYPES.get(precision)

@@ -42,7 +42,7 @@ from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
-from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings
+from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings, synchronize
 from hrmkit.train.stop_request import RunStopped, StopRequest
 from hrmkit.train.task import Task, metric_means
 from hrmkit.train.weights import save_weights_folder
@@ -264,15 +264,17 @@ class Trainer:
                             progress.show_train(logged)
                         progress.update(self.step)
                         if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
-                            last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
-                            progress.show_eval(last_eval)
-                            self._save_step_checkpoint()
+                            with self._off_the_clock():
+                                last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
+                                progress.show_eval(last_eval)
+                                self._save_step_checkpoint()
                             if self._should_stop_early(last_eval):
                                 self.log(f"early stop at step {self.step}: validation loss has not improved for "
                                          f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
                                 break
                         elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
-                            self._save_step_checkpoint()
+                            with self._off_the_clock():
+                                self._save_step_checkpoint()
                         # Under torchrun each process gets the launcher's signal at its own moment: they
                         # vote, so all of them stop after the same step and save it together.
                         stop_asked = collectives.any_process(stop.signal_name is not None)
@@ -292,6 +294,17 @@ class Trainer:
             self.metrics_logger = NullLogger()
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
+
+    @contextlib.contextmanager
+    def _off_the_clock(self):
+        """An evaluation or a checkpoint save between steps: its time counts neither in ``train_s`` nor in
+        the samples/s of the next log line. The steps still running on the device finish first, and count
+        as training (a step's own clock stops when its work is queued, not done)."""
+        waited = time.perf_counter()
+        synchronize(self.device)
+        self.train_seconds += time.perf_counter() - waited
+        with self.window.paused():
+            yield
 
     def _train_step(self) -> dict[str, torch.Tensor]:
         """One optimizer step: this process's metric sums and the gradient norm, as device tensors
