@@ -75,6 +75,23 @@ def test_difficulty_and_blanks_set_how_many_cells_are_blank(tmp_path):
     assert exact["blanks"]["train"] == {"min": 12, "mean": 12.0, "max": 12}
 
 
+def test_a_build_says_when_puzzles_keep_more_givens_than_asked(tmp_path):
+    """Blanking stops where a further blank would admit a second solution: 64 blanks on 9x9 (17 givens, the
+    fewest any uniquely solvable Sudoku has) built puzzles of 56-58 blanks, silently."""
+    from cli_helpers import hrm
+
+    short = hrm("prepare", "sudoku", "--size", "9", "--train", "4", "--test", "2", "--blanks", "64",
+                "--out", str(tmp_path / "short"))
+    blanks = json.loads((tmp_path / "short" / "hrmkit_build.json").read_text())["blanks"]
+    assert blanks["train"]["max"] < 64 and blanks["test"]["max"] < 64
+    assert short.stderr.count("note: ") == 1
+    assert "64 blanks per puzzle asked" in short.stderr and "4 of 4 train puzzles have" in short.stderr
+    assert "2 of 2 test puzzles have" in short.stderr
+    reached = hrm("prepare", "sudoku", "--size", "6", "--train", "4", "--test", "2", "--blanks", "12",
+                  "--out", str(tmp_path / "reached"))
+    assert "note:" not in reached.stderr
+
+
 def test_augmented_groups_hold_valid_variants_of_their_base_puzzle(tmp_path):
     root, summary = build(tmp_path, size=6, train=6, test=2, num_aug=4)
     data = arrays(root, "train")

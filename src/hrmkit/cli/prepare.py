@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from hrmkit.cli.flags import add_dataclass_flags, dataclass_from_flags
 
 # Puzzle builders: kind -> (module, config dataclass, build function, help). Their flags come from the
@@ -72,6 +74,8 @@ def run(args, extra) -> int:
     with BuildProgress() as progress:
         summary = build(dataclass_from_flags(config_class, args), args.out, overwrite=args.force, progress=progress.update)
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (dict, list))))
+    for note in summary.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

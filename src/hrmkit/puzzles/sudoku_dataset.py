@@ -70,7 +70,8 @@ class SudokuBuildConfig:
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     """easy, medium or hard: the fraction of cells blanked when generating."""
     blanks: int | None = None
-    """Exact blank target when generating, overriding difficulty."""
+    """Blanks per generated puzzle, overriding difficulty: cells are blanked in a random order while the
+    solution stays unique, so a puzzle keeps more givens when no further cell can go (the build says so)."""
     disjoint_solutions: bool = False
     """No test solution appears in train, not even as an augmented variant."""
     from_csv: str | None = None
@@ -280,6 +281,22 @@ def _target_blanks(cfg: SudokuBuildConfig) -> int:
     return round(DIFFICULTY_BLANK_FRACTIONS[cfg.difficulty] * cfg.size * cfg.size)
 
 
+def _blanks_short_of_target(target: int, splits: dict[str, Selection]) -> list[str]:
+    """A note when generated puzzles kept more givens than asked: blanking stops where any further blank
+    would admit a second solution, which one random order of cells reaches well before the fewest givens."""
+    parts = []
+    for split, selection in splits.items():
+        blanks = np.sum(np.stack(selection.inputs) == 0, axis=1) if selection.inputs else np.zeros(0)
+        short = blanks[blanks < target]
+        if len(short):
+            span = f"{short.min()}" if short.min() == short.max() else f"{short.min()}-{short.max()}"
+            parts.append(f"{len(short)} of {len(blanks)} {split} puzzles have {span} blanks")
+    if not parts:
+        return []
+    return [f"{target} blanks per puzzle asked, but blanking more cells would have made the solution ambiguous: "
+            f"{'; '.join(parts)}; ask for fewer, or import harder puzzles with --from-csv"]
+
+
 def _base_puzzles(cfg: SudokuBuildConfig, report: ProgressCallback) -> tuple[Selection, Selection]:
     """(train, test) base puzzles; test first so train can avoid it."""
     taken_inputs: set[bytes] = set()
@@ -346,6 +363,7 @@ def build_sudoku(
             "test_duplicate_inputs": test.rejected[_REPEATED_INPUT],
             "train_solutions_in_test": train.rejected[_HELD_OUT_SOLUTION],
         },
+        "notes": [] if cfg.from_csv else _blanks_short_of_target(_target_blanks(cfg), {"train": train, "test": test}),
     })
     metadata = {"train": _metadata(cfg.size, len(train.inputs)), "test": _metadata(cfg.size, len(test.inputs))}
     return run.write({"train": train_arrays, "test": test_arrays}, metadata, summary)
