@@ -165,3 +165,26 @@ def test_bench_generate_times_cached_and_uncached_decoding(tmp_path):
         assert (row["batch"], row["prompt_tokens"], row["parameters"]) == (1, 32, A_PARAMETERS), row
         assert row["cached_tokens_per_s"] > 0 and row["uncached_tokens_per_s"] > 0
         assert row["speedup"] == pytest.approx(row["cached_tokens_per_s"] / row["uncached_tokens_per_s"], rel=1e-9)
+
+
+def test_bench_generate_decodes_in_the_precision_it_names(monkeypatch):
+    """hrm generate runs a model in its run's precision; bench generate timed fp32 whatever --precision said."""
+    import torch.nn.functional as F
+
+    from hrmkit.bench import bench_generate
+    from hrmkit.config import load_run_config
+
+    linear, produced = F.linear, set()
+
+    def recording_linear(*args, **kwargs):
+        out = linear(*args, **kwargs)
+        produced.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(F, "linear", recording_linear)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        produced.clear()
+        cfg = load_run_config("arithmetic", {"model": {"vocab_size": 32, "hidden_size": 32, "num_heads": 2},
+                                             "train": {"precision": precision, "device": "cpu"}})
+        rows = bench_generate(cfg, [2], repeats=1)
+        assert rows[0]["precision"] == precision and produced == {dtype}

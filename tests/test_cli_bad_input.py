@@ -72,6 +72,27 @@ def test_bench_refuses_a_zero_batch_or_step_count(flag, capsys):
 
 
 @pytest.mark.cli
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--prompt-tokens", "0"], "argument --prompt-tokens: must be >= 1, got 0"),  # a traceback before
+    (["--new-tokens", "8,a"], "argument --new-tokens: expected an integer, got 'a'"),  # named no flag
+    (["--new-tokens", "8,-1"], "argument --new-tokens: must be >= 1, got -1"),
+])
+def test_bench_generate_refuses_bad_token_counts_naming_the_flag(flags, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_known_args(["bench", "generate", "--config", "arithmetic", *flags])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"error: hrm bench: {message} (see hrm bench --help)\n"
+
+
+@pytest.mark.cli
+def test_bench_generate_of_a_puzzle_config_says_it_times_hrm_lm():
+    result = hrm("bench", "generate", "--config", "quickstart_sudoku4", "--new-tokens", "4", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: bench generate times HRM-LM decoding: quickstart_sudoku4 is a puzzle "
+                                    "config") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.cli
 @needs_mbpp
 def test_eval_code_refuses_max_new_tokens_zero(tmp_path):
     result = hrm_here("eval", "code", "--task", "mbpp", "--data", MBPP, "--references", "--limit", "1",

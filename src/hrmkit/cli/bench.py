@@ -29,8 +29,7 @@ def run(args, overrides: list[str]) -> int:
     if args.what == "generate":
         if args.threads:
             torch.set_num_threads(args.threads)
-        counts = [int(n) for n in args.new_tokens.split(",")]
-        result = bench_generate(cfg, counts, batch=1 if args.batch is None else args.batch, prompt_len=args.prompt_tokens, repeats=args.steps)
+        result = bench_generate(cfg, args.new_tokens, batch=1 if args.batch is None else args.batch, prompt_len=args.prompt_tokens, repeats=args.steps)
         for row in result:
             print(format_generate_result(row))
     elif args.what == "eval":
@@ -46,6 +45,12 @@ def run(args, overrides: list[str]) -> int:
 
 
 
+def _positive_counts(text: str) -> list[int]:
+    """'64,256' -> [64, 256]; argparse names the flag when a part is refused."""
+    from hrmkit.cli.language import POSITIVE
+    return [POSITIVE(part) for part in text.split(",")]
+
+
 def add_parsers(verbs) -> None:
     from hrmkit.cli.language import NON_NEGATIVE, POSITIVE
     bench = verbs.add_parser("bench", help="time training steps of a config (figures, not assertions)")
@@ -55,14 +60,16 @@ def add_parsers(verbs) -> None:
     bench.add_argument("--config", required=True, help="YAML file or preset name")
     bench.add_argument("--device", default="cpu", help="auto, cpu, cuda[:N] or mps (default cpu)")
     bench.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                       help="auto: what hrm train uses on the device (bf16 on CUDA, fp32 on the CPU)")
+                       help="auto: what hrm train uses on the device (bf16 on CUDA and on a CPU that multiplies "
+                            "bf16 natively, else fp32)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     bench.add_argument("--batch", type=POSITIVE, default=None, help="global batch size (default: the config's; generate: 1)")
     bench.add_argument("--steps", type=POSITIVE, default=5, help="timed steps or generate repeats (median reported)")
     bench.add_argument("--warmup", type=NON_NEGATIVE, default=2, help="untimed steps first (compilation, caches; default 2)")
     bench.add_argument("--compile", default="auto", choices=("auto", "true", "false"),
                        help="torch.compile the model; auto: what hrm train does on the device (CUDA only)")
-    bench.add_argument("--new-tokens", default="64,256,1024", help="generate: answer lengths to time, comma-separated")
-    bench.add_argument("--prompt-tokens", type=int, default=32, help="generate: prompt length")
+    bench.add_argument("--new-tokens", type=_positive_counts, default=[64, 256, 1024],
+                       help="generate: answer lengths to time, comma-separated (default 64,256,1024)")
+    bench.add_argument("--prompt-tokens", type=POSITIVE, default=32, help="generate: prompt length (default 32)")
     bench.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
