@@ -115,6 +115,19 @@ def test_overlay_of_two_runs_writes_comparison_table(tmp_path: Path) -> None:
     assert not (runs[0] / "report.md").exists()
 
 
+def test_overlaid_runs_of_one_name_are_told_apart_by_their_folders(tmp_path: Path) -> None:
+    """A run and its own generations/1/ (after --reset_progress) share a run_name: the comparison called both
+    'gen', in its title, its table and every legend."""
+    run = make_run(tmp_path, "gen")
+    (run / "generations").mkdir()
+    earlier = make_run(run / "generations", "1")
+    (earlier / "config.yaml").write_text((run / "config.yaml").read_text())  # the same run_name: gen
+    report = write_report([run, earlier], tmp_path / "compare").read_text()
+    assert report.splitlines()[0] == f"# Training comparison: {run}, {earlier}"
+    assert len([line for line in report.splitlines() if line.startswith(f"| {run} |")]) == 1
+    assert len([line for line in report.splitlines() if line.startswith(f"| {earlier} |")]) == 1
+
+
 def test_overlay_needs_an_output_folder(tmp_path: Path) -> None:
     runs = [make_run(tmp_path, "alpha"), make_run(tmp_path, "beta")]
     with pytest.raises(ValueError, match="output folder"):

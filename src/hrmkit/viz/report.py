@@ -8,6 +8,7 @@ together; reading a run is ``run_folder``, its derived numbers ``run_stats``, th
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -170,6 +171,10 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
     if len(run_dirs) > 1 and out_dir is None:
         raise ReportError("comparing several runs needs an output folder (--out DIR)")
     runs = [load_run(run_dir) for run_dir in run_dirs]
+    names = Counter(run.name for run in runs)
+    for run, run_dir in zip(runs, run_dirs):
+        if names[run.name] > 1:  # a run and its own generations/<n>/, or copies of one run: name them apart
+            run.name = str(run_dir)
     target = Path(out_dir) if out_dir is not None else runs[0].folder
     target.mkdir(parents=True, exist_ok=True)
     figures = write_figures(runs, target)
