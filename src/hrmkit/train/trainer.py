@@ -283,9 +283,10 @@ class Trainer:
                                 self._save_step_checkpoint()
                             raise RunStopped(f"{stop.signal_name or 'a signal to another process'} at step "
                                              f"{self.step}, checkpoint saved")
-                last_eval = self._final_evaluation(metrics_file)
-                self._save_step_checkpoint()
-                self._save_weights(self.run_dir / "final", last_eval)
+                with self._off_the_clock():
+                    last_eval = self._final_evaluation(metrics_file)
+                    self._save_step_checkpoint()
+                    self._save_weights(self.run_dir / "final", last_eval)
             failed = False
         finally:
             if metrics_file:
