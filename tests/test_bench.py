@@ -188,3 +188,16 @@ def test_bench_generate_decodes_in_the_precision_it_names(monkeypatch):
                                              "train": {"precision": precision, "device": "cpu"}})
         rows = bench_generate(cfg, [2], repeats=1)
         assert rows[0]["precision"] == precision and produced == {dtype}
+
+
+@pytest.mark.cli
+def test_bench_eval_of_a_puzzle_config_times_the_compiled_model_when_asked(tmp_path):
+    """A compiling run evaluates its compiled model: bench eval --compile true timed the eager one and said
+    'compile: false'. The FLOPs are the same operations either way."""
+    out = tmp_path / "eval.json"
+    result = hrm("bench", "eval", "--config", "quickstart_sudoku4", "--batch", str(BATCH), "--steps", "1",
+                 "--warmup", "1", "--compile", "true", "--json", str(out), *TINY_PUZZLE)
+    figures = json.loads(out.read_text())
+    assert figures["compile"] is True and " compiled " in result.stdout
+    assert figures["gflop_per_step"] == pytest.approx(expected_figures("eval", "quickstart_sudoku4")["flops"] / 1e9,
+                                                      rel=1e-12)

@@ -43,3 +43,26 @@ def test_the_compiled_step_is_one_graph_that_never_recompiles(sudoku4, tmp_path,
     assert graphs_after_warm_up == 1
     assert counters["stats"]["unique_graphs"] == graphs_after_warm_up, "the step recompiled after warm-up"
     assert not counters["graph_break"], f"graph breaks: {list(counters['graph_break'])}"
+
+
+def test_evaluation_runs_the_compiled_model_and_compiles_once(sudoku4, tmp_path):
+    """Under train.compile the trainer's evaluations ran the model eager, where the reference evaluates its
+    compiled model. Now the evaluation forward is one graph of its own (no_grad, eval mode), compiled at the
+    first evaluation and reused by every later one, a partly filled last batch included."""
+    overrides = parse_overrides([f"data.path={sudoku4}", *TINY_MODEL, *VARIANTS["hrm"], "train.precision=fp32",
+                                 "train.compile=true", "train.steps=4", "train.eval_batch_size=24"])
+    cfg = load_run_config("quickstart_sudoku4", overrides)
+    cfg.runs_dir, cfg.run_name = str(tmp_path), "eval_compiled"
+    torch._dynamo.reset()
+    counters.clear()
+    trainer = Trainer(cfg, PuzzleTask, log=lambda *_: None)
+    trainer._train_step()
+    training_graphs = counters["stats"]["unique_graphs"]
+    first = trainer._evaluate(None, 0, logged=False)  # 64 examples: batches of 24, 24 and 16 (+ 8 padding rows)
+    assert counters["stats"]["unique_graphs"] == training_graphs + 1
+    trainer._train_step()
+    second = trainer._evaluate(None, 0, logged=False)
+    trainer._evaluate(None, 20, logged=False)  # an interim evaluation of the first 20 examples
+    assert counters["stats"]["unique_graphs"] == training_graphs + 1, "an evaluation recompiled"
+    assert not counters["graph_break"], f"graph breaks: {list(counters['graph_break'])}"
+    assert first["count"] == second["count"] == 64

@@ -102,8 +102,11 @@ def test_hrm_eval_on_another_dataset_keeps_the_first_datasets_results(run, sudok
 
 
 @pytest.mark.cli
-@pytest.mark.parametrize("precision", ["bf16", "fp32"])
-def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_its_figures(sudoku4, tmp_path, precision):
+@pytest.mark.parametrize(("precision", "compiled"), [("bf16", False), ("fp32", False), ("fp32", True)])
+def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_its_figures(sudoku4, tmp_path, precision,
+                                                                                         compiled):
+    """A compiling run evaluates its compiled model (as the reference's does); hrm eval --compile true
+    reproduces those figures (auto compiles on CUDA, where the default run compiles)."""
     from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
@@ -111,12 +114,13 @@ def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_it
         "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
         "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 4},
         "train": {"steps": 30, "eval_interval": 0, "global_batch_size": 16, "progress": False, "device": "cpu",
-                  "precision": precision}})
+                  "precision": precision, "compile": compiled}})
     Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
     logged = json.loads((tmp_path / "r" / "final" / "metrics.json").read_text())["metrics"]
-    assert main(["eval", "--checkpoint", str(tmp_path / "r" / "final"), "--data", str(sudoku4)]) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "r" / "final"), "--data", str(sudoku4),
+                 *(["--compile", "true"] if compiled else [])]) == 0
     scored = json.loads((tmp_path / "r" / "final" / f"eval-{sudoku4.name}-test" / "metrics.json").read_text())
-    assert scored["precision"] == precision
+    assert (scored["precision"], scored["compiled"]) == (precision, compiled)
     for name in ("exact_accuracy", "accuracy", "steps"):
         assert scored[name] == pytest.approx(logged[name], abs=1e-9), name
 

@@ -91,33 +91,38 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
     if cfg.task == "seq2seq":
         batch, _ = next(corpus_eval_batches(task.eval_split, batch_size, task.meta["pad_id"]))
         batch = {k: v.to(device) for k, v in batch.items()}
-        forward = functools.partial(model, batch)
+        timed = model
+
+        def forward(module):
+            return module(batch)
     else:
         _, batch, _ = next(puzzle_eval_batches(task.eval_split, batch_size))
         batch = {k: v.to(device) for k, v in batch.items()}
+        # A puzzle run's evaluations, and hrm eval on CUDA, run the compiled model when training compiles.
+        timed = torch.compile(model) if cfg.train.compile else model
 
-        def forward():  # every example runs all halt_max_steps segments, as evaluation does
+        def forward(module):  # every example runs all halt_max_steps segments, as evaluation does
             carry = model.initial_carry(batch)
             for _ in range(cfg.model.halt_max_steps):
-                carry, outputs = model(carry=carry, batch=batch)
+                carry, outputs = module(carry=carry, batch=batch)
             return outputs
     with torch.no_grad(), autocast_for(cfg.train.precision, device):
+        with FlopCounterMode(display=False) as counter:  # on the eager model: the same operations
+            forward(model)
         for _ in range(warmup):
-            forward()
-        with FlopCounterMode(display=False) as counter:
-            forward()
+            forward(timed)
         synchronize(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(steps):
             started = time.perf_counter()
-            forward()
+            forward(timed)
             synchronize(device)
             times.append(time.perf_counter() - started)
     return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
                    counter.get_total_flops(), _tokens_per_example(cfg), steps,
-                   compile=False)  # evaluation runs eager, as hrm eval and the trainer's evaluation do
+                   compile=timed is not model)  # HRM-LM evaluates eager
 
 
 # Dense peak FLOP/s of GPUs whose model FLOPs utilisation we report, by name fragment and precision

@@ -20,7 +20,7 @@ def cmd_eval(args) -> int:
     from hrmkit.puzzles.evaluate import evaluate_puzzles
     from hrmkit.puzzles.format import load_split
     from hrmkit.train.distributed import pick_device
-    from hrmkit.train.speed_settings import evaluation_precision
+    from hrmkit.train.speed_settings import compiled_for_evaluation, evaluation_precision
     from hrmkit.train.task import metric_means
     from hrmkit.train.weights import weights_folder_of
     if args.tta < 1:
@@ -30,7 +30,7 @@ def cmd_eval(args) -> int:
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
-    models = [model for model, _ in models_and_configs]
+    models = [compiled_for_evaluation(model, device, args.compile) for model, _ in models_and_configs]
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
     first_config = models_and_configs[0][1]
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
@@ -43,7 +43,7 @@ def cmd_eval(args) -> int:
     path_kind = path_split_kind(args.data, split)
     if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
-    metrics["precision"] = precision
+    metrics["precision"], metrics["compiled"] = precision, model is not models_and_configs[0][0]
     # Named after the dataset too: evaluating the same weights on another dataset keeps the first's results.
     out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{Path(args.data).resolve().name}-{args.split}")
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,8 @@ def cmd_eval(args) -> int:
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
-          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {precision}, "
+          f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {precision}"
+          f"{', compiled' if metrics['compiled'] else ''}, "
           f"{metrics['seconds']:.1f} s)")
     if path_kind == "maze":
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
@@ -152,6 +153,9 @@ def add_parsers(verbs) -> None:
                           help="run (default): the precision the first checkpoint's run trained and evaluated "
                                "with (its config.yaml; fp32 for a reference checkpoint, which records none), so the "
                                "figures are the ones its own evaluations logged; fp32, bf16 or fp16 by hand")
+    evaluate.add_argument("--compile", default="auto", choices=("auto", "true", "false"),
+                          help="run the model under torch.compile; auto (default): on CUDA, as a run's evaluations "
+                               "there run its compiled model (a one-time warm-up, then faster batches)")
     evaluate.add_argument("--out", default=None,
                           help="folder for metrics.json and predictions.npz (default: eval-<dataset>-<split>/ beside "
                                "the first checkpoint's weights)")

@@ -80,6 +80,8 @@ def random_data(model: ModelConfig, examples: int, seed: int) -> Seq2SeqData:
 class Seq2SeqTask:
     """Implements ``hrmkit.train.task.Task`` for HRM-LM on a corpus (or on ``data`` given in memory)."""
 
+    evaluates_compiled = False  # evaluation batches take each batch's longest example, and decoding is eager
+
     def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1, data: Seq2SeqData | None = None):
         self.cfg = cfg
         self.rank, self.world_size = rank, world_size

@@ -28,6 +28,8 @@ from hrmkit.train.batch_loader import batch_loader_for
 class PuzzleTask:
     """Implements ``hrmkit.train.task.Task`` for puzzle datasets (or for ``splits`` given in memory)."""
 
+    evaluates_compiled = True  # evaluation batches are padded to one size
+
     def __init__(self, cfg: RunConfig, rank: int = 0, world_size: int = 1,
                  splits: tuple[PuzzleSplit, PuzzleSplit | None] | None = None):
         self.cfg = cfg

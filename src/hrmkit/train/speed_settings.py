@@ -74,6 +74,13 @@ def allow_tf32_under(precision: str, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def compiled_for_evaluation(model: torch.nn.Module, device: torch.device, requested: str = "auto") -> torch.nn.Module:
+    """The model ``hrm eval`` runs: compiled where ``requested`` says so (``auto``: on CUDA, as a run's own
+    evaluations there run its compiled model), else itself."""
+    compile_it = device.type == "cuda" if requested == "auto" else requested == "true"
+    return torch.compile(model) if compile_it else model
+
+
 def evaluation_precision(run_precision: str, device: torch.device, requested: str = "run"):
     """``(precision, autocast factory)`` to run a trained model as its run evaluated it: ``requested="run"``
     takes the run's own ``train.precision`` (a run records the resolved value; ``auto`` means none was

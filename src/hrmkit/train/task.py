@@ -19,6 +19,10 @@ import torch
 class Task(Protocol):
     """One training job of a family, built per process as ``task_factory(cfg, rank, world_size)``."""
 
+    #: Whether ``evaluate`` may be given the compiled model (under ``train.compile``): its batches keep one
+    #: shape, so evaluation compiles once, as the reference's compiled evaluation does.
+    evaluates_compiled: bool
+
     @property
     def steps_per_epoch(self) -> float:
         """Optimizer steps for one pass over the training data, a fraction where a pass does not fill

@@ -372,7 +372,8 @@ class Trainer:
         self._before_step()
         set_recursion_depth(self.model, None)  # evaluation runs the model's own depth, whatever the curriculum
         with self._ema_weights():
-            sums = self.task.evaluate(self.model, self.device, self._autocast, max_examples)
+            model = self.forward_model if self.task.evaluates_compiled else self.model
+            sums = self.task.evaluate(model, self.device, self._autocast, max_examples)
         if sums is None:
             return None
         metrics = metric_means(collectives.reduce_sums(sums))
