@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hrmkit's GPU figures in one run (about 7 minutes on one H100/H200): the training step of the paper
 # configs at Sudoku shapes, batch 768, with default flags and with explicit ones, then a short
-# sudoku6 time-to-accuracy run through the CLI. Optionally the reference implementations' columns; last,
+# sudoku6 time-to-accuracy run through the CLI, and hrm_v1's evaluation batch compiled and eager. Optionally the reference implementations' columns; last,
 # if time is left, two compiler switches (CUDA graphs, matmul autotuning) on trm_sudoku_att.
 #
 #     bash benchmarks/gpu_suite.sh                          # on the GPU machine, from the repo root
@@ -47,12 +47,12 @@ fi
 
 left() { echo $((TOTAL_S - SECONDS)); }
 
-row() {  # name cap hrm-bench-arguments...: one training-step figure, JSON in $OUT/rows/NAME.json
+row() {  # name cap hrm-bench-arguments...: one training-step figure (WHAT=eval: an evaluation batch), JSON in $OUT/rows/NAME.json
   local name=$1 cap=$2; shift 2
   if [ "$(left)" -lt 30 ]; then echo "=== SKIP $name: $(left) s left of TOTAL_S=$TOTAL_S"; return; fi
   [ "$(left)" -lt "$cap" ] && cap=$(left)
   echo "=== $name (limit ${cap} s, ${SECONDS} s elapsed)"
-  TORCH_LOGS=recompiles,graph_breaks timeout -k 10 "$cap" "$PY" -m hrmkit bench train "$@" "${DEVICE[@]}" \
+  TORCH_LOGS=recompiles,graph_breaks timeout -k 10 "$cap" "$PY" -m hrmkit bench "${WHAT:-train}" "$@" "${DEVICE[@]}" \
       train.optimizer="${OPTIMIZER:-adamw}" "${SMALL[@]}" --json "$OUT/rows/$name.json" 2> "$OUT/rows/$name.err"
   echo "=== $name: exit $? ($(grep -c 'Recompiling function' "$OUT/rows/$name.err") recompiles," \
        "$(grep -ci 'graph break' "$OUT/rows/$name.err") graph-break lines)"
@@ -125,6 +125,11 @@ main() {
   ref_row ref.hrm.bf16_eager 60 --family hrm --precision bf16 "${EAGER[@]}"
   ref_row ref.trm_att.bf16_eager 60 --family trm_att --precision bf16 "${EAGER[@]}"
   ref_row ref.trm_mlp.bf16_eager 60 --family trm_mlp --precision bf16 "${EAGER[@]}"
+
+  # The evaluation forward (every example all 16 ACT segments): a compiling run evaluates its compiled
+  # model, as the reference does; the eager row is what evaluations cost before.
+  WHAT=eval row eval.hrm_v1.default 120 --config hrm_v1 "${DEFAULT[@]}" "${COMPILED[@]}"
+  WHAT=eval row eval.hrm_v1.bf16_eager 60 --config hrm_v1 --precision bf16 --compile false --steps 3 --warmup 1
 
   # Compiler settings that may pay on a GPU, by inductor's own switches, measured before hrmkit offers them:
   # matmul autotuning (what mode="max-autotune" adds; minutes of compiling) and CUDA graphs (what
