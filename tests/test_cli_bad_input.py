@@ -318,3 +318,22 @@ def test_an_evaluation_split_the_data_lacks_is_refused_and_an_empty_one_trains_w
     assert "has no 'val' split to evaluate on (it has: test, train)" in line
     trained = hrm_here(*corpus, "data.eval_split=", "run_name=no_eval")
     assert "best-model" not in trained.stdout and not (tmp_path / "no_eval" / "best-model").exists()
+
+
+@pytest.mark.cli
+def test_an_output_file_named_as_a_folder_or_a_folder_named_as_a_file_is_one_line(sudoku4, trained_sudoku_run,
+                                                                                   tmp_path):
+    """A --json / --out that names an existing folder ended, after all the work, in an IsADirectoryError
+    traceback; an --out folder that names a file said only '[Errno 17] File exists'."""
+    folder, file = tmp_path / "a_folder", tmp_path / "a_file"
+    folder.mkdir()
+    file.write_text("keep me")
+    for args in (["bench", "train", "--config", "quickstart_sudoku4", "model.vocab_size=6", "model.seq_len=16",
+                  "--steps", "1", "--json", str(folder)],
+                 ["data", "check", str(sudoku4), "--json", str(folder)],
+                 ["viz", "--dataset", str(sudoku4), "--out", str(folder)]):
+        assert one_line_error(hrm(*args, check=False)) == f"error: {folder} is a folder; give the name of the file to write"
+    for args in (["report", str(trained_sudoku_run), "--out", str(file)],
+                 ["eval", "--checkpoint", str(trained_sudoku_run), "--data", str(sudoku4), "--out", str(file)]):
+        assert one_line_error(hrm(*args, check=False)) == f"error: {file} is a file; give the name of a folder to write into"
+    assert file.read_text() == "keep me" and not list(folder.iterdir())

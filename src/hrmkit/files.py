@@ -37,6 +37,28 @@ def temporary_name(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
+def refuse_folder(path: str | os.PathLike | None) -> None:
+    """An output file's path must not name a folder: the final rename would fail, after all the work.
+    Verbs call this before they start; ``write_atomically`` checks again."""
+    if path is not None and Path(path).is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the name of the file to write")
+
+
+def refuse_file(path: str | os.PathLike) -> Path:
+    """An output folder's path must not name a file; verbs call this before they start."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file; give the name of a folder to write into")
+    return path
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """The folder ``path`` (made, with its parents, if missing); a file of that name is refused."""
+    path = refuse_file(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it.
 
@@ -44,6 +66,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     temporary file is flushed to disk before :func:`os.replace`, which is atomic on one
     file system. On failure the temporary file is removed and the error re-raised.
     """
+    refuse_folder(path)
     path = Path(path)
     temporary = temporary_name(path)
     try:

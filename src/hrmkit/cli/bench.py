@@ -18,7 +18,8 @@ def run(args, overrides: list[str]) -> int:
     )
     from hrmkit.config import load_run_config
     from hrmkit.config_base import parse_overrides
-    from hrmkit.files import atomic_write_text
+    from hrmkit.files import atomic_write_text, refuse_folder
+    refuse_folder(args.json)  # before the benchmark, not after it
     settings = [f"train.device={args.device}", f"train.precision={args.precision}", f"train.threads={args.threads}",
                 "train.progress=false", f"train.compile={args.compile}"]
     if args.batch is not None and args.what == "train":

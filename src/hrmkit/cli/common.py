@@ -33,7 +33,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from hrmkit.viz.headless import BrowserError
     from hrmkit.viz.run_folder import ReportError
     return (ConfigError, DatasetError, CheckpointError, ReportError, BrowserError, CodeDataError, CodeEvalError,
-            SandboxError, UsageError, FileNotFoundError, FileExistsError, ValueError)
+            SandboxError, UsageError, FileNotFoundError, FileExistsError, IsADirectoryError, ValueError)
 
 
 def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:

@@ -20,6 +20,8 @@ def run(args, extra) -> int:
     if args.tool != "check":
         from hrmkit.cli.language import run_language_tool
         return run_language_tool(args)
+    from hrmkit.files import refuse_folder
     from hrmkit.puzzles.check import main_check
+    refuse_folder(args.json)  # before the check, not after it
     return main_check(args.dir, args.json)
 

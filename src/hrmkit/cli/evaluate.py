@@ -13,7 +13,7 @@ from hrmkit.cli.common import UsageError
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from hrmkit.files import atomic_write_text, write_atomically
+    from hrmkit.files import atomic_write_text, output_folder, refuse_file, write_atomically
     from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
     from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
     from hrmkit.puzzles.check import path_scores, path_split_kind
@@ -36,6 +36,8 @@ def cmd_eval(args) -> int:
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
     split = load_split(args.data, args.split)  # load_checkpoint(dataset=) has checked each model fits it
     model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
+    # Named after the dataset too: evaluating the same weights on another dataset keeps the first's results.
+    out = refuse_file(args.out or weights_folder_of(checkpoint) / f"eval-{Path(args.data).resolve().name}-{args.split}")
     started = time.perf_counter()
     sums = evaluate_puzzles(model, split, args.batch_size, device, autocast, keep_predictions=True)
     predictions = sums.pop("predictions")
@@ -44,9 +46,7 @@ def cmd_eval(args) -> int:
     if path_kind:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
     metrics["precision"], metrics["compiled"] = precision, model is not models_and_configs[0][0]
-    # Named after the dataset too: evaluating the same weights on another dataset keeps the first's results.
-    out = Path(args.out or weights_folder_of(checkpoint) / f"eval-{Path(args.data).resolve().name}-{args.split}")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started

@@ -69,7 +69,10 @@ def _run_report(args) -> int:
 
 def run_viz(args) -> int:
     """Write the page (and the screenshot when asked)."""
+    from hrmkit.files import refuse_folder
     from hrmkit.viewer import write_dataset_page, write_run_page
+    refuse_folder(args.out)  # before the model runs, not after
+    refuse_folder(args.screenshot)
     if args.run is None and args.dataset is None:
         raise ValueError("give a run folder, the results .jsonl of `hrm eval code`, "
                          "or --dataset DIR to explore a routing dataset")

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from hrmkit.files import atomic_write_text
+from hrmkit.files import atomic_write_text, output_folder
 from hrmkit.viz.run_figures import FigureSpec, write_figures
 from hrmkit.viz.run_folder import ReportError, Run, load_run
 from hrmkit.viz.run_stats import (
@@ -176,7 +176,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> Path:
         if names[run.name] > 1:  # a run and its own generations/<n>/, or copies of one run: name them apart
             run.name = str(run_dir)
     target = Path(out_dir) if out_dir is not None else runs[0].folder
-    target.mkdir(parents=True, exist_ok=True)
+    output_folder(target)
     figures = write_figures(runs, target)
     markdown = single_run_markdown(runs[0], figures) if len(runs) == 1 else comparison_markdown(runs, figures)
     report_path = target / "report.md"
