@@ -83,3 +83,25 @@ def test_flags_read_back_into_the_dataclass():
     assert dataclass_from_flags(Example, given) == Example(7, 0.25, "n", "b", ("p", "q"), True, False)
     with pytest.raises(SystemExit):
         parser.parse_args(["--count", "many"])
+
+
+def test_building_the_command_line_imports_no_torch():
+    """`hrm --help` and every verb's parser imported torch (a second of start-up, and a Ctrl-C in that second
+    printed a traceback) only to read two default numbers of the MBPP corpus and the ignored-label id."""
+    import subprocess
+    import sys
+    probe = ("import sys; from hrmkit.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    import hrmkit.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hrmkit.cli, "build_parser", interrupted)
+    assert hrmkit.cli.main(["report", "runs/x"]) == 130
+    assert capsys.readouterr().err == "interrupted: the command stopped before it started\n"

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from hrmkit.cli.common import OneLineParser, run_reporting_errors
+from hrmkit.cli.common import EXIT_INTERRUPTED, OneLineParser, run_reporting_errors
 
 # verb -> the module that adds its parser and runs it, in the order `hrm --help` lists them.
 VERBS = {
@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (code_eval.py)
         from hrmkit.cli.code_eval import main as code_eval_main
         return code_eval_main(argv[2:])
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the command starts: nothing ran yet
+        print("interrupted: the command stopped before it started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if extra and args.verb not in VERBS_WITH_OVERRIDES:
         parser.verbs[args.verb].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra), interrupted=_after_interrupt(args))

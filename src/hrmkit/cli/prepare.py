@@ -50,8 +50,7 @@ def add_parsers(verbs) -> None:
     arith.add_argument("--out", required=True, help="output folder")
     arith.add_argument("--force", action="store_true", help="replace an existing output folder")
 
-    from hrmkit.code.corpus import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE
-    from hrmkit.code.data import PROMPT_FORMATS
+    from hrmkit.code.data import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE, PROMPT_FORMATS
     mbpp = prep_kinds.add_parser("mbpp", help="an HRM-LM corpus of MBPP prompts -> solutions (train 601-974, val 511-600) "
                                               "with a BPE trained on code")
     mbpp.add_argument("--data", "--mbpp-path", dest="data", required=True, help="mbpp.jsonl (the full MBPP file)")

@@ -24,14 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hrmkit.code.data import CodeDataError, load_mbpp, mbpp_shots, render_prompt
+from hrmkit.code.data import DEFAULT_MAX_SEQ_LEN, DEFAULT_VOCAB_SIZE, CodeDataError, load_mbpp, mbpp_shots, render_prompt
 from hrmkit.lm.corpus_format import CorpusSplit, load_corpus_tokenizer, write_corpus
 from hrmkit.lm.examples import make_text_example
 from hrmkit.lm.tokenizers import train_bpe_tokenizer
-
-DEFAULT_VOCAB_SIZE = 4096
-DEFAULT_MAX_SEQ_LEN = 512
-
 
 def mbpp_pairs(mbpp_path: str | os.PathLike, split: str, prompt_format: str) -> list[tuple[str, str]]:
     """(prompt, reference solution) for every task of an MBPP split, the prompt as ``hrm eval code`` renders it."""

@@ -30,6 +30,9 @@ MBPP_STOP = ("[DONE]",)
 # A body written under a docstring prompt ends where top-level code that is not a definition begins.
 DOCSTRING_STOP = ("\nif __name__", "\nprint(", "\nassert ", "\n```")
 PROMPT_FORMATS = ("mbpp-3shot", "docstring", "plain")
+# The MBPP corpus hrm prepare mbpp builds (code/corpus.py): its BPE's vocabulary and longest sequence.
+DEFAULT_VOCAB_SIZE = 4096
+DEFAULT_MAX_SEQ_LEN = 512
 
 
 class CodeDataError(ValueError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hrmkit.lm.tokenizers import TextTokenizer
-from hrmkit.model.losses import IGNORE_LABEL_ID
+from hrmkit.model.labels import IGNORE_LABEL_ID
 
 EXAMPLE_KEYS = ("encoder_ids", "decoder_input_ids", "labels")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_LABEL_ID = -100
+from hrmkit.model.labels import IGNORE_LABEL_ID
 # Device types without float64 tensors (Apple's MPS); losses and metric sums use float32 there.
 DEVICES_WITHOUT_FLOAT64 = {"mps"}
 
