@@ -440,3 +440,16 @@ def test_cli_builds_trains_and_scores_arc_with_a_submission(tmp_path):
     bad = hrm("prepare", "arc", "--source", "dir", "--path", str(tmp_path / "missing"), "--out", str(tmp_path / "x"),
               check=False)
     assert bad.returncode == 2 and "missing" in bad.stderr
+
+
+def test_hrm_eval_refuses_test_time_guesses_on_arc_before_any_model_runs(built, trained_sudoku_run, tmp_path, capsys):
+    """Refused only after the whole evaluation, by when submission.json had been rewritten with the refused
+    run's answers beside the older metrics.json and predictions.npz."""
+    from hrmkit.cli import main
+    root, _ = built
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", str(trained_sudoku_run), "--data", str(root), "--tta", "2",
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: --tta and several --checkpoint need a sudoku, maze, routing "
+                                              "dataset")
+    assert not out.exists()

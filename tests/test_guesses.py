@@ -1,5 +1,7 @@
 """Test-time guesses from a puzzle family's symmetries: the curve, its first point, and the flag."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,24 @@ def test_hrm_eval_tta_prints_the_curve_and_refuses_bad_values(trained_sudoku_run
     assert main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
                  "--tta", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "--tta must be at least 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.cli
+def test_hrm_eval_keeps_the_voted_and_verified_answers_and_says_what_it_evaluated(trained_sudoku_run, sudoku4,
+                                                                                  tmp_path):
+    """The answers behind the printed guess curve were thrown away: predictions.npz held the single guess
+    only, and metrics.json did not say which checkpoints, data, split, tta and selection it came from."""
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", str(trained_sudoku_run / "final"), "--data", str(sudoku4),
+                 "--tta", "4", "--select", "verified", "--out", str(out)]) == 0
+    saved = np.load(out / "predictions.npz")
+    metrics = json.loads((out / "metrics.json").read_text())
+    labels = load_split(sudoku4, "test").sets["all"]["labels"]
+    for name, figure in (("voted", "exact_accuracy"), ("verified", "verified_exact_accuracy")):
+        assert saved[name].shape == saved["predictions"].shape
+        assert (saved[name] == labels).all(axis=1).mean() == pytest.approx(metrics["test_time_guesses"][-1][figure])
+    assert metrics["evaluated"] == {"checkpoints": [str(trained_sudoku_run / "final")], "data": str(sudoku4),
+                                    "split": "test", "tta": 4, "select": "verified"}
 
 
 @pytest.mark.cli

@@ -126,13 +126,13 @@ def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_it
 
 
 @pytest.mark.cli
-def test_a_weights_folder_without_its_config_is_one_clear_error(run, tmp_path, capsys):
+def test_a_weights_folder_without_its_config_is_one_clear_error(run, sudoku4, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(run / "final", broken)
     (broken / "config.yaml").unlink()
     with pytest.raises(CheckpointError, match="no config.yaml beside it"):
         load_checkpoint(broken)
-    assert main(["eval", "--checkpoint", str(broken), "--data", "unused"]) == 2
+    assert main(["eval", "--checkpoint", str(broken), "--data", str(sudoku4)]) == 2
     err = capsys.readouterr().err
     assert "config.yaml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 

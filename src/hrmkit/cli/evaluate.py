@@ -27,6 +27,8 @@ def cmd_eval(args) -> int:
         raise UsageError(f"--tta must be at least 1, got {args.tta}")
     if args.select == "verified" and args.tta == 1 and len(args.checkpoint) == 1:
         raise UsageError("--select verified chooses among several guesses: add --tta K (K > 1) or more --checkpoint")
+    split = load_split(args.data, args.split)
+    guess_kind = _kind_for_guesses(args, split) if args.tta > 1 or len(args.checkpoint) > 1 else None
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
@@ -34,7 +36,6 @@ def cmd_eval(args) -> int:
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
     first_config = models_and_configs[0][1]
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
-    split = load_split(args.data, args.split)  # load_checkpoint(dataset=) has checked each model fits it
     model, checkpoint = models[0], checkpoints[0]  # the plain figures are the first checkpoint's
     # Named after the dataset too: evaluating the same weights on another dataset keeps the first's results.
     out = refuse_file(args.out or weights_folder_of(checkpoint) / f"eval-{Path(args.data).resolve().name}-{args.split}")
@@ -50,9 +51,17 @@ def cmd_eval(args) -> int:
     if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
-    if args.tta > 1 or len(models) > 1:
-        guesses = _vote_over_guesses(args, models, split, device, autocast)
+    if guess_kind is not None:
+        from hrmkit.puzzles.guesses import vote_over_guesses
+        guesses = vote_over_guesses(models, split, guess_kind, args.tta, args.batch_size, device, select=args.select,
+                                    autocast=autocast)
         metrics["test_time_guesses"], metrics["single_model_exact"] = guesses["curve"], guesses["single_model_exact"]
+        # The answers behind the largest guess count's figures, beside the first checkpoint's single guess.
+        predictions["voted"] = guesses["predictions"]
+        if "verified_predictions" in guesses:
+            predictions["verified"] = guesses["verified_predictions"]
+    metrics["evaluated"] = {"checkpoints": [str(path) for path in checkpoints], "data": str(args.data),
+                            "split": args.split, "tta": args.tta, "select": args.select}
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
@@ -81,16 +90,16 @@ def cmd_eval(args) -> int:
 
 
 
-def _vote_over_guesses(args, models, split, device, autocast) -> dict:
-    from hrmkit.puzzles.guesses import vote_over_guesses
+def _kind_for_guesses(args, split) -> str:
+    """The dataset's family, whose symmetries --tta and several --checkpoint vote over; checked before any
+    model runs."""
     from hrmkit.puzzles.symmetries import KINDS
     from hrmkit.puzzles.views.kinds import dataset_kind
     kind = dataset_kind(args.data, split)
     if kind not in KINDS:
         raise UsageError(f"--tta and several --checkpoint need a {', '.join(KINDS)} dataset; {args.data} holds "
                          f"{kind or 'another kind'}" + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))
-    return vote_over_guesses(models, split, kind, args.tta, args.batch_size, device, select=args.select,
-                             autocast=autocast)
+    return kind
 
 
 def cmd_generate(args) -> int:

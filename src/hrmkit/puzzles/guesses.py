@@ -87,7 +87,8 @@ def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_pe
     """``{"curve": [{"guesses", "exact_accuracy", "forward_passes_per_puzzle", "seconds"}, ...],
     "single_model_exact": [each model alone on the puzzles as given], "predictions": the voted answers
     [rows, seq_len]}`` for ``symmetries_per_model`` symmetries of each puzzle asked of every model; with
-    ``select="verified"`` each point also has ``verified_exact_accuracy``."""
+    ``select="verified"`` each point also has ``verified_exact_accuracy``, and ``verified_predictions`` holds
+    the answers chosen so from all the guesses."""
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
     meta = split.metadata
@@ -121,7 +122,9 @@ def vote_over_guesses(models: list, split: PuzzleSplit, kind: str, symmetries_pe
                 point = {"guesses": count, "exact_accuracy": exact_share(voted),
                          "forward_passes_per_puzzle": forward_passes, "seconds": time.perf_counter() - started}
                 if passes is not None:
-                    point["verified_exact_accuracy"] = exact_share(np.stack(
-                        [verified_choice(ballot, puzzle, passes).answer for ballot, puzzle in zip(ballots, puzzles)]))
+                    verified = np.stack([verified_choice(ballot, puzzle, passes).answer
+                                         for ballot, puzzle in zip(ballots, puzzles)])
+                    point["verified_exact_accuracy"] = exact_share(verified)
                 curve.append(point)
-    return {"curve": curve, "single_model_exact": single_model_exact, "predictions": voted}
+    chosen = {"verified_predictions": verified} if passes is not None else {}
+    return {"curve": curve, "single_model_exact": single_model_exact, "predictions": voted, **chosen}
