@@ -59,9 +59,13 @@ def resolve_run_checkpoint(run: str | Path) -> Path:
 def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device: str | torch.device = "cpu"):
     """Returns ``(model, run_config)`` with the model in eval mode on ``device``.
 
-    ``path``: a run folder, a weights folder (``final/``, ``best-model/``) or its ``model.safetensors``,
-    an hrmkit ``.pt`` file, or a reference HRM/TRM ``step_<N>`` file. ``device``: a torch device or a
-    name (``auto``, ``cpu``, ``cuda[:N]``, ``mps``), checked before anything is read.
+    ``path``: a run folder (its ``best-model/``, else ``final/``, else the newest step checkpoint), a
+    weights folder (``final/``, ``best-model/``) or its ``model.safetensors``, an hrmkit ``.pt`` file (read
+    with its EMA, as the run evaluated it), or a reference HRM/TRM ``step_<N>`` file beside its
+    ``all_config.yaml``. ``dataset``: a puzzle dataset folder the model is meant for; its splits are checked
+    against the model (vocabulary, sequence length, puzzle identifiers) and a misfit raises a one-line
+    error, and ``run_config.data.path`` is set to it. ``device``: a torch device or a name (``auto``,
+    ``cpu``, ``cuda[:N]``, ``mps``), checked before anything is read.
     """
     if not isinstance(device, torch.device):
         device = pick_device(str(device))
