@@ -497,7 +497,9 @@ def test_other_label_faults_are_named():
     assert routing_label_fault(bike, on_a_building, SIZE)[0] == "path cell (2, 4) is a building, which bike may not use"
     changed = good.copy()
     changed[0] = TOKEN_CHARS.index("=")
-    assert routing_label_fault(bike, changed, SIZE)[0] == "label changes cell (0, 0) from building to token 4"
+    assert routing_label_fault(bike, changed, SIZE)[0] == "label changes cell (0, 0) from building to avenue"
+    changed[0] = 99  # a prediction may hold any id
+    assert routing_label_fault(bike, changed, SIZE)[0] == "label changes cell (0, 0) from building to token 99"
     scored = good.copy()
     scored[-1] = VEHICLE_TOKENS["bike"]
     assert routing_label_fault(bike, scored, SIZE)[0] == "label at the vehicle position is 14, expected 0 (ignored)"

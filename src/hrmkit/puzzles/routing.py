@@ -93,6 +93,11 @@ def vehicle_table() -> dict[str, dict[str, Any]]:
     }
 
 
+def token_name(token: int) -> str:
+    """A token's name ("lane", "car"), or "token N" for an id outside the vocabulary (a model can predict one)."""
+    return TOKEN_NAMES[token] if 0 <= token < VOCAB_SIZE else f"token {token}"
+
+
 def token_map() -> dict[str, int]:
     """Token name -> id, for summaries and viewers."""
     return {name: token for token, name in enumerate(TOKEN_NAMES)}
@@ -307,7 +312,7 @@ def judge_path(input_row: Any, label_row: Any, size: int) -> tuple[str | None, i
     changed = np.flatnonzero(~marked & (marks != cells))
     if changed.size:
         cell = int(changed[0])
-        return f"label changes cell {divmod(cell, size)} from {TOKEN_NAMES[cells[cell]]} to token {marks[cell]}", None
+        return f"label changes cell {divmod(cell, size)} from {token_name(cells[cell])} to {token_name(marks[cell])}", None
     costs = entry_costs(cells, scenario.vehicle)
     illegal = np.flatnonzero(marked & ((costs <= 0) | (cells == GOAL)))
     if illegal.size:
