@@ -20,7 +20,7 @@ VERBS = {
     "info": "info", "convert": "info", "data": "data", "viz": "viz", "report": "viz", "bench": "bench",
 }
 # Verbs whose leftover words are config overrides (key.sub=value) rather than mistakes.
-VERBS_WITH_OVERRIDES = ("train", "bench")
+VERBS_WITH_OVERRIDES = ("train", "bench", "info")
 
 
 def _module(name: str):
@@ -47,9 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the command starts: nothing ran yet
         print("interrupted: the command stopped before it started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if extra and args.verb not in VERBS_WITH_OVERRIDES:
-        parser.verbs[args.verb].error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra and not _takes_overrides(args):
+        parser.verbs[args.verb].error(f"unrecognized arguments: {' '.join(extra)}{_override_hint(args, extra)}")
     return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra), interrupted=_after_interrupt(args))
+
+
+def _takes_overrides(args: argparse.Namespace) -> bool:
+    """hrm info applies overrides to its --config only; with another option they would do nothing."""
+    return args.verb in VERBS_WITH_OVERRIDES and (args.verb != "info" or args.config is not None)
+
+
+def _override_hint(args: argparse.Namespace, extra: list[str]) -> str:
+    """Why hrm info refuses what looks like an override (a word with '='); a stray flag needs no hint."""
+    return " (key.sub=value overrides go with --config)" if args.verb == "info" and any("=" in word for word in extra) else ""
 
 
 def _after_interrupt(args: argparse.Namespace) -> str:

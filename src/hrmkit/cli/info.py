@@ -8,12 +8,12 @@ from pathlib import Path
 from hrmkit.cli.common import UsageError
 
 
-def cmd_info(args) -> int:
-    if args.config:
-        return _info_config(args.config)
-    if args.data:
+def cmd_info(args, overrides: list[str]) -> int:
+    if args.config is not None:
+        return _info_config(args.config, overrides)
+    if args.data is not None:
         return _info_dataset(Path(args.data))
-    if args.checkpoint:
+    if args.checkpoint is not None:
         from hrmkit.loading import load_checkpoint
         model, cfg = load_checkpoint(args.checkpoint)
         params = sum(p.numel() for p in model.parameters())
@@ -24,15 +24,17 @@ def cmd_info(args) -> int:
 
 
 
-def _info_config(config: str) -> int:
+def _info_config(config: str, overrides: list[str]) -> int:
     from hrmkit.config import load_run_config
+    from hrmkit.config_base import parse_overrides
     from hrmkit.dry_run import shapes_from_data
-    cfg = load_run_config(config)
+    cfg = load_run_config(config, parse_overrides(overrides))
     shapes_from_data(cfg)
     model_cfg = cfg.model
     if not model_cfg.vocab_size or not model_cfg.seq_len:
         raise UsageError(f"{config}: model.vocab_size and model.seq_len are read from the dataset at data.path "
-                         f"({cfg.data.path or 'not set'}), which is not there yet; build it or set them to count parameters")
+                         f"({cfg.data.path or 'not set'}), which is not there yet; build it, or give data.path=DIR "
+                         "of a built dataset, or model.vocab_size=N model.seq_len=N")
     if cfg.task == "seq2seq":
         from hrmkit.model.seq2seq import Seq2SeqHRM
         model = Seq2SeqHRM(model_cfg)
@@ -114,13 +116,17 @@ def cmd_convert(args) -> int:
 
 def add_parsers(verbs) -> None:
     info = verbs.add_parser("info", help="describe a config, a dataset or a checkpoint")
-    info.add_argument("--config", default=None,
-                      help="YAML file or preset name: the model it builds and its parameter count (shapes from data.path)")
-    info.add_argument("--data", default=None, help="dataset folder: its splits, sizes, vocabulary and sequence length")
-    info.add_argument("--checkpoint", default=None,
+    # One thing described per command: each option is a different answer, none refines another. Not
+    # required=True: argparse would then name the missing option before a mistyped one (hrm info --bogus).
+    what = info.add_mutually_exclusive_group()
+    what.add_argument("--config", default=None,
+                      help="YAML file or preset name: the model it builds and its parameter count (shapes from "
+                           "data.path); key.sub=value overrides after it, as hrm train takes them")
+    what.add_argument("--data", default=None, help="dataset folder: its splits, sizes, vocabulary and sequence length")
+    what.add_argument("--checkpoint", default=None,
                       help="run folder, weights folder or checkpoint file: its model config and parameter count")
-    info.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
-    info.add_argument("--names", action="store_true",
+    what.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+    what.add_argument("--names", action="store_true",
                       help="list every name train.optimizer, train.lr_schedule and model.loss accept")
 
     convert = verbs.add_parser("convert", help="write an hrmkit weights folder (model.safetensors, config.yaml) from a reference checkpoint")
@@ -130,7 +136,7 @@ def add_parsers(verbs) -> None:
     convert.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
-def run(args, extra) -> int:
+def run(args, overrides: list[str]) -> int:
     if args.verb == "convert":
         return cmd_convert(args)
     if args.fields:
@@ -142,4 +148,4 @@ def run(args, extra) -> int:
         for kind, names in list_names().items():
             print(f"{kind} ({len(names)}): {', '.join(names)}")
         return 0
-    return cmd_info(args)
+    return cmd_info(args, overrides)
