@@ -129,7 +129,7 @@ def test_every_label_marks_one_shortest_path(tmp_path, size):
 
 
 def test_even_sizes_keep_a_wall_border(tmp_path):
-    root, _ = build(tmp_path, size=10, train=5, test=0)
+    root, _ = build(tmp_path, size=10, train=5, test=1)
     mazes = arrays(root, "train")["inputs"].reshape(-1, 10, 10)
     for border in (mazes[:, 0], mazes[:, -1], mazes[:, -2], mazes[:, :, 0], mazes[:, :, -1], mazes[:, :, -2]):
         assert np.all(border == WALL)
@@ -139,8 +139,8 @@ def test_even_sizes_keep_a_wall_border(tmp_path):
 
 
 def test_extra_openings_give_most_mazes_another_route_and_none_without_them(tmp_path):
-    looped, _ = build(tmp_path, "looped", size=11, train=60, test=0, extra_openings=0.5)
-    perfect, _ = build(tmp_path, "perfect", size=11, train=60, test=0, extra_openings=0.0)
+    looped, _ = build(tmp_path, "looped", size=11, train=60, test=1, extra_openings=0.5)
+    perfect, _ = build(tmp_path, "perfect", size=11, train=60, test=1, extra_openings=0.0)
     looped_data, perfect_data = arrays(looped, "train"), arrays(perfect, "train")
     looped_share = np.mean([has_another_route(i, l, 11) for i, l in zip(looped_data["inputs"], looped_data["labels"])])
     assert looped_share > 0.6  # about 0.75 for any seed at this size and fraction
@@ -297,12 +297,22 @@ def test_csv_import_round_trips_generated_mazes(tmp_path):
 
 
 def test_one_csv_is_split_into_disjoint_train_and_test(tmp_path):
-    source, _ = build(tmp_path, "source", size=9, train=10, test=0)
+    source, _ = build(tmp_path, "source", size=9, train=10, test=1)
     rows = text_rows(source, "train")
     only_csv = write_csv(tmp_path / "all.csv", rows + rows[:2])  # duplicates are skipped, not reused
     imported, summary = build(tmp_path, "imported", size=9, train=100, test=4, from_csv=str(only_csv))
     assert (summary["test_puzzles"], summary["train_groups"]) == (4, 6)
     assert set(text_rows(imported, "train")).isdisjoint(text_rows(imported, "test"))
+
+
+def test_an_import_that_leaves_a_split_empty_names_the_file(tmp_path):
+    source, _ = build(tmp_path, "source", size=9, train=3, test=1)
+    train_csv, empty_csv = write_csv(tmp_path / "train.csv", text_rows(source, "train")), write_csv(tmp_path / "empty.csv", [])
+    with pytest.raises(ValueError, match=rf"^{empty_csv}: no rows for the test split$"):
+        build(tmp_path, size=9, train=2, test=1, from_csv=str(train_csv), test_csv=str(empty_csv))
+    with pytest.raises(ValueError, match=rf"^{empty_csv}: no rows left for the train split$"):
+        build(tmp_path, size=9, train=2, test=1, from_csv=str(empty_csv))
+    assert not (tmp_path / "ds").exists()
 
 
 def corrupted_rows(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
@@ -319,7 +329,7 @@ def corrupted_rows(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
 
 
 def test_bad_csv_rows_raise_one_line_errors_naming_file_and_line(tmp_path):
-    source, _ = build(tmp_path, "source", size=9, train=2, test=0, min_path_length=3)
+    source, _ = build(tmp_path, "source", size=9, train=2, test=1, min_path_length=3)
     rows = text_rows(source, "train")
     for number, (problem, bad_row) in enumerate(corrupted_rows(rows).items()):
         path = write_csv(tmp_path / f"bad{number}.csv", [rows[1], bad_row])
@@ -339,8 +349,9 @@ def test_bad_csv_rows_raise_one_line_errors_naming_file_and_line(tmp_path):
     ("config", "message"),
     [
         (dict(size=4), "size must be an integer >= 5"),
-        (dict(train=-1), "train must be >= 0"),
-        (dict(test=-2), "test must be >= 0"),
+        (dict(train=0), "train must be >= 1, got 0"),
+        (dict(test=0), "test must be >= 1, got 0"),
+        (dict(test=-2), "test must be >= 1"),
         (dict(min_path_length=-1), "min_path_length must be >= 0"),
         (dict(size=5, min_path_length=25), "cannot fit"),
         (dict(extra_openings=1.5), "extra_openings"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import hrm_here
 
 from hrmkit.puzzles import arc_dataset
 from hrmkit.puzzles.arc_dataset import ArcBuildConfig, build_arc
@@ -121,3 +122,14 @@ def test_an_arc_build_that_fails_while_writing_leaves_no_output_and_keeps_the_ol
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kaggle", "kept"]  # no output, no temporary folder
     assert sorted(path.relative_to(tmp_path) for path in (tmp_path / "kept").rglob("*")) == before
     assert json.loads((tmp_path / "kept" / "hrmkit_build.json").read_text()) == built
+
+
+@pytest.mark.parametrize(("kind", "flags", "message"), [
+    ("sudoku", ["--size", "4", "--train", "0"], "train must be >= 1, got 0"),
+    ("maze", ["--size", "7", "--test", "0"], "test must be >= 1, got 0"),
+    ("routing", ["--size", "8", "--train-bases", "0"], "train_bases must be >= 1, got 0"),
+])
+def test_prepare_refuses_an_empty_split_in_one_line(tmp_path, kind, flags, message):
+    result = hrm_here("prepare", kind, *flags, "--out", tmp_path / "ds", check=False)
+    assert (result.returncode, result.stderr) == (2, f"error: {message}\n")
+    assert not (tmp_path / "ds").exists()

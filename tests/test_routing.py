@@ -339,7 +339,7 @@ def test_train_and_test_never_share_a_map(tmp_path, aug):
 
 
 def test_vehicles_mostly_disagree_on_the_route(tmp_path):
-    root, summary = build(tmp_path, train_bases=40, test_bases=0)
+    root, summary = build(tmp_path, train_bases=40, test_bases=1)
     labels = arrays(root, "train")["labels"].reshape(40, 4, -1)
     bike_differs_from_truck = [not np.array_equal(scenario[0], scenario[3]) for scenario in labels]
     assert np.mean(bike_differs_from_truck) > 0.3
@@ -400,8 +400,9 @@ def test_progress_reports_every_stage(tmp_path):
         (dict(vehicles="bike,plane"), "unknown vehicle 'plane'; choose from bike, car, van, truck"),
         (dict(vehicles=("car", "van", "car")), "vehicle 'car' is listed more than once"),
         (dict(vehicles=" , "), "vehicles must name at least one"),
-        (dict(train_bases=-1), "train_bases must be >= 0"),
-        (dict(test_bases=-3), "test_bases must be >= 0"),
+        (dict(train_bases=0), "train_bases must be >= 1, got 0"),
+        (dict(test_bases=0), "test_bases must be >= 1, got 0"),
+        (dict(test_bases=-3), "test_bases must be >= 1"),
     ],
 )
 def test_bad_configs_raise_one_line_errors(tmp_path, config, message):

@@ -201,7 +201,7 @@ def grid_text(digits: np.ndarray, blank: str = ".") -> str:
 
 
 def csv_rows_from_build(tmp_path: Path, count: int) -> list[tuple[str, str, str]]:
-    root, _ = build(tmp_path, "source", size=4, train=count, test=0)
+    root, _ = build(tmp_path, "source", size=4, train=count, test=1)
     data = arrays(root, "train")
     return [
         (grid_text(q, blank="." if row % 2 else "0"), grid_text(a), str(row))
@@ -226,17 +226,27 @@ def test_csv_import_round_trips_and_filters_by_rating(tmp_path):
         assert ratings[grid_text(digits_of(q))] >= 4
 
 
+def test_an_import_that_leaves_a_split_empty_names_the_file(tmp_path):
+    rows = csv_rows_from_build(tmp_path, 4)
+    train_csv, empty_csv = write_csv(tmp_path / "train.csv", rows), write_csv(tmp_path / "empty.csv", [])
+    with pytest.raises(ValueError, match=rf"^{empty_csv}: no rows for the test split$"):
+        build(tmp_path, size=4, train=2, test=2, from_csv=str(train_csv), test_csv=str(empty_csv))
+    with pytest.raises(ValueError, match=rf"^{train_csv}: no rows left for the train split$"):
+        build(tmp_path, size=4, train=2, test=2, from_csv=str(train_csv), min_difficulty=99)
+    assert not (tmp_path / "ds").exists()
+
+
 def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path):
     """Sudoku-Extreme's CSVs are headed source,question,answer,rating; the reference reads by position."""
     rows = csv_rows_from_build(tmp_path, 6)
     named = write_csv(tmp_path / "extreme.csv", rows, header="source,question,answer,rating")
     short = write_csv(tmp_path / "short.csv", rows)
-    extreme_root, _ = build(tmp_path, "extreme", size=4, train=100, test=0, from_csv=str(named))
-    short_root, _ = build(tmp_path, "short", size=4, train=100, test=0, from_csv=str(short))
+    extreme_root, _ = build(tmp_path, "extreme", size=4, train=100, test=1, from_csv=str(named))
+    short_root, _ = build(tmp_path, "short", size=4, train=100, test=1, from_csv=str(short))
     for name in ("inputs", "labels"):
         np.testing.assert_array_equal(arrays(extreme_root, "train")[name], arrays(short_root, "train")[name])
     with pytest.raises(ValueError, match="must name columns question and answer"):
-        build(tmp_path, "bad", size=4, train=100, test=0,
+        build(tmp_path, "bad", size=4, train=100, test=1,
               from_csv=str(write_csv(tmp_path / "bad.csv", rows, header="source,puzzle,solution,rating")))
 
 
@@ -261,7 +271,10 @@ def test_malformed_csv_rows_are_reported_with_their_line(tmp_path, edit, message
     ("config", "message"),
     [
         (dict(size=5), "size must be one of"),
-        (dict(train=-1), "train must be >= 0"),
+        (dict(train=-1), "train must be >= 1"),
+        (dict(train=0), "train must be >= 1, got 0"),
+        (dict(test=0), "test must be >= 1, got 0"),
+        (dict(num_aug=-1), "num_aug must be >= 0"),
         (dict(size=9, blanks=70), "blanks=70 is impossible"),
         (dict(difficulty="extreme"), "difficulty must be one of"),
         (dict(min_difficulty=3), "set from_csv"),

@@ -64,11 +64,13 @@ class BuildRun:
         return summary
 
 
-def require_non_negative(config: Any, names: tuple[str, ...]) -> None:
-    """ValueError naming the first of the config's fields `names` that is negative."""
+def require_at_least(minimum: int, config: Any, names: tuple[str, ...]) -> None:
+    """ValueError naming the first of the config's fields `names` that is below `minimum`.
+
+    Split sizes take 1: a split without puzzles can be neither trained on nor checked."""
     for name in names:
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {getattr(config, name)}")
 
 
 def uniform_arrays(inputs: np.ndarray, labels: np.ndarray, examples_per_puzzle: int,

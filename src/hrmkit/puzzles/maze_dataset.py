@@ -27,7 +27,7 @@ import numpy as np
 from hrmkit.puzzles.build import (
     BuildRun,
     blank_identifier_metadata,
-    require_non_negative,
+    require_at_least,
     uniform_arrays,
 )
 from hrmkit.puzzles.format import PuzzleDatasetMetadata
@@ -49,6 +49,7 @@ from hrmkit.puzzles.selection import (
     ProgressCallback,
     Selection,
     imported_streams,
+    require_imported_rows,
     select,
     spread,
 )
@@ -270,7 +271,8 @@ def _check_size(size: int) -> None:
 
 def _validate_config(cfg: MazeBuildConfig) -> None:
     _check_size(cfg.size)
-    require_non_negative(cfg, ("train", "test", "seed", "min_path_length"))
+    require_at_least(1, cfg, ("train", "test"))
+    require_at_least(0, cfg, ("seed", "min_path_length"))
     if cfg.min_path_length >= cfg.size * cfg.size:
         raise ValueError(f"min_path_length={cfg.min_path_length} cannot fit in a {cfg.size}x{cfg.size} grid")
     if not 0.0 <= cfg.extra_openings <= 1.0:
@@ -316,8 +318,8 @@ def _base_mazes(cfg: MazeBuildConfig, report: ProgressCallback) -> tuple[Selecti
     train = _select(
         train_stream, cfg.train, taken_inputs, cfg.min_path_length, train_variants, endless, report, "train mazes"
     )
-    if cfg.from_csv is not None and cfg.train > 0 and not train.inputs:
-        raise ValueError(f"{cfg.from_csv}: no rows left for the train split")
+    if cfg.from_csv is not None:
+        require_imported_rows(train, test, cfg.from_csv, cfg.test_csv)
     return train, test
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from hrmkit.puzzles.build import (
     BuildRun,
     blank_identifier_metadata,
-    require_non_negative,
+    require_at_least,
     uniform_arrays,
 )
 from hrmkit.puzzles.format import PuzzleDatasetMetadata
@@ -277,7 +277,8 @@ def _validate_config(cfg: RoutingBuildConfig) -> tuple[str, ...]:
         raise ValueError(f"size must be an integer >= {MIN_SIZE}, got {cfg.size!r}")
     if cfg.size * cfg.size + 1 > 1 << 20:
         raise ValueError(f"size {cfg.size} is too large: a row would hold {cfg.size * cfg.size + 1} tokens")
-    require_non_negative(cfg, ("train_bases", "test_bases", "seed"))
+    require_at_least(1, cfg, ("train_bases", "test_bases"))
+    require_at_least(0, cfg, ("seed",))
     return vehicle_names(cfg.vehicles)
 
 

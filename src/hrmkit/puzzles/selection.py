@@ -49,6 +49,15 @@ def imported_streams(read: Callable[[str], tuple[np.ndarray, np.ndarray]], from_
     return train, test
 
 
+def require_imported_rows(train: Selection, test: Selection, from_csv: str, test_csv: str | None) -> None:
+    """ValueError naming the file that left a split of an import without rows (the counts asked for are
+    "at most this many", so a short file is fine, an empty split is not)."""
+    if not train.inputs:
+        raise ValueError(f"{from_csv}: no rows left for the train split")
+    if not test.inputs:
+        raise ValueError(f"{test_csv or from_csv}: no rows for the test split")
+
+
 def select(
     candidates: Iterator[tuple[np.ndarray, np.ndarray]],
     count: int,

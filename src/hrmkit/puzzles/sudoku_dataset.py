@@ -20,7 +20,7 @@ import numpy as np
 from hrmkit.puzzles.build import (
     BuildRun,
     blank_identifier_metadata,
-    require_non_negative,
+    require_at_least,
     uniform_arrays,
 )
 from hrmkit.puzzles.format import PuzzleDatasetMetadata
@@ -29,6 +29,7 @@ from hrmkit.puzzles.selection import (
     ProgressCallback,
     Selection,
     imported_streams,
+    require_imported_rows,
     select,
     spread,
 )
@@ -257,7 +258,8 @@ def _metadata(size: int, num_groups: int) -> PuzzleDatasetMetadata:
 
 def _validate_config(cfg: SudokuBuildConfig) -> None:
     check_size(cfg.size)
-    require_non_negative(cfg, ("train", "test", "num_aug", "seed"))
+    require_at_least(1, cfg, ("train", "test"))
+    require_at_least(0, cfg, ("num_aug", "seed"))
     if cfg.difficulty not in DIFFICULTY_BLANK_FRACTIONS:
         raise ValueError(f"difficulty must be one of {sorted(DIFFICULTY_BLANK_FRACTIONS)}, got {cfg.difficulty!r}")
     most_blanks = cfg.size * cfg.size - MIN_GIVENS[cfg.size]
@@ -312,8 +314,8 @@ def _base_puzzles(cfg: SudokuBuildConfig, report: ProgressCallback) -> tuple[Sel
     test = _select(test_stream, cfg.test, taken_inputs, lambda solution: False, endless, report, "test puzzles")
     forbidden = _solution_filter(test.labels, cfg.disjoint_solutions)
     train = _select(train_stream, cfg.train, taken_inputs, forbidden, endless, report, "train puzzles")
-    if cfg.from_csv is not None and cfg.train > 0 and not train.inputs:
-        raise ValueError(f"{cfg.from_csv}: no rows left for the train split")
+    if cfg.from_csv is not None:
+        require_imported_rows(train, test, cfg.from_csv, cfg.test_csv)
     return train, test
 
 
