@@ -315,6 +315,14 @@ def test_an_import_that_leaves_a_split_empty_names_the_file(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
+def test_a_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match=rf"^{binary}:1: byte 0xff at column 1 is not UTF-8 text"):
+        build(tmp_path, size=9, train=2, test=1, from_csv=str(binary))
+    assert not (tmp_path / "ds").exists()
+
+
 def corrupted_rows(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     question, answer = rows[0]
     first_path_cell = answer.index("o")

@@ -236,6 +236,18 @@ def test_an_import_that_leaves_a_split_empty_names_the_file(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
+def test_a_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match=rf"^{binary}:1: byte 0xff at column 1 is not UTF-8 text"):
+        build(tmp_path, size=4, train=2, test=1, from_csv=str(binary))
+    latin = write_csv(tmp_path / "latin.csv", csv_rows_from_build(tmp_path, 3))
+    latin.write_bytes(latin.read_bytes().replace(b"src1", b"caf\xe9"))
+    with pytest.raises(ValueError, match=rf"^{latin}:3: byte 0xe9 at column 4 is not UTF-8 text"):
+        build(tmp_path, size=4, train=2, test=1, from_csv=str(latin))
+    assert not (tmp_path / "ds").exists()
+
+
 def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path):
     """Sudoku-Extreme's CSVs are headed source,question,answer,rating; the reference reads by position."""
     rows = csv_rows_from_build(tmp_path, 6)

@@ -14,7 +14,6 @@ and no test input appears anywhere in train.
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ from hrmkit.puzzles.selection import (
     MAX_CONSECUTIVE_REJECTIONS,
     ProgressCallback,
     Selection,
+    csv_reader,
     imported_streams,
     require_imported_rows,
     select,
@@ -217,11 +217,8 @@ def read_maze_csv(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     characters from "# SGo". Every answer must mark one shortest S->G path of its question.
     """
     _check_size(size)
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: CSV file not found")
     inputs, labels = [], []
-    with open(path, newline="") as file:
-        reader = csv.reader(file)
+    with csv_reader(path) as reader:
         header = next(reader, [])
         if "question" not in header or "answer" not in header:
             raise _csv_error(path, 1, "header must name columns question and answer (source,question,answer,rating)")

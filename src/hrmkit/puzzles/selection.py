@@ -8,9 +8,12 @@ a clear error instead of looping forever.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +32,30 @@ class Selection:
 def spread(values: np.ndarray) -> dict[str, float]:
     """min / mean / max of a non-empty array, as written into build summaries and check reports."""
     return {"min": int(values.min()), "mean": round(float(values.mean()), 3), "max": int(values.max())}
+
+
+@contextlib.contextmanager
+def csv_reader(path: str) -> Iterator[Iterator[list[str]]]:
+    """A csv.reader over an imported UTF-8 file; a missing file, or bytes that are not UTF-8, end in a
+    one-line ValueError naming the file (and the line of the first such byte)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: CSV file not found")
+    with open(path, newline="", encoding="utf-8") as file:
+        try:
+            yield csv.reader(file)
+        except UnicodeDecodeError:
+            raise ValueError(_not_utf8(path)) from None
+
+
+def _not_utf8(path: str) -> str:
+    with open(path, "rb") as file:
+        for line_number, line in enumerate(file, start=1):  # b"\n" is never part of a multi-byte character
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return (f"{path}:{line_number}: byte {line[error.start]:#04x} at column {error.start + 1} "
+                        "is not UTF-8 text; save the file as UTF-8")
+    return f"{path}: not UTF-8 text; save the file as UTF-8"
 
 
 def shuffled_rows(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -7,7 +7,6 @@ Generated puzzles have exactly one solution. The test split is never augmented.
 
 from __future__ import annotations
 
-import csv
 import functools
 import random
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from hrmkit.puzzles.selection import (
     MAX_CONSECUTIVE_REJECTIONS,
     ProgressCallback,
     Selection,
+    csv_reader,
     imported_streams,
     require_imported_rows,
     select,
@@ -110,8 +110,7 @@ def _parse_digits(strings: list[str], size: int, path: str, line_numbers: list[i
 
 
 def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[list[str], list[str], list[int]]:
-    with open(path, newline="") as file:
-        reader = csv.reader(file)
+    with csv_reader(path) as reader:
         header = next(reader, [])
         # Sudoku-Extreme's files name them question and answer; the reference reads them by position.
         q_at = next((header.index(name) for name in ("question", "q") if name in header), None)
@@ -165,8 +164,6 @@ def read_sudoku_csv(path: str, size: int, min_difficulty: int | None = None) -> 
     agreement with the givens; uniqueness is not checked (hard puzzles would take long).
     """
     check_size(size)
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: CSV file not found")
     questions, answers, line_numbers = _read_csv_rows(path, size, min_difficulty)
     if not questions:
         return np.zeros((0, size * size), np.uint8), np.zeros((0, size * size), np.uint8)
