@@ -2,7 +2,9 @@
 
 A builder checks its config, then `BuildRun.start` refuses an existing output (unless asked to
 replace it), settles the progress callback and starts the clock. `BuildRun.summary` makes what is
-saved as hrmkit_build.json: the builder's identifier and config first, the seconds taken last.
+saved as hrmkit_build.json: the builder's identifier and config first. The seconds taken stay out of
+it, so the same config and seed build the same bytes; `BuildRun.write` returns the summary with them
+added last, for the command line to print.
 
 The Sudoku, maze and routing builders write the same shape of dataset: per split one set, "all",
 in which every puzzle holds the same number of examples and every group the same number of
@@ -49,19 +51,22 @@ class BuildRun:
         return cls(builder, config, out_dir, overwrite, progress or _silent, time.perf_counter())
 
     def summary(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The build summary: builder and config, then `fields`, then the seconds taken so far."""
-        return {"builder": self.builder, "config": asdict(self.config), **fields,
-                "seconds": round(time.perf_counter() - self.started, 3)}
+        """The build summary as saved: builder and config, then `fields`."""
+        return {"builder": self.builder, "config": asdict(self.config), **fields}
+
+    def timed(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """`summary` with the seconds taken so far added last (printed, never saved)."""
+        return {**summary, "seconds": round(time.perf_counter() - self.started, 3)}
 
     def write(self, splits: dict[str, dict[str, np.ndarray]], metadata: dict[str, PuzzleDatasetMetadata],
               summary: dict[str, Any]) -> dict[str, Any]:
         """Write each split's arrays as its one set "all", the `<blank>` identifier list and the summary;
-        returns the summary."""
+        returns the summary with the seconds taken (`timed`)."""
         self.report("writing", 0, 1)
         write_dataset(self.out_dir, {split: {"all": arrays} for split, arrays in splits.items()}, metadata,
                       ["<blank>"], extra_files={SUMMARY_FILE: summary}, overwrite=self.overwrite)
         self.report("writing", 1, 1)
-        return summary
+        return self.timed(summary)
 
 
 def require_at_least(minimum: int, config: Any, names: tuple[str, ...]) -> None:

@@ -349,7 +349,8 @@ def build_routing(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Build a train/test routing dataset at `out_dir`; returns the summary also saved in hrmkit_build.json."""
+    """Build a train/test routing dataset at `out_dir`; returns the summary saved in hrmkit_build.json
+    with the seconds taken added (they are not saved, so the same seed builds the same bytes)."""
     vehicles = _validate_config(cfg)
     run = BuildRun.start(BUILDER, cfg, out_dir, overwrite, progress)
     taken_maps: set[bytes] = set()
