@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import hrm_here
 
 from hrmkit.puzzles.format import load_identifiers, load_split
 from hrmkit.puzzles.maze import is_valid_path, shortest_path
@@ -300,6 +301,35 @@ def test_one_csv_is_split_into_disjoint_train_and_test(tmp_path):
     imported, summary = build(tmp_path, "imported", size=9, train=100, test=4, from_csv=str(only_csv))
     assert (summary["test_puzzles"], summary["train_groups"]) == (4, 6)
     assert set(text_rows(imported, "train")).isdisjoint(text_rows(imported, "test"))
+
+
+def test_an_import_without_a_size_takes_the_csvs_and_refuses_rows_that_disagree(tmp_path):
+    source, _ = build(tmp_path, "source", size=9, train=3, test=2)
+    train_csv = write_csv(tmp_path / "train.csv", text_rows(source, "train"))
+    test_csv = write_csv(tmp_path / "test.csv", text_rows(source, "test"))
+    imported = tmp_path / "imported"
+    hrm_here("prepare", "maze", "--from-csv", train_csv, "--test-csv", test_csv, "--train", 3, "--test", 2,
+             "--out", imported)
+    assert json.loads((imported / "hrmkit_build.json").read_text())["config"]["size"] == 9
+    assert load_split(imported, "train").metadata.seq_len == 81
+    small, _ = build(tmp_path, "small", size=7, train=1, test=1)
+    mixed = write_csv(tmp_path / "mixed.csv", [*text_rows(source, "train")[:1], *text_rows(small, "train")])
+    with pytest.raises(ValueError, match=rf"^{mixed}:3: question is a 7x7 maze but {mixed}:2 holds a 9x9 one$"):
+        build(tmp_path, train=1, test=1, from_csv=str(mixed))
+    small_test = write_csv(tmp_path / "small_test.csv", text_rows(small, "test"))
+    with pytest.raises(ValueError, match=rf"^{small_test}:2: question is a 7x7 maze but {train_csv}:2 holds a 9x9"):
+        build(tmp_path, train=1, test=1, from_csv=str(train_csv), test_csv=str(small_test))
+    with pytest.raises(ValueError, match=rf"^{train_csv}:2: question is a 9x9 maze but size is 7$"):
+        build(tmp_path, size=7, train=1, test=1, from_csv=str(train_csv))
+    empty = write_csv(tmp_path / "empty.csv", [])
+    with pytest.raises(ValueError, match=rf"^{empty}: no rows to read the maze size from$"):
+        build(tmp_path, train=1, test=1, from_csv=str(empty))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_generated_build_without_a_size_is_30x30(tmp_path):
+    root, summary = build(tmp_path, train=1, test=1)
+    assert summary["config"]["size"] == 30 and load_split(root, "test").metadata.seq_len == 900
 
 
 def test_an_import_that_leaves_a_split_empty_names_the_file(tmp_path):

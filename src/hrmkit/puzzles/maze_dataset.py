@@ -14,6 +14,7 @@ and no test input appears anywhere in train.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -55,6 +56,7 @@ from hrmkit.puzzles.selection import (
 )
 
 MIN_SIZE = 5  # the smallest grid with a wall border and more than one lattice cell per side
+DEFAULT_SIZE = 30  # generated mazes, when no size is given: the reference Maze-Hard shape
 
 # Byte -> token; 0 (pad) marks a byte outside CHARSET, since pad never appears in a maze.
 _CHAR_TO_TOKEN = np.zeros(256, dtype=np.uint8)
@@ -72,8 +74,9 @@ BUILDER = "hrmkit.data.maze"
 class MazeBuildConfig:
     """What `build_maze` makes."""
 
-    size: int = 30
-    """Grid side (>= 5); odd sizes use every row, even ones leave the last interior row and column as wall."""
+    size: int | None = None
+    """Grid side (>= 5); odd sizes use every row, even ones leave the last interior row and column as wall.
+    Unset: 30 when generating, the CSV's own size when importing."""
     train: int = 1000
     """Base training mazes (with a CSV: at most this many, a random subset)."""
     test: int = 1000
@@ -184,10 +187,15 @@ def _csv_error(path: str, line_number: int, problem: str) -> ValueError:
     return ValueError(f"{path}:{line_number}: {problem}")
 
 
-def _parse_grid(text: str, column: str, size: int, path: str, line_number: int) -> np.ndarray:
+def _grid_side(text: str, column: str, path: str, line_number: int) -> int:
     side = math.isqrt(len(text))
     if side * side != len(text) or not text:
         raise _csv_error(path, line_number, f"{column} has {len(text)} characters, not a square grid")
+    return side
+
+
+def _parse_grid(text: str, column: str, size: int, path: str, line_number: int) -> np.ndarray:
+    side = _grid_side(text, column, path, line_number)
     if side != size:
         raise _csv_error(path, line_number, f"{column} is a {side}x{side} maze but size is {size}")
     # One byte per character; anything outside Latin-1 becomes '?', which maps to 0 like any stranger.
@@ -210,14 +218,8 @@ def _check_csv_pair(question: np.ndarray, answer: np.ndarray, size: int, path: s
         raise _csv_error(path, line_number, "answer is not the question with one shortest S->G path marked 'o'")
 
 
-def read_maze_csv(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels) as [rows, size*size] uint8 tokens from a reference-layout CSV.
-
-    The reference layout is `source,question,answer,rating`, each grid a string of size*size
-    characters from "# SGo". Every answer must mark one shortest S->G path of its question.
-    """
-    _check_size(size)
-    inputs, labels = [], []
+def _csv_grids(path: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {"question": text, "answer": text}) of each row of a reference-layout CSV."""
     with csv_reader(path) as reader:
         header = next(reader, [])
         if "question" not in header or "answer" not in header:
@@ -228,12 +230,42 @@ def read_maze_csv(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
                 continue
             if len(row) != len(header):
                 raise _csv_error(path, line_number, f"expected {len(header)} fields, got {len(row)}")
-            question = _parse_grid(row[question_at], "question", size, path, line_number)
-            answer = _parse_grid(row[answer_at], "answer", size, path, line_number)
-            _check_csv_pair(question, answer, size, path, line_number)
-            inputs.append(question)
-            labels.append(answer)
+            yield line_number, {"question": row[question_at], "answer": row[answer_at]}
+
+
+def read_maze_csv(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) as [rows, size*size] uint8 tokens from a reference-layout CSV.
+
+    The reference layout is `source,question,answer,rating`, each grid a string of size*size
+    characters from "# SGo". Every answer must mark one shortest S->G path of its question.
+    """
+    _check_size(size)
+    inputs, labels = [], []
+    for line_number, grids in _csv_grids(path):
+        question = _parse_grid(grids["question"], "question", size, path, line_number)
+        answer = _parse_grid(grids["answer"], "answer", size, path, line_number)
+        _check_csv_pair(question, answer, size, path, line_number)
+        inputs.append(question)
+        labels.append(answer)
     return _stack(inputs, size), _stack(labels, size)
+
+
+def csv_maze_size(paths: list[str]) -> int:
+    """The grid side that every question and answer of the CSVs `paths` shares; ValueError naming the first
+    grid that differs from the first row's, or the first file when there are no rows."""
+    first = None
+    for path in paths:
+        for line_number, grids in _csv_grids(path):
+            for column, text in grids.items():
+                side = _grid_side(text, column, path, line_number)
+                if first is None:
+                    first = side, f"{path}:{line_number}"
+                elif side != first[0]:
+                    problem = f"{column} is a {side}x{side} maze but {first[1]} holds a {first[0]}x{first[0]} one"
+                    raise _csv_error(path, line_number, problem)
+    if first is None:
+        raise ValueError(f"{paths[0]}: no rows to read the maze size from")
+    return first[0]
 
 
 def _stack(grids: list[np.ndarray], size: int) -> np.ndarray:
@@ -264,6 +296,15 @@ def _metadata(size: int, num_groups: int) -> PuzzleDatasetMetadata:
 def _check_size(size: int) -> None:
     if not isinstance(size, int) or size < MIN_SIZE:
         raise ValueError(f"size must be an integer >= {MIN_SIZE}, got {size!r}")
+
+
+def _with_size(cfg: MazeBuildConfig) -> MazeBuildConfig:
+    """`cfg` with its size set: as given, else DEFAULT_SIZE when generating or the CSVs' own when importing."""
+    if cfg.size is not None:
+        return cfg
+    if cfg.from_csv is None:
+        return dataclasses.replace(cfg, size=DEFAULT_SIZE)
+    return dataclasses.replace(cfg, size=csv_maze_size([path for path in (cfg.from_csv, cfg.test_csv) if path]))
 
 
 def _validate_config(cfg: MazeBuildConfig) -> None:
@@ -333,7 +374,9 @@ def build_maze(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Build a train/test maze dataset at `out_dir`; returns the summary saved in hrmkit_build.json
-    with the seconds taken added (they are not saved, so the same seed builds the same bytes)."""
+    with the seconds taken added (they are not saved, so the same seed builds the same bytes).
+    The saved config holds the size built, also where `cfg` leaves it unset."""
+    cfg = _with_size(cfg)
     _validate_config(cfg)
     run = BuildRun.start(BUILDER, cfg, out_dir, overwrite, progress)
     train, test = _base_mazes(cfg, run.report)
