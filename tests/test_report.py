@@ -159,6 +159,23 @@ def test_corrupt_line_names_file_and_line_number(tmp_path: Path) -> None:
     assert_one_line_report_error(run_dir, "metrics.jsonl:1: corrupt line (needs an integer 'step'")
 
 
+def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # What a training process killed mid-write leaves: a record cut short, no newline after it.
+    records = sorted([train_record(step) for step in (10, 20, 30, 40)] + EVALS, key=lambda record: record["step"])
+    run_dir = make_run(tmp_path, "killed", [json.dumps(record) for record in records])
+    metrics = run_dir / "metrics.jsonl"
+    with metrics.open("a") as file:
+        file.write('{"step": 50, "kind": "tra')
+    train, evals = load_metrics(run_dir)
+    assert [r["step"] for r in train] == [10, 20, 30, 40] and evals == EVALS
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {metrics}:9: corrupt line"), warnings
+    assert "96.00 % at step 30" in write_report([run_dir]).read_text()
+    # Only the last line, only without its newline: a cut-short line inside the file is still refused.
+    metrics.write_text(metrics.read_text() + "\n" + json.dumps(train_record(50)) + "\n")
+    assert_one_line_report_error(run_dir, f"{metrics}:9: corrupt line")
+
+
 def test_missing_matplotlib_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = make_run(tmp_path, "headless")
     # A None entry in sys.modules makes the import fail as if the package were absent.

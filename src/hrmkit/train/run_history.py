@@ -35,21 +35,34 @@ def start_new_generation(run_dir: Path) -> Path | None:
     return target
 
 
-def drop_metrics_after(metrics_path: Path, step: int) -> int:
+def drop_metrics_after(metrics_path: Path, step: int, log=print) -> int:
     """Rewrite ``metrics_path`` without the records logged after ``step``; returns how many went.
-    A line that does not parse is kept as it is (``hrm report`` names it)."""
+
+    A line that does not parse is kept as it is (``hrm report`` names it: what cannot be read is not
+    destroyed), except a torn last line: one that no newline ends, which is what a process killed while
+    writing a record leaves (each record ends in a newline, written last). It goes, with a warning
+    through ``log``, else the next record would be appended onto it and both lost. The file is
+    rewritten, atomically, whenever it changes, so it always ends in a newline for the next record.
+    """
     if not metrics_path.is_file():
         return 0
-    kept, dropped = [], 0
-    for line in metrics_path.read_text(encoding="utf-8").splitlines():
-        try:
-            later = int(json.loads(line)["step"]) > step
-        except (ValueError, KeyError, TypeError):
-            later = False
-        if later:
-            dropped += 1
-        else:
-            kept.append(line)
-    if dropped:
-        atomic_write_text(metrics_path, "".join(f"{line}\n" for line in kept))
-    return dropped
+    text = metrics_path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if lines and not text.endswith("\n") and _logged_step(lines[-1]) is None:
+        log(f"warning: {metrics_path}:{len(lines)}: dropped a torn last line (a record the attempt that stopped "
+            "was writing when it ended)")
+        lines.pop()
+    kept = [line for line in lines if (logged := _logged_step(line)) is None or logged <= step]
+    rewritten = "".join(f"{line}\n" for line in kept)
+    if rewritten != text:
+        atomic_write_text(metrics_path, rewritten)
+    return len(lines) - len(kept)
+
+
+def _logged_step(line: str) -> int | None:
+    """The step a metrics line records, or None when it does not parse."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+

@@ -8,6 +8,7 @@ It stands alone because reading is where a run folder can be wrong: every proble
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,26 @@ def load_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     starts the attempt that resumed from a checkpoint: the records from that step on came from an
     attempt whose weights were lost, so they go (the trainer drops them itself when it resumes;
     run folders written before it did still hold them). A second record of the same kind at the same
-    step (the full final evaluation after an early stop) replaces the first.
+    step (the full final evaluation after an early stop) replaces the first. A torn last line (see
+    ``_torn_last_line``) is skipped with a warning on stderr; an unreadable line anywhere else is an error.
     """
     metrics_path = _require_run_folder(Path(run_dir)) / "metrics.jsonl"
     if not metrics_path.is_file():
         raise ReportError(f"{metrics_path}: missing metrics file")
     latest: dict[tuple[str, int], dict] = {}
     newest_step = None
-    for line_number, line in enumerate(_read_lines(metrics_path), start=1):
+    text = _read_text(metrics_path)
+    lines = text.splitlines()
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record = _parse_metrics_line(metrics_path, line_number, line)
+        try:
+            record = _parse_metrics_line(metrics_path, line_number, line)
+        except ReportError as error:
+            if not _torn_last_line(text, lines, line_number):
+                raise
+            print(f"warning: {error}: skipped, a last line cut short as it was written", file=sys.stderr)
+            continue
         step = record["step"]
         if newest_step is not None and step < newest_step:
             latest = {key: kept for key, kept in latest.items() if key[1] < step}
@@ -59,11 +69,19 @@ def _require_run_folder(run_dir: Path) -> Path:
     return run_dir
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ReportError(f"{path}: not UTF-8 text ({error.reason})") from None
+
+
+def _torn_last_line(text: str, lines: list[str], line_number: int) -> bool:
+    """Whether line ``line_number`` is the last and no newline ends it: what a training process killed
+    while writing a record leaves (the newline is written last), or a live run mid-write. Such a line
+    was never a whole record, so skipping it loses nothing that was logged; the trainer drops it when
+    the run resumes."""
+    return line_number == len(lines) and not text.endswith("\n")
 
 
 def _parse_metrics_line(path: Path, line_number: int, line: str) -> dict:
