@@ -404,4 +404,4 @@ def build_arc(
         write_json(staging / SUMMARY_FILE, summary, indent=2)
         run.report("writing", 0, 1)
     run.report("writing", 1, 1)
-    return summary
+    return run.timed(summary)
