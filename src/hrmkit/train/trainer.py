@@ -233,7 +233,7 @@ class Trainer:
         if self.proc.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config_yaml(self.cfg, self.run_dir / "config.yaml")
-            dropped = drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            dropped = drop_metrics_after(self.run_dir / "metrics.jsonl", self.step, log=self.log)
             if dropped:
                 self.log(f"dropped {dropped} metrics lines logged after step {self.step} by the attempt that stopped")
         if self.new_generation:  # a rerun of a reset run killed before its first checkpoint resumes from these weights
