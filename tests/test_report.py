@@ -202,3 +202,19 @@ def test_load_metrics_of_a_restarted_run_shows_the_restart_only(tmp_path: Path) 
     lines += [train_record(step) for step in (10, 20)] + [eval_record(20, 0.5, 2.0)]
     train, evals = load_metrics(make_run(tmp_path, "restarted", [json.dumps(r) for r in lines]))
     assert [r["step"] for r in train] == [10, 20] and [(r["step"], r["exact_accuracy"]) for r in evals] == [(20, 0.5)]
+
+
+def test_an_hrm_lm_report_shows_the_validation_loss_and_names_each_final_figure(tmp_path: Path) -> None:
+    """HRM-LM's evaluations log a validation loss (what eval_loss_patience watches): the report showed it
+    nowhere, and a puzzle run's 'steps' row (the mean halting step) read like the training steps."""
+    records = []
+    for step in (10, 20):
+        records += [train_record(step), {"step": step, "kind": "eval", "loss": 2.5 - step / 20, "accuracy": 0.4,
+                                         "teacher_forced_exact": 0.25, "exact_accuracy": 0.125, "count": 90.0,
+                                         "elapsed_s": float(step), "train_s": step / 2}]
+    run = make_run(tmp_path, "lm", [json.dumps(record) for record in records])
+    report = write_report([run]).read_text()
+    assert "| validation loss | 1.5 |" in report
+    assert "| teacher-forced exact accuracy | 25.00 % |" in report and "| examples | 90 |" in report
+    puzzle = write_report([make_run(tmp_path, "puzzle")]).read_text()
+    assert "| mean halting step | 2.5 |" in puzzle and "| steps |" not in puzzle.split("## Final eval")[1]

@@ -95,24 +95,26 @@ def _summary_rows(run: Run) -> list[tuple[str, str]]:
     ]
 
 
-FINAL_EVAL_KEYS = (
-    "exact_accuracy", "accuracy", "halted_exact_accuracy", "halted_accuracy",
-    "steps", "count", "train_s", "elapsed_s",
-)
+# An eval line's metrics as the final-eval table names them (in this order, where the line has them).
+FINAL_EVAL_ROWS = {
+    "loss": "validation loss", "exact_accuracy": "exact_accuracy", "accuracy": "accuracy",
+    "teacher_forced_exact": "teacher-forced exact accuracy", "halted_exact_accuracy": "halted_exact_accuracy",
+    "halted_accuracy": "halted_accuracy", "steps": "mean halting step", "count": "examples",
+    "train_s": "train_s", "elapsed_s": "elapsed_s",
+}
 
 
 def _final_eval_rows(run: Run) -> list[tuple[str, str]]:
     final = run.evals[-1]
     rows = [("step", _number(final["step"]))]
-    for key in FINAL_EVAL_KEYS:
+    for key, label in FINAL_EVAL_ROWS.items():
         if key in final:
-            value = final[key]
-            rows.append((key, _format_eval_value(key, value)))
+            rows.append((label, _format_eval_value(key, final[key])))
     return rows
 
 
 def _format_eval_value(key: str, value: Any) -> str:
-    if "accuracy" in key:
+    if "accuracy" in key or key.endswith("_exact"):
         return _percent(value)
     return _seconds(value) if key.endswith("_s") else _number(value)
 

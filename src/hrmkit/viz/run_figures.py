@@ -48,6 +48,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             Series("train", "lm_loss", "LM loss"),
             Series("train", "q_halt_loss", "Q-halt loss"),
             Series("train", "q_continue_loss", "Q-continue loss"),
+            Series("eval", "loss", "validation loss"),  # HRM-LM's evaluations (what eval_loss_patience watches)
         ), log_y=True),
     )),
     FigureSpec("exact_accuracy.png", "Exact accuracy", (
