@@ -259,6 +259,13 @@ def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path)
               from_csv=str(write_csv(tmp_path / "bad.csv", rows, header="source,puzzle,solution,rating")))
 
 
+def test_a_csv_of_another_grid_size_says_which_size_to_give(tmp_path):
+    rows = csv_rows_from_build(tmp_path, 3)  # 4x4 puzzles, read as the default size 9
+    with pytest.raises(ValueError, match=r"bad\.csv:2: column q must be 81 ASCII characters for size 9, got 16 "
+                                         r"\(a 4x4 grid: give --size 4\)"):
+        build(tmp_path, size=9, train=2, test=1, from_csv=str(write_csv(tmp_path / "bad.csv", rows)))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

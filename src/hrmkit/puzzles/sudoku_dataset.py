@@ -131,9 +131,11 @@ def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[li
                 continue
             for column, text in (("q", row[q_at]), ("a", row[a_at])):
                 if len(text) != size * size or not text.isascii():
+                    other = [side for side in (4, 6, 9) if side * side == len(text) and side != size]
+                    hint = f" (a {other[0]}x{other[0]} grid: give --size {other[0]})" if other else ""
                     raise ValueError(
                         f"{path}:{line_number}: column {column} must be {size * size} ASCII characters "
-                        f"for size {size}, got {len(text)}"
+                        f"for size {size}, got {len(text)}{hint}"
                     )
             questions.append(row[q_at])
             answers.append(row[a_at])
