@@ -249,40 +249,9 @@ class Trainer:
             if self.proc.is_main:
                 self.metrics_logger = open_logger(tc.logger, self.run_dir, self.cfg.run_name, config_to_dict(self.cfg),
                                                   self.step)
-            with stop:  # until the run ends a signal asks it to stop (see stop_request); the final
-                # evaluation and save then finish as they would
-                with progress:
-                    while self.step < tc.steps:
-                        self._before_step()
-                        step_started = time.perf_counter()
-                        window.add(self._train_step())  # device tensors: nothing is read until a log line
-                        self.train_seconds += time.perf_counter() - step_started
-                        self.step += 1
-                        if self.step % tc.log_steps == 0 or self.step == tc.steps:
-                            logged = window.flush()
-                            self._write(metrics_file, {"kind": "train", **logged, **self._lr()})
-                            progress.show_train(logged)
-                        progress.update(self.step)
-                        if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
-                            with self._off_the_clock():
-                                last_eval = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
-                                progress.show_eval(last_eval)
-                                self._save_step_checkpoint()
-                            if self._should_stop_early(last_eval):
-                                self.log(f"early stop at step {self.step}: validation loss has not improved for "
-                                         f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
-                                break
-                        elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
-                            with self._off_the_clock():
-                                self._save_step_checkpoint()
-                        # Under torchrun each process gets the launcher's signal at its own moment: they
-                        # vote, so all of them stop after the same step and save it together.
-                        stop_asked = collectives.any_process(stop.signal_name is not None)
-                        if stop_asked and self.step < tc.steps:  # at the last step the run just finishes
-                            if self.saved_step != self.step:
-                                self._save_step_checkpoint()
-                            raise RunStopped(f"{stop.signal_name or 'a signal to another process'} at step "
-                                             f"{self.step}, checkpoint saved")
+            with stop, progress:  # until the run ends a signal asks it to stop (see stop_request); the
+                # final evaluation and save then finish as they would
+                self._run_steps(metrics_file, progress, stop)
                 with self._off_the_clock():
                     last_eval = self._final_evaluation(metrics_file)
                     self._save_step_checkpoint()
@@ -295,6 +264,42 @@ class Trainer:
             self.metrics_logger = NullLogger()
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
+
+    def _run_steps(self, metrics_file, progress: TrainProgress, stop: StopRequest) -> None:
+        """Optimizer steps until ``train.steps`` or an early stop, with the log lines, evaluations and
+        checkpoints between them; a signal ends them with ``RunStopped`` once the step is saved."""
+        tc, window = self.cfg.train, self.window
+        while self.step < tc.steps:
+            self._before_step()
+            step_started = time.perf_counter()
+            window.add(self._train_step())  # device tensors: nothing is read until a log line
+            self.train_seconds += time.perf_counter() - step_started
+            self.step += 1
+            if self.step % tc.log_steps == 0 or self.step == tc.steps:
+                logged = window.flush()
+                self._write(metrics_file, {"kind": "train", **logged, **self._lr()})
+                progress.show_train(logged)
+            progress.update(self.step)
+            if tc.eval_interval and self.step % tc.eval_interval == 0 and self.step < tc.steps:
+                with self._off_the_clock():
+                    metrics = self._evaluate_and_keep_best(metrics_file, tc.eval_max_examples)
+                    progress.show_eval(metrics)
+                    self._save_step_checkpoint()
+                if self._should_stop_early(metrics):
+                    self.log(f"early stop at step {self.step}: validation loss has not improved for "
+                             f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
+                    return
+            elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
+                with self._off_the_clock():
+                    self._save_step_checkpoint()
+            # Under torchrun each process gets the launcher's signal at its own moment: they vote, so all of
+            # them stop after the same step and save it together.
+            stop_asked = collectives.any_process(stop.signal_name is not None)
+            if stop_asked and self.step < tc.steps:  # at the last step the run just finishes
+                if self.saved_step != self.step:
+                    self._save_step_checkpoint()
+                raise RunStopped(f"{stop.signal_name or 'a signal to another process'} at step {self.step}, "
+                                 "checkpoint saved")
 
     @contextlib.contextmanager
     def _off_the_clock(self):
