@@ -356,6 +356,30 @@ def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudo
     assert logged_seconds == pytest.approx(result["train_seconds"], abs=0.5)  # two 2-s evaluations left out
 
 
+def test_a_run_stopped_during_its_final_evaluation_is_finished_by_a_rerun(sudoku4, tmp_path):
+    """A run killed after its last step was saved but before final/ was written (during the final evaluation)
+    was 'already finished' on every rerun: no final/, no final evaluation line, exit 0."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 4, "checkpoint_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
+    run = tmp_path / "r"
+    uninterrupted = (run / "metrics.jsonl").read_text().splitlines()
+    shutil.rmtree(run / "final")  # what the kill left: step 4 saved, its evaluation neither logged nor final/ written
+    (run / "metrics.jsonl").write_text("".join(f"{line}\n" for line in uninterrupted[:-1]))
+    result = Trainer(load_run_config(str(run / "config.yaml"), {}), PuzzleTask, log=lambda *_: None).train()
+    assert not result.get("already_finished") and (run / "final" / "model.safetensors").is_file()
+    rerun = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in rerun] == [json.loads(line)["kind"] for line in uninterrupted]
+    final = json.loads(rerun[-1])
+    assert (final["step"], final["exact_accuracy"]) == (4, json.loads(uninterrupted[-1])["exact_accuracy"])
+
+
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):
     """One pass draws one puzzle of every group with all its examples: 11 groups of one 3-example puzzle
     are 33 rows, 5.5 batches of 6. Before, a pass was counted as ceil(11 groups / 6) = 2 steps, so

@@ -45,7 +45,7 @@ from hrmkit.train.run_history import drop_metrics_after, start_new_generation
 from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings, synchronize
 from hrmkit.train.stop_request import RunStopped, StopRequest
 from hrmkit.train.task import Task, metric_means
-from hrmkit.train.weights import save_weights_folder
+from hrmkit.train.weights import is_weights_folder, save_weights_folder
 
 
 def _rank_of(metrics: dict) -> tuple[float, float]:
@@ -226,7 +226,7 @@ class Trainer:
     def train(self) -> dict:
         tc = self.cfg.train
         self.started = time.perf_counter()
-        if self.step >= tc.steps:
+        if self.step >= tc.steps and self._finished():
             self.log(f"run '{self.cfg.run_name}' already finished: stored step {self.step} >= train.steps {tc.steps}")
             self._say_unused_settings()
             return {"step": self.step, "already_finished": True, "run_dir": str(self.run_dir)}
@@ -265,6 +265,11 @@ class Trainer:
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
 
+    def _finished(self) -> bool:
+        """Whether the run wrote its final weights (``final/``; ``final.pt`` in the older layout). A run
+        stopped during its final evaluation has its last step saved but not these: a rerun finishes it."""
+        return is_weights_folder(self.run_dir / "final") or (self.run_dir / "final.pt").is_file()
+
     def _run_steps(self, metrics_file, progress: TrainProgress, stop: StopRequest) -> None:
         """Optimizer steps until ``train.steps`` or an early stop, with the log lines, evaluations and
         checkpoints between them; a signal ends them with ``RunStopped`` once the step is saved."""
@@ -289,7 +294,7 @@ class Trainer:
                     self.log(f"early stop at step {self.step}: validation loss has not improved for "
                              f"{self.evals_without_better_loss} evaluations (best {self.best_loss:.4f})")
                     return
-            elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0:
+            elif tc.checkpoint_interval and self.step % tc.checkpoint_interval == 0 and self.step < tc.steps:
                 with self._off_the_clock():
                     self._save_step_checkpoint()
             # Under torchrun each process gets the launcher's signal at its own moment: they vote, so all of
