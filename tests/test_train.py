@@ -380,6 +380,38 @@ def test_a_run_stopped_during_its_final_evaluation_is_finished_by_a_rerun(sudoku
     assert (final["step"], final["exact_accuracy"]) == (4, json.loads(uninterrupted[-1])["exact_accuracy"])
 
 
+@pytest.mark.parametrize(("schedule", "changed"), [
+    ("cosine_annealing", {}),  # a pytorch scheduler restored its own T_max: the lr climbed back to the peak
+    ("cosine", {"lr": 5e-4, "weight_decay": 0.5}),  # the checkpoint's lr and weight decay ran, not the config's
+])
+def test_a_resumed_run_follows_the_schedule_and_settings_its_config_gives_now(sudoku4, tmp_path, schedule, changed):
+    """Resumed with a larger train.steps (and other settings), a run trains on as one started with them."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    def train(run_name, steps, **settings):
+        cfg = load_run_config("quickstart_sudoku4", {
+            "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": run_name,
+            "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+            "train": {"steps": steps, "lr_schedule": schedule, "lr_warmup_steps": 2, "lr_min_ratio": 0.1,
+                      "log_steps": 1, "global_batch_size": 16, "progress": False, "device": "cpu", **settings}})
+        said = []
+        trainer = Trainer(cfg, PuzzleTask, log=said.append)
+        trainer.train()
+        lines = [json.loads(line) for line in (tmp_path / run_name / "metrics.jsonl").read_text().splitlines()]
+        groups = trainer.optimizers[0].param_groups
+        return {line["step"]: line["lr"] for line in lines if line["kind"] == "train"}, groups, said
+
+    train("resumed", 6)
+    resumed, groups, said = train("resumed", 12, **changed)
+    started_so, _, _ = train("started_so", 12, **changed)
+    assert [resumed[step] for step in range(7, 13)] == pytest.approx([started_so[step] for step in range(7, 13)])
+    assert resumed[12] == pytest.approx(changed.get("lr", 1e-3) * 0.1, rel=0.05)  # the end of the new schedule
+    assert all(group["weight_decay"] == changed.get("weight_decay", 0.1) for group in groups)
+    assert any("train.steps 6 -> 12" in line for line in said)
+
+
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):
     """One pass draws one puzzle of every group with all its examples: 11 groups of one 3-example puzzle
     are 33 rows, 5.5 batches of 6. Before, a pass was counted as ceil(11 groups / 6) = 2 steps, so

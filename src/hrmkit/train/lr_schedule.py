@@ -1,17 +1,18 @@
 """Learning-rate schedules by name, stepped once per optimizer step: our ``cosine``, ``linear`` and
-``constant`` (the HRM reference's warmup then decay), any other name from pytorch-optimizer,
-made resumable where it keeps no ``state_dict`` of its own.
+``constant`` (the HRM reference's warmup then decay), any other name from pytorch-optimizer; each
+resumes by replaying its step count on the schedule the config gives now (``ReplayScheduler``).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from pytorch_optimizer import get_supported_lr_schedulers, load_lr_scheduler
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 from hrmkit.train.name_lookup import keyword_names, unknown_name_message
 
@@ -42,13 +43,15 @@ def lr_multiplier(
 
 
 class ReplayScheduler:
-    """Gives a pytorch-optimizer scheduler without ``state_dict`` a resumable position.
+    """A scheduler that resumes by replaying its steps on a scheduler built from the run's config as it is
+    now, so that a resumed run with a larger ``train.steps`` (or another ``train.lr``) follows the new
+    schedule from where it stands. Restoring a scheduler's own ``state_dict`` would bring back the old
+    horizon (``T_max``, ``total_steps``, ...) and base rates; pytorch-optimizer's warmup schedulers keep
+    no ``state_dict`` at all.
 
-    pytorch-optimizer's warmup schedulers (cosine, linear, poly, ...) keep their position
-    in a plain counter and offer no ``state_dict``. Their learning rate is a pure function
-    of how many times ``step()`` ran, so saving that count and, on load, rebuilding the
-    scheduler and stepping it as many times restores it exactly (each step is a few
-    float operations, so even long runs replay instantly).
+    The learning rate is a function of how many times ``step()`` ran, so replaying that count restores it
+    exactly: closed-form ``LambdaLR`` (our schedules) jumps straight there, any other is stepped again
+    (a few float operations a step, so even long runs replay in moments).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, factory: Callable[[], Any]):
@@ -56,6 +59,11 @@ class ReplayScheduler:
         self._factory = factory
         self._scheduler = factory()
         self._steps = 0
+
+    @property
+    def name(self) -> str:
+        """The class of the scheduler it drives."""
+        return type(self._scheduler).__name__
 
     def step(self) -> None:
         self._scheduler.step()
@@ -68,10 +76,22 @@ class ReplayScheduler:
         return {"step": self._steps}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Replay to ``state_dict``'s step count (an older checkpoint's LambdaLR state gives ``last_epoch``).
+        Call after the optimizer's state is loaded and its base rates (``initial_lr``) are the config's."""
+        steps = int(state_dict["step"] if "step" in state_dict else state_dict["last_epoch"])
+        for group in self.optimizer.param_groups:  # as when first built: a recursive schedule (cosine
+            if "initial_lr" in group:              # annealing) starts from the lr the group holds
+                group["lr"] = group["initial_lr"]
         self._scheduler = self._factory()
-        self._steps = 0
-        for _ in range(int(state_dict["step"])):
-            self.step()
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": a replay, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            if isinstance(self._scheduler, LambdaLR):
+                self._scheduler.last_epoch = steps - 1
+                self._scheduler.step()
+            else:
+                for _ in range(steps):
+                    self._scheduler.step()
+        self._steps = steps
 
 
 def build_scheduler(
@@ -81,12 +101,11 @@ def build_scheduler(
     total_steps: int,
     min_ratio: float,
     kwargs: dict | None = None,
-) -> LRScheduler | ReplayScheduler:
+) -> ReplayScheduler:
     """A learning-rate scheduler stepped once per optimizer step.
 
-    ``cosine``, ``linear`` and ``constant`` are :func:`lr_multiplier` in a ``LambdaLR``
-    (its ``state_dict`` holds the position; the current lr itself is restored with the
-    optimizer's state). Any other name is a pytorch-optimizer scheduler built with
+    ``cosine``, ``linear`` and ``constant`` are :func:`lr_multiplier` in a ``LambdaLR``. Any other
+    name is a pytorch-optimizer scheduler built with
     ``kwargs``; options it takes that ``kwargs`` leaves out (``t_max``, ``warmup_steps``,
     ``max_lr``, ``min_lr`` ...) are filled from the arguments here.
     """
@@ -99,7 +118,7 @@ def build_scheduler(
         def multiplier(steps_done: int) -> float:
             return lr_multiplier(steps_done + 1, warmup_steps, total_steps, min_ratio, key)
 
-        return LambdaLR(optimizer, multiplier)
+        return ReplayScheduler(optimizer, lambda: LambdaLR(optimizer, multiplier))
 
     supported = pytorch_lr_scheduler_names()
     if key not in supported:
@@ -112,12 +131,9 @@ def build_scheduler(
         return scheduler_class(optimizer, **options)
 
     try:
-        scheduler = factory()
+        return ReplayScheduler(optimizer, factory)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot build lr scheduler '{key}': {error}") from None
-    if isinstance(scheduler, LRScheduler):
-        return scheduler
-    return ReplayScheduler(optimizer, factory)
 
 
 def pytorch_lr_scheduler_names() -> list[str]:

@@ -79,3 +79,16 @@ def _require_packages(key: str, packages: list[tuple[str, str]]) -> None:
                 f"pip install {pip_name}"
             )
 
+
+
+def load_state_keeping_settings(optimizer: torch.optim.Optimizer, state: dict, kwargs: dict | None = None) -> None:
+    """Load a checkpoint's optimizer state (moments, step counts) but keep the settings the optimizer was
+    built with from the run's config as it is now: the base learning rate (``initial_lr``, which the
+    schedule scales), weight decay, betas and any ``train.optimizer_kwargs`` entry. A resumed run with
+    another ``train.lr`` runs at it, as its config.yaml says. Other per-group entries (D-Adaptation's
+    ``d`` and ``step``, ...) are state and come from the checkpoint."""
+    names = {"initial_lr", "weight_decay", "betas", *(kwargs or {})}
+    settings = [{name: group[name] for name in names if name in group} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kept in zip(optimizer.param_groups, settings):
+        group.update(kept)

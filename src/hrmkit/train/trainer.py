@@ -40,7 +40,7 @@ from hrmkit.train.loggers import (
 )
 from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
-from hrmkit.train.optimizers import build_optimizer
+from hrmkit.train.optimizers import build_optimizer, load_state_keeping_settings
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
 from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings, synchronize
 from hrmkit.train.stop_request import RunStopped, StopRequest
@@ -127,7 +127,7 @@ class Trainer:
             "early_stop": {"best_loss": self.best_loss, "evals_without_better_loss": self.evals_without_better_loss},
             # What the names resolved to, so a resumed run (and a reader) knows exactly what ran.
             "resolved": {"optimizers": [type(opt).__name__ for opt in self.optimizers],
-                         "schedulers": [type(s).__name__ for s in self.schedulers],
+                         "schedulers": [s.name for s in self.schedulers],
                          "optimizer_kwargs": self.cfg.train.optimizer_kwargs,
                          "lr_schedule_kwargs": self.cfg.train.lr_schedule_kwargs,
                          "loss": self.cfg.model.loss, "loss_kwargs": self.cfg.model.loss_kwargs},
@@ -171,9 +171,14 @@ class Trainer:
         if reset_progress:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
             return state
+        changed_training = _changed_settings({"train": state.get("config", {}).get("train", {})},
+                                             {"train": config_to_dict(self.cfg)["train"]})
+        if changed_training:
+            self.log(f"resuming with training settings changed since {path} was saved (they apply from its step "
+                     f"on): {changed_training}")
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
-            opt.load_state_dict(opt_state)
-        for sched, sched_state in zip(self.schedulers, state["schedulers"]):
+            load_state_keeping_settings(opt, opt_state, self.cfg.train.optimizer_kwargs)
+        for sched, sched_state in zip(self.schedulers, state["schedulers"]):  # after: they read the base rates
             sched.load_state_dict(sched_state)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
