@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import io
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from pytorch_optimizer import Adan, get_supported_optimizers
 
 from hrmkit.train.adam_atan2 import AdamATan2
 from hrmkit.train.known_names import list_names
@@ -227,6 +229,74 @@ def test_optimizer_needing_a_missing_package_names_it():
         build_optimizer("bnb_adamw8bit", [torch.nn.Parameter(torch.zeros(1))], lr=1e-3, weight_decay=0.0)
 
 
+# Every optimizer name the config accepts: what `hrm info --names` lists and the names it leaves out.
+EVERY_OPTIMIZER = sorted({*get_supported_optimizers(), "adam_atan2"})
+
+
+@pytest.mark.parametrize("name", EVERY_OPTIMIZER)
+def test_every_optimizer_takes_a_step_or_is_refused_naming_train_optimizer(name):
+    # Built exactly as the trainer builds it (config defaults: weight decay 0.1, betas 0.9/0.95, no
+    # kwargs), from a flat list of a small model's parameters, 1-D biases among them.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        optimizer = build_optimizer(name, params, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), kwargs={})
+    except ValueError as error:
+        message = str(error)
+        assert message.startswith(f"train.optimizer '{name}' ") and "\n" not in message, message
+        # A listed name is refused only for what the run can give (optimizer_kwargs, torchrun).
+        listed = name in list_names()["optimizers"]
+        assert listed != ("pick another" in message), message
+        return
+    model(torch.randn(5, 3)).pow(2).mean().backward()
+    optimizer.step()
+    assert all(torch.isfinite(p).all() for p in params)
+    assert name in list_names()["optimizers"]
+
+
+def test_adan_trains_with_the_configs_beta1_and_beta2_and_its_own_third():
+    def adan_after_two_steps(optimizer_class_or_name, **options):
+        torch.manual_seed(0)
+        param = torch.nn.Parameter(torch.randn(6))
+        if isinstance(optimizer_class_or_name, str):
+            optimizer = build_optimizer(optimizer_class_or_name, [param], lr=0.01, weight_decay=0.1, **options)
+        else:
+            optimizer = optimizer_class_or_name([param], lr=0.01, weight_decay=0.1, **options)
+        for _ in range(2):
+            optimizer.zero_grad()
+            _quadratic_loss(param).backward()
+            optimizer.step()
+        return optimizer.param_groups[0]["betas"], param.detach()
+
+    third = inspect.signature(Adan).parameters["betas"].default[2]
+    betas, trained = adan_after_two_steps("adan", betas=(0.8, 0.85))
+    assert betas == (0.8, 0.85, third)
+    assert torch.equal(trained, adan_after_two_steps(Adan, betas=(0.8, 0.85, third))[1])
+    # optimizer_kwargs may give all three.
+    assert adan_after_two_steps("adan", betas=(0.8, 0.85), kwargs={"betas": (0.7, 0.75, 0.5)})[0] == (0.7, 0.75, 0.5)
+
+
+def test_an_optimizer_without_betas_builds_and_one_that_fails_to_build_is_one_line():
+    param = torch.nn.Parameter(torch.zeros(2))
+    assert "betas" not in build_optimizer("sgd", [param], lr=0.1, weight_decay=0.1, betas=(0.9, 0.95)).defaults
+    with pytest.raises(ValueError, match=r"^train.optimizer 'adamw' cannot be built: ValueError: Invalid epsilon"):
+        build_optimizer("adamw", [param], lr=0.1, weight_decay=0.1, kwargs={"eps": -1.0})
+    with pytest.raises(ValueError, match=r"^train.optimizer 'ranger21' needs num_iterations in train.optimizer_kwargs"):
+        build_optimizer("ranger21", [param], lr=0.1, weight_decay=0.1)
+    build_optimizer("ranger21", [param], lr=0.1, weight_decay=0.1, kwargs={"num_iterations": 10})
+
+
+@pytest.mark.cli
+def test_hrm_train_with_an_optimizer_it_cannot_train_with_is_one_line_before_training(sudoku4, tmp_path):
+    from cli_helpers import hrm_here
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                      "run_name=m", "model.hidden_size=32", "train.steps=1", "train.optimizer=muon", check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["error: train.optimizer 'muon' needs parameter groups marked use_muon, which "
+                                          "hrmkit's trainer does not make; pick another (hrm info --names)"]
+
+
 def test_lr_multiplier_warmup_cosine_and_floor():
     def cosine(step):
         return lr_multiplier(step, warmup_steps=10, total_steps=110, min_ratio=0.1)
@@ -314,7 +384,8 @@ def test_build_loss_resolves_pytorch_optimizer_names():
 
 def test_list_names_covers_ours_and_pytorch_optimizer():
     names = list_names()
-    assert {"adam_atan2", "adamw", "lion"} <= set(names["optimizers"])
+    assert {"adam_atan2", "adamw", "lion", "sgd", "adan"} <= set(names["optimizers"])
+    assert not {"muon", "lomo", "alig", "adahessian"} & set(names["optimizers"])  # refused: see build_optimizer
     assert {"cosine", "linear", "constant", "rex"} <= set(names["lr_schedulers"])
     assert names["losses"][:2] == ["softmax_cross_entropy", "stablemax_cross_entropy"]
 
