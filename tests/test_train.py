@@ -407,9 +407,30 @@ def test_a_resumed_run_follows_the_schedule_and_settings_its_config_gives_now(su
     resumed, groups, said = train("resumed", 12, **changed)
     started_so, _, _ = train("started_so", 12, **changed)
     assert [resumed[step] for step in range(7, 13)] == pytest.approx([started_so[step] for step in range(7, 13)])
-    assert resumed[12] == pytest.approx(changed.get("lr", 1e-3) * 0.1, rel=0.05)  # the end of the new schedule
+    assert resumed[12] == min(resumed.values())  # it ends at the bottom of the new schedule, not at the peak
+    if schedule == "cosine":  # whose last step trains at lr_min_ratio of the rate
+        assert resumed[12] == pytest.approx(changed["lr"] * 0.1)
     assert all(group["weight_decay"] == changed.get("weight_decay", 0.1) for group in groups)
     assert any("train.steps 6 -> 12" in line for line in said)
+
+
+def test_a_log_line_shows_the_learning_rate_its_step_trained_at(sudoku4, tmp_path):
+    """Each line showed the rate the scheduler had just set for the next step: the peak of a 4-step warmup
+    appeared at step 3, and a run's last line showed a rate no step used."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 8, "lr": 1e-3, "lr_schedule": "linear", "lr_warmup_steps": 4, "lr_min_ratio": 0.1,
+                  "log_steps": 1, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
+    lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    # Warmup: step k of 4 at k/4 of the rate; then linear down to 0.1 of it at step 8.
+    by_hand = [2.5e-4, 5e-4, 7.5e-4, 1e-3, 7.75e-4, 5.5e-4, 3.25e-4, 1e-4]
+    assert [line["lr"] for line in lines if line["kind"] == "train"] == pytest.approx(by_hand)
 
 
 def test_epochs_count_the_references_rows_per_pass_and_evaluations_follow_passes(tmp_path):

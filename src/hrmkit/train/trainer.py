@@ -91,6 +91,7 @@ class Trainer:
         self.window: MetricWindow | None = None  # the train metrics since the last log line, while train() runs
         self.resumed_window: dict | None = None
         self.train_seconds = 0.0  # time inside training steps only (no evaluation, no saving)
+        self.trained_lr: float | None = None  # the learning rate the last step ran at (what a log line shows)
         self.started = time.perf_counter()
         self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
         self.saved_step = -1  # the step of the newest checkpoint this process saved
@@ -350,6 +351,7 @@ class Trainer:
         for opt in self.optimizers[1:]:  # the task's extra optimizers (puzzle embedding: sign(grad), scale-free)
             if not main_step_skipped:
                 opt.step()
+        self.trained_lr = self.optimizers[0].param_groups[0]["lr"]  # logged: the next line sets the next step's
         for sched in self.schedulers:
             sched.step()
         for opt in self.optimizers:
@@ -425,7 +427,7 @@ class Trainer:
 
     def _lr(self) -> dict:
         """The learning rate and, under a depth curriculum, the depth the last step trained at."""
-        out = {"lr": self.optimizers[0].param_groups[0]["lr"]}
+        out = {"lr": self.trained_lr}
         if self.cfg.train.depth_schedule:
             depth = self.cfg.train.depth_at(self.step - 1) or (self.cfg.model.H_cycles, self.cfg.model.L_cycles)
             out["H_cycles"], out["L_cycles"] = depth
