@@ -112,8 +112,8 @@ def test_warmup_and_eval_intervals_count_optimizer_steps(sudoku4, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "accum" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "eval"] == [2, 4]
     lrs = {r["step"]: r["lr"] for r in records if r["kind"] == "train"}
-    assert lrs[1] == pytest.approx(0.01)  # after 1 of 2 warmup steps the next step runs at the peak
-    assert lrs[4] == pytest.approx(0.01)
+    assert lrs[1] == pytest.approx(0.005)  # step 1 of 2 warmup steps trains at half the rate, step 2 at the peak
+    assert lrs[2] == lrs[4] == pytest.approx(0.01)
 
 
 @pytest.mark.cli
