@@ -161,7 +161,8 @@ class TrainConfig:
     steps: int = field_doc(1000, "optimizer steps to train for", flag="steps")
     global_batch_size: int = field_doc(64, "examples per optimizer step, summed over processes and accumulation", flag="batch_size")
     grad_accum_steps: int = field_doc(1, "micro-batches per optimizer step", flag="grad_accum_steps")
-    optimizer: str = field_doc("adamw", "adamw, adam_atan2, or any pytorch-optimizer name", flag="optimizer")
+    optimizer: str = field_doc("adamw", "adamw, adam_atan2, or a pytorch-optimizer name hrmkit can train with "
+                                                  "(hrm info --names)", flag="optimizer")
     optimizer_kwargs: dict[str, Any] = field_doc({}, "extra keyword arguments for the optimizer", flag="optimizer_kwargs")
     lr: float = field_doc(1e-3, "peak learning rate", flag="learning_rate")
     lr_min_ratio: float = field_doc(1.0, "final lr as a fraction of the peak (cosine floor); 1.0 = constant", flag="lr_min_ratio")
