@@ -337,3 +337,28 @@ def test_an_output_file_named_as_a_folder_or_a_folder_named_as_a_file_is_one_lin
                  ["eval", "--checkpoint", str(trained_sudoku_run), "--data", str(sudoku4), "--out", str(file)]):
         assert one_line_error(hrm(*args, check=False)) == f"error: {file} is a file; give the name of a folder to write into"
     assert file.read_text() == "keep me" and not list(folder.iterdir())
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.log_steps=0", "train: log_steps must be >= 1, got 0"),  # a ZeroDivisionError traceback after writing the run
+    ("train.grad_clip=-1", "train: grad_clip must be >= 0"),  # below 0 each of these was taken as 0 (or as 'all')
+    ("train.checkpoint_limit=-1", "train: checkpoint_limit must be >= 0"),
+    ("train.eval_batch_size=-1", "train: eval_batch_size must be >= 0"),
+    ("train.eval_loss_patience=2", "train.eval_loss_patience watches the validation loss"),  # never stopped a puzzle run
+    ("train.depth_schedule=[[0.5,5,9]]", "train.depth_schedule: stages [(5, 9)] are deeper than the model's"),
+])
+def test_training_values_that_would_be_ignored_or_crash_are_one_line_before_the_run_starts(sudoku4, tmp_path, override,
+                                                                                           message, capsys):
+    from hrmkit.cli import main
+    assert main(["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                 "train.steps=2", override]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_config_path_that_is_not_there_is_not_read_as_the_preset_of_its_name(tmp_path, capsys):
+    """myconfig/quickstart_sudoku4.yaml (a typo for the user's edited copy) trained the shipped preset."""
+    from hrmkit.cli import main
+    assert main(["info", "--config", str(tmp_path / "myconfig" / "quickstart_sudoku4.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'myconfig' / 'quickstart_sudoku4.yaml'}\n"

@@ -204,7 +204,7 @@ class TrainConfig:
     eval_interval_epochs: int = field_doc(
         0, "when > 0, evaluate every this many passes over the training data (replaces eval_interval), as the "
            "reference's eval_interval; puzzles also shuffle that many passes at a time, as the reference's sampler")
-    eval_loss_patience: int = field_doc(0, "stop after this many evaluations without a better validation loss; 0 never stops early", flag="eval_loss_patience")
+    eval_loss_patience: int = field_doc(0, "HRM-LM: stop after this many evaluations without a better validation loss; 0 never stops early", flag="eval_loss_patience")
     patience_grace_steps: int = field_doc(0, "never stop early before this optimizer step", flag="patience_grace_steps")
     log_steps: int = field_doc(10, "write a metrics line every N optimizer steps", flag="log_steps")
     progress: bool = field_doc(True, "show a progress bar")
@@ -220,6 +220,13 @@ class TrainConfig:
             problems.append(f"global_batch_size {self.global_batch_size} must be divisible by grad_accum_steps {self.grad_accum_steps}")
         if self.epochs < 0 or self.eval_interval_epochs < 0 or self.eval_interval < 0:
             problems.append("epochs, eval_interval and eval_interval_epochs must be >= 0")
+        if self.log_steps < 1:
+            problems.append(f"log_steps must be >= 1, got {self.log_steps}")
+        negative = [name for name in ("eval_batch_size", "eval_max_examples", "checkpoint_interval", "checkpoint_limit",
+                                      "grad_clip", "lr_warmup_steps", "threads", "eval_loss_patience",
+                                      "patience_grace_steps") if getattr(self, name) < 0]
+        if negative:  # each one's 0 means "off" or "all"; below it they meant nothing and were taken as 0
+            problems.append(f"{', '.join(negative)} must be >= 0")
         if self.lr <= 0:
             problems.append("lr must be > 0")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
@@ -256,9 +263,17 @@ class RunConfig:
 
     def validate(self) -> list[str]:
         from hrmkit.model.losses import TOKEN_LOSSES
+        problems = []
         if self.task == "puzzle" and self.model.loss not in TOKEN_LOSSES:
-            return [f"model.loss: the puzzle task's ACT loss takes {' or '.join(TOKEN_LOSSES)}, not '{self.model.loss}'"]
-        return []
+            problems.append(f"model.loss: the puzzle task's ACT loss takes {' or '.join(TOKEN_LOSSES)}, not '{self.model.loss}'")
+        if self.task == "puzzle" and self.train.eval_loss_patience:  # it would never stop the run
+            problems.append("train.eval_loss_patience watches the validation loss HRM-LM's evaluations score; puzzle "
+                            "evaluations score exact accuracy, not a loss: leave it 0")
+        deeper = [(h, l) for _, h, l in self.train.depth_schedule if h > self.model.H_cycles or l > self.model.L_cycles]
+        if deeper:  # the curriculum is less depth early; a stage deeper than the model trained deeper than it evaluates
+            problems.append(f"train.depth_schedule: stages {deeper} are deeper than the model's H_cycles/L_cycles "
+                            f"{self.model.H_cycles}/{self.model.L_cycles}")
+        return problems
 
 
 def resolve_preset(name_or_path: str) -> Path:
@@ -266,6 +281,8 @@ def resolve_preset(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return path
+    if len(path.parts) > 1 and not path.exists():  # a path, not a preset's name: the preset of its stem is not it
+        raise ConfigError([f"config file not found: {name_or_path}"])
     preset = PRESETS_DIR / f"{path.stem}.yaml"
     if preset.exists():
         return preset
