@@ -362,3 +362,22 @@ def test_a_config_path_that_is_not_there_is_not_read_as_the_preset_of_its_name(t
     from hrmkit.cli import main
     assert main(["info", "--config", str(tmp_path / "myconfig" / "quickstart_sudoku4.yaml")]) == 2
     assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'myconfig' / 'quickstart_sudoku4.yaml'}\n"
+
+
+@pytest.mark.cli
+def test_resuming_with_another_optimizer_or_a_broken_config_yaml_is_one_line(sudoku4, tmp_path, capsys):
+    """Another train.optimizer on resume ended in a traceback at the first step, after config.yaml had been
+    rewritten; a finished run whose config.yaml was edited into invalid YAML ended in a traceback."""
+    from hrmkit.cli import main
+    run = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=r",
+           "train.progress=false", *TINY_MODEL]
+    assert main([*run, "train.steps=2"]) == 0
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main([*run, "train.steps=4", "train.optimizer=adam_atan2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "was trained with AdamW, not AdamATan2" in err and err.count("\n") == 1
+    assert (tmp_path / "r" / "config.yaml").read_text() == saved
+    (tmp_path / "r" / "config.yaml").write_text("train: [unclosed\n")
+    assert main([*run, "train.steps=2"]) == 0
+    assert "is not a YAML mapping of settings" in capsys.readouterr().out

@@ -172,6 +172,12 @@ class Trainer:
         if reset_progress:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
             return state
+        saved_optimizers = state.get("resolved", {}).get("optimizers")
+        built_optimizers = [type(opt).__name__ for opt in self.optimizers]
+        if saved_optimizers and saved_optimizers != built_optimizers:  # the state of one is not the other's
+            raise ckpt.CheckpointError(
+                f"{path} was trained with {'/'.join(saved_optimizers)}, not {'/'.join(built_optimizers)}: keep its "
+                f"train.optimizer, or add --reset_progress to go on from its weights with the new one")
         changed_training = _changed_settings({"train": state.get("config", {}).get("train", {})},
                                              {"train": config_to_dict(self.cfg)["train"]})
         if changed_training:
@@ -206,7 +212,15 @@ class Trainer:
         stored = self.run_dir / "config.yaml"
         if not stored.is_file():
             return
-        changed = _changed_settings(yaml.safe_load(stored.read_text()) or {}, config_to_dict(self.cfg))
+        try:
+            saved = yaml.safe_load(stored.read_text()) or {}
+        except yaml.YAMLError:
+            saved = None
+        if not isinstance(saved, dict):  # edited by hand into something else: nothing to compare with
+            self.log(f"warning: {stored} is not a YAML mapping of settings, so this command's settings were not "
+                     "compared with it")
+            return
+        changed = _changed_settings(saved, config_to_dict(self.cfg))
         if changed:
             self.log(f"warning: nothing was trained, so these settings of this command were not used: {changed}")
 
