@@ -13,7 +13,7 @@ from pytorch_optimizer import Adan, get_supported_optimizers
 
 from hrmkit.train.adam_atan2 import AdamATan2
 from hrmkit.train.known_names import list_names
-from hrmkit.train.lr_schedule import ReplayScheduler, build_scheduler, lr_multiplier
+from hrmkit.train.lr_schedule import ReplayScheduler, build_scheduler, lr_multiplier, pytorch_lr_scheduler_names
 from hrmkit.train.optimizers import build_optimizer
 from hrmkit.train.token_losses import build_loss
 
@@ -330,7 +330,7 @@ def _fresh_optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
 
 
-@pytest.mark.parametrize("name, kwargs", [("cosine", None), ("poly", {"poly_order": 2.0}), ("rex", None), ("cosine_annealing", None)])
+@pytest.mark.parametrize("name, kwargs", [("cosine", None), ("rex", None), ("cosine_annealing", None), ("one_cycle", None)])
 def test_scheduler_resumes_where_it_left_off(name, kwargs):
     def build(optimizer):
         return build_scheduler(optimizer, name, warmup_steps=3, total_steps=12, min_ratio=0.1, kwargs=kwargs)
@@ -357,19 +357,32 @@ def test_our_cosine_scheduler_follows_lr_multiplier():
     assert lrs == pytest.approx([2.0 * lr_multiplier(step, 2, 10, 0.0) for step in range(2, 12)])
 
 
-def test_pytorch_optimizer_warmup_scheduler_is_wrapped_with_its_step_count():
+def test_a_scheduler_is_wrapped_with_its_step_count():
     optimizer = _fresh_optimizer()
-    scheduler = build_scheduler(optimizer, "poly", warmup_steps=2, total_steps=10, min_ratio=0.0)
+    scheduler = build_scheduler(optimizer, "rex", warmup_steps=2, total_steps=10, min_ratio=0.0)
     assert isinstance(scheduler, ReplayScheduler)
     _lrs_over(optimizer, scheduler, 4)
     assert scheduler.state_dict() == {"step": 4}
     assert scheduler.get_last_lr() == [optimizer.param_groups[0]["lr"]]
 
 
+def test_poly_is_refused_since_it_raises_the_rate_without_bound():
+    from pytorch_optimizer import load_lr_scheduler
+    optimizer = _fresh_optimizer(lr=0.1)
+    upstream = load_lr_scheduler("poly")(optimizer, poly_order=0.5, t_max=1000, max_lr=0.1, min_lr=0.01)
+    for _ in range(1000):
+        optimizer.step()
+        upstream.step()
+    assert optimizer.param_groups[0]["lr"] > 0.1  # above its own max_lr: why it is not offered
+    with pytest.raises(ValueError, match="train.lr_schedule 'poly' is not offered: .* without bound"):
+        build_scheduler(_fresh_optimizer(), "poly", 2, 10, 0.0)
+    assert "poly" not in pytorch_lr_scheduler_names()
+
+
 def test_unknown_scheduler_suggests_a_close_name():
     with pytest.raises(ValueError, match="did you mean.*'cosine_annealing'"):
         build_scheduler(_fresh_optimizer(), "cosine_anealing", 1, 10, 0.0)
-    with pytest.raises(ValueError, match="unknown lr scheduler 'proportion'"):
+    with pytest.raises(ValueError, match="'proportion' is not offered: it wraps another scheduler to schedule SAM's rho"):
         build_scheduler(_fresh_optimizer(), "proportion", 1, 10, 0.0)
 
 

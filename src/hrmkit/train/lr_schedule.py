@@ -17,8 +17,12 @@ from torch.optim.lr_scheduler import LambdaLR
 from hrmkit.train.name_lookup import keyword_names, unknown_name_message
 
 OUR_SCHEDULES = ("cosine", "linear", "constant")
-# pytorch-optimizer's "proportion" wraps another scheduler to schedule SAM's rho, not an lr.
-NOT_LR_SCHEDULERS = ("proportion",)
+# pytorch-optimizer names that are no learning-rate schedule for a run, and why (not listed, refused).
+NOT_LR_SCHEDULERS = {
+    "proportion": "it wraps another scheduler to schedule SAM's rho, not a learning rate",
+    "poly": "pytorch-optimizer's poly raises the rate without bound after warmup "
+            "(min_lr + (max_lr - min_lr) * steps ** poly_order: 28x train.lr after 1,000 steps)",
+}
 
 
 def lr_multiplier(
@@ -120,6 +124,8 @@ def build_scheduler(
 
         return ReplayScheduler(optimizer, lambda: LambdaLR(optimizer, multiplier))
 
+    if key in NOT_LR_SCHEDULERS:
+        raise ValueError(f"train.lr_schedule '{key}' is not offered: {NOT_LR_SCHEDULERS[key]}")
     supported = pytorch_lr_scheduler_names()
     if key not in supported:
         raise ValueError(unknown_name_message("lr scheduler", key, [*supported, *OUR_SCHEDULES]))
