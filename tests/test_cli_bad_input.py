@@ -61,6 +61,20 @@ def test_pick_device_and_the_train_config_judge_a_device_name_alike():
     assert str(pick_device("cpu")) == "cpu" and TrainConfig(device="cpu").validate() == []
 
 
+def test_a_cuda_device_this_machine_lacks_is_named_as_asked(monkeypatch):
+    """cuda:1 was reported as plain 'cuda', and an index past the last GPU reached torch unchecked."""
+    import torch
+
+    from hrmkit.train.distributed import pick_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device 'cuda:1' was requested but torch sees no CUDA device"):
+        pick_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device 'cuda:2' was requested but torch sees 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        pick_device("cuda:2")
+
+
 # -- 2. zero is not "the default" -------------------------------------------------------------------
 @pytest.mark.cli
 @pytest.mark.parametrize("flag", ["--batch", "--steps"])
