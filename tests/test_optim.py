@@ -538,3 +538,22 @@ def test_the_logged_gradient_norm_is_the_global_norm_in_a_constant_number_of_ops
         counts.append(Count.calls)
         assert torch.allclose(norm, expected, rtol=1e-6)
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize(("schedule", "unused"), [
+    ("cosine_annealing", "train.lr_warmup_steps 3"),  # CosineAnnealingLR has no warmup
+    ("one_cycle", "train.lr_warmup_steps 3 or train.lr_min_ratio 0.1"),  # OneCycleLR: pct_start, final_div_factor
+    ("cosine", None),
+])
+def test_a_run_says_which_schedule_settings_its_scheduler_has_no_option_for(sudoku4, tmp_path, schedule, unused):
+    """train.lr_warmup_steps (50 by default) and train.lr_min_ratio did nothing under some schedulers, silently."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "model": {"hidden_size": 32},
+        "train": {"steps": 4, "lr_schedule": schedule, "lr_warmup_steps": 3, "lr_min_ratio": 0.1, "device": "cpu"}})
+    said = []
+    Trainer(cfg, PuzzleTask, log=said.append)
+    warnings = [line for line in said if "has no option for" in line]
+    assert warnings == ([] if unused is None else [f"warning: lr scheduler '{schedule}' has no option for {unused}: not used"])

@@ -142,6 +142,21 @@ def build_scheduler(
         raise ValueError(f"cannot build lr scheduler '{key}': {error}") from None
 
 
+def unused_schedule_settings(name: str, warmup_steps: int, min_ratio: float, kwargs: dict | None = None) -> list[str]:
+    """The config's schedule settings a pytorch-optimizer scheduler has no option for, so they do nothing
+    (cosine_annealing has no warmup, one_cycle no floor of its own): each as 'train.<field> <value>'."""
+    key = name.strip().lower()
+    if key in OUR_SCHEDULES or key in NOT_LR_SCHEDULERS or key not in pytorch_lr_scheduler_names():
+        return []
+    accepted = keyword_names(load_lr_scheduler(key)) | set(kwargs or {})
+    unused = []
+    if warmup_steps and not accepted & {"warmup_steps", "num_warmup_steps"}:
+        unused.append(f"train.lr_warmup_steps {warmup_steps}")
+    if min_ratio and not accepted & {"min_lr", "eta_min", "min_lr_ratio"}:
+        unused.append(f"train.lr_min_ratio {min_ratio}")
+    return unused
+
+
 def pytorch_lr_scheduler_names() -> list[str]:
     return [name for name in get_supported_lr_schedulers() if name not in NOT_LR_SCHEDULERS]
 
