@@ -35,6 +35,7 @@ from hrmkit.puzzles.selection import (
 )
 from hrmkit.puzzles.sudoku import (
     BLANK_TOKEN,
+    BOX_SHAPES,
     MIN_GIVENS,
     apply_symmetries,
     check_size,
@@ -131,7 +132,7 @@ def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[li
                 continue
             for column, text in (("q", row[q_at]), ("a", row[a_at])):
                 if len(text) != size * size or not text.isascii():
-                    other = [side for side in (4, 6, 9) if side * side == len(text) and side != size]
+                    other = [side for side in BOX_SHAPES if side * side == len(text) and side != size]
                     hint = f" (a {other[0]}x{other[0]} grid: give --size {other[0]})" if other else ""
                     raise ValueError(
                         f"{path}:{line_number}: column {column} must be {size * size} ASCII characters "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,10 @@ NOT_LR_SCHEDULERS = {
     "poly": "pytorch-optimizer's poly raises the rate without bound after warmup "
             "(min_lr + (max_lr - min_lr) * steps ** poly_order: 28x train.lr after 1,000 steps)",
 }
+
+# The options that carry train.lr_warmup_steps and train.lr_min_ratio, under pytorch-optimizer's names.
+WARMUP_OPTIONS = ("warmup_steps", "num_warmup_steps")
+FLOOR_OPTIONS = ("min_lr", "eta_min", "min_lr_ratio")
 
 
 def lr_multiplier(
@@ -58,11 +62,13 @@ class ReplayScheduler:
     (a few float operations a step, so even long runs replay in moments).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, factory: Callable[[], Any]):
+    def __init__(self, optimizer: torch.optim.Optimizer, factory: Callable[[], Any],
+                 unused_settings: Sequence[str] = ()):
         self.optimizer = optimizer
         self._factory = factory
         self._scheduler = factory()
         self._steps = 0
+        self.unused_settings = list(unused_settings)  # config settings the scheduler has no option for
 
     @property
     def name(self) -> str:
@@ -132,29 +138,18 @@ def build_scheduler(
     scheduler_class = load_lr_scheduler(key)
     options = _scheduler_options(scheduler_class, optimizer, warmup_steps, total_steps, min_ratio)
     options.update(kwargs or {})
+    # Settings no option carries do nothing (cosine_annealing has no warmup, one_cycle no floor of its own).
+    unused = [f"train.{field} {value}" for field, value, carriers in
+              (("lr_warmup_steps", warmup_steps, WARMUP_OPTIONS), ("lr_min_ratio", min_ratio, FLOOR_OPTIONS))
+              if value and not options.keys() & set(carriers)]
 
     def factory() -> Any:
         return scheduler_class(optimizer, **options)
 
     try:
-        return ReplayScheduler(optimizer, factory)
+        return ReplayScheduler(optimizer, factory, unused)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot build lr scheduler '{key}': {error}") from None
-
-
-def unused_schedule_settings(name: str, warmup_steps: int, min_ratio: float, kwargs: dict | None = None) -> list[str]:
-    """The config's schedule settings a pytorch-optimizer scheduler has no option for, so they do nothing
-    (cosine_annealing has no warmup, one_cycle no floor of its own): each as 'train.<field> <value>'."""
-    key = name.strip().lower()
-    if key in OUR_SCHEDULES or key in NOT_LR_SCHEDULERS or key not in pytorch_lr_scheduler_names():
-        return []
-    accepted = keyword_names(load_lr_scheduler(key)) | set(kwargs or {})
-    unused = []
-    if warmup_steps and not accepted & {"warmup_steps", "num_warmup_steps"}:
-        unused.append(f"train.lr_warmup_steps {warmup_steps}")
-    if min_ratio and not accepted & {"min_lr", "eta_min", "min_lr_ratio"}:
-        unused.append(f"train.lr_min_ratio {min_ratio}")
-    return unused
 
 
 def pytorch_lr_scheduler_names() -> list[str]:
@@ -179,8 +174,7 @@ def _scheduler_options(
         "T_max": total_steps,
         "total_steps": total_steps,
         "first_cycle_steps": total_steps,
-        "warmup_steps": warmup_steps,
-        "num_warmup_steps": warmup_steps,
+        **dict.fromkeys(WARMUP_OPTIONS, warmup_steps),
         "max_lr": base_lr,
         "min_lr": base_lr * min_ratio,
         "eta_min": base_lr * min_ratio,

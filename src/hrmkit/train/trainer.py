@@ -38,7 +38,7 @@ from hrmkit.train.loggers import (
     open_logger,
     record_scalars,
 )
-from hrmkit.train.lr_schedule import build_scheduler, unused_schedule_settings
+from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer, load_state_keeping_settings
 from hrmkit.train.run_history import drop_metrics_after, start_new_generation
@@ -107,8 +107,7 @@ class Trainer:
         optimizers = [main, *self.task.extra_optimizers(self.model)]
         schedulers = [build_scheduler(opt, tc.lr_schedule, tc.lr_warmup_steps, tc.steps, tc.lr_min_ratio,
                                       tc.lr_schedule_kwargs) for opt in optimizers]
-        unused = unused_schedule_settings(tc.lr_schedule, tc.lr_warmup_steps, tc.lr_min_ratio, tc.lr_schedule_kwargs)
-        if unused:
+        if unused := schedulers[0].unused_settings:
             self.log(f"warning: lr scheduler '{tc.lr_schedule}' has no option for {' or '.join(unused)}: not used")
         return optimizers, schedulers
 
