@@ -350,6 +350,17 @@ def test_a_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
+def test_a_csv_saved_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """Spreadsheets save UTF-8 with a byte-order mark, which must not become part of the first column's name."""
+    source, _ = build(tmp_path, "source", size=9, train=2, test=1)
+    marked = tmp_path / "marked.csv"
+    lines = ["question,answer,rating", *(f"{q},{a},0" for q, a in text_rows(source, "train"))]
+    marked.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
+    inputs, labels = read_maze_csv(str(marked), 9)
+    np.testing.assert_array_equal(inputs, arrays(source, "train")["inputs"])
+    np.testing.assert_array_equal(labels, arrays(source, "train")["labels"])
+
+
 def corrupted_rows(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     question, answer = rows[0]
     first_path_cell = answer.index("o")

@@ -245,6 +245,24 @@ def test_a_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
+def test_a_csv_saved_with_a_byte_order_mark_imports_and_lines_count_from_where_rows_start(tmp_path):
+    """Spreadsheets save UTF-8 with a byte-order mark; a quoted source may span lines."""
+    rows = csv_rows_from_build(tmp_path, 4)
+    marked = tmp_path / "marked.csv"  # q is the first column, where the mark sits
+    lines = ["q,a,source,rating", *(f"{q},{a},src,{rating}" for q, a, rating in rows)]
+    marked.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
+    root, summary = build(tmp_path, size=4, train=3, test=1, from_csv=str(marked))
+    assert summary["train_puzzles"] + summary["test_puzzles"] == 4
+    spanning = tmp_path / "spanning.csv"
+    with open(spanning, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["source", "q", "a", "rating"])
+        writer.writerow(["first\nsecond\nthird", rows[0][0], rows[0][1], 0])  # lines 2-4
+        writer.writerow(["src", rows[1][0], rows[1][1][:-1], 0])  # line 5
+    with pytest.raises(ValueError, match=rf"^{spanning}:5: column a must be 16 ASCII characters for size 4, got 15$"):
+        build(tmp_path, "spans", size=4, train=1, test=1, from_csv=str(spanning))
+
+
 def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path):
     """Sudoku-Extreme's CSVs are headed source,question,answer,rating; the reference reads by position."""
     rows = csv_rows_from_build(tmp_path, 6)

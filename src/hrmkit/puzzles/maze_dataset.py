@@ -48,7 +48,7 @@ from hrmkit.puzzles.selection import (
     MAX_CONSECUTIVE_REJECTIONS,
     ProgressCallback,
     Selection,
-    csv_reader,
+    csv_table,
     imported_streams,
     require_imported_rows,
     select,
@@ -220,17 +220,12 @@ def _check_csv_pair(question: np.ndarray, answer: np.ndarray, size: int, path: s
 
 def _csv_grids(path: str) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, {"question": text, "answer": text}) of each row of a reference-layout CSV."""
-    with csv_reader(path) as reader:
-        header = next(reader, [])
-        if "question" not in header or "answer" not in header:
-            raise _csv_error(path, 1, "header must name columns question and answer (source,question,answer,rating)")
-        question_at, answer_at = header.index("question"), header.index("answer")
-        for line_number, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise _csv_error(path, line_number, f"expected {len(header)} fields, got {len(row)}")
-            yield line_number, {"question": row[question_at], "answer": row[answer_at]}
+    header, rows = csv_table(path)
+    if "question" not in header or "answer" not in header:
+        raise _csv_error(path, 1, "header must name columns question and answer (source,question,answer,rating)")
+    question_at, answer_at = header.index("question"), header.index("answer")
+    for line_number, row in rows:
+        yield line_number, {"question": row[question_at], "answer": row[answer_at]}
 
 
 def read_maze_csv(path: str, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ a clear error instead of looping forever.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,17 +33,40 @@ def spread(values: np.ndarray) -> dict[str, float]:
     return {"min": int(values.min()), "mean": round(float(values.mean()), 3), "max": int(values.max())}
 
 
-@contextlib.contextmanager
-def csv_reader(path: str) -> Iterator[Iterator[list[str]]]:
-    """A csv.reader over an imported UTF-8 file; a missing file, or bytes that are not UTF-8, end in a
-    one-line ValueError naming the file (and the line of the first such byte)."""
+def csv_table(path: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """(header, rows) of an imported UTF-8 CSV: rows yields (line number, fields) of each row after
+    the header, blank lines skipped. The line number is the one the row starts on, also after a
+    quoted field that spans lines. A byte-order mark (spreadsheets save UTF-8 with one) is not part
+    of the first column's name. A missing file, bytes that are not UTF-8, a malformed row and a row
+    with another number of fields than the header end in a one-line ValueError naming the file
+    and the line."""
     if not Path(path).is_file():
         raise ValueError(f"{path}: CSV file not found")
-    with open(path, newline="", encoding="utf-8") as file:
+    lines = _csv_lines(path)
+    _, header = next(lines, (1, []))
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for line_number, row in lines:
+            if len(row) != len(header):
+                raise ValueError(f"{path}:{line_number}: expected {len(header)} fields, got {len(row)}")
+            yield line_number, row
+
+    return header, rows()
+
+
+def _csv_lines(path: str) -> Iterator[tuple[int, list[str]]]:
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        first_line = 1  # reader.line_num counts the lines read so far: where the last row ended
         try:
-            yield csv.reader(file)
+            for row in reader:
+                if row:
+                    yield first_line, row
+                first_line = reader.line_num + 1
         except UnicodeDecodeError:
             raise ValueError(_not_utf8(path)) from None
+        except csv.Error as error:
+            raise ValueError(f"{path}:{first_line}: {error}") from None
 
 
 def _not_utf8(path: str) -> str:

@@ -27,7 +27,7 @@ from hrmkit.puzzles.selection import (
     MAX_CONSECUTIVE_REJECTIONS,
     ProgressCallback,
     Selection,
-    csv_reader,
+    csv_table,
     imported_streams,
     require_imported_rows,
     select,
@@ -111,36 +111,31 @@ def _parse_digits(strings: list[str], size: int, path: str, line_numbers: list[i
 
 
 def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[list[str], list[str], list[int]]:
-    with csv_reader(path) as reader:
-        header = next(reader, [])
-        # Sudoku-Extreme's files name them question and answer; the reference reads them by position.
-        q_at = next((header.index(name) for name in ("question", "q") if name in header), None)
-        a_at = next((header.index(name) for name in ("answer", "a") if name in header), None)
-        if q_at is None or a_at is None:
-            raise ValueError(f"{path}:1: header must name columns question and answer, or q and a "
-                             "(reference layout: source,question,answer,rating)")
-        if min_difficulty is not None and "rating" not in header:
-            raise ValueError(f"{path}:1: min_difficulty needs a rating column")
-        rating_at = header.index("rating") if "rating" in header else None
-        questions, answers, line_numbers = [], [], []
-        for line_number, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{line_number}: expected {len(header)} fields, got {len(row)}")
-            if min_difficulty is not None and _rating(row[rating_at], path, line_number) < min_difficulty:
-                continue
-            for column, text in (("q", row[q_at]), ("a", row[a_at])):
-                if len(text) != size * size or not text.isascii():
-                    other = [side for side in BOX_SHAPES if side * side == len(text) and side != size]
-                    hint = f" (a {other[0]}x{other[0]} grid: give --size {other[0]})" if other else ""
-                    raise ValueError(
-                        f"{path}:{line_number}: column {column} must be {size * size} ASCII characters "
-                        f"for size {size}, got {len(text)}{hint}"
-                    )
-            questions.append(row[q_at])
-            answers.append(row[a_at])
-            line_numbers.append(line_number)
+    header, rows = csv_table(path)
+    # Sudoku-Extreme's files name them question and answer; the reference reads them by position.
+    q_at = next((header.index(name) for name in ("question", "q") if name in header), None)
+    a_at = next((header.index(name) for name in ("answer", "a") if name in header), None)
+    if q_at is None or a_at is None:
+        raise ValueError(f"{path}:1: header must name columns question and answer, or q and a "
+                         "(reference layout: source,question,answer,rating)")
+    if min_difficulty is not None and "rating" not in header:
+        raise ValueError(f"{path}:1: min_difficulty needs a rating column")
+    rating_at = header.index("rating") if "rating" in header else None
+    questions, answers, line_numbers = [], [], []
+    for line_number, row in rows:
+        if min_difficulty is not None and _rating(row[rating_at], path, line_number) < min_difficulty:
+            continue
+        for column, text in (("q", row[q_at]), ("a", row[a_at])):
+            if len(text) != size * size or not text.isascii():
+                other = [side for side in BOX_SHAPES if side * side == len(text) and side != size]
+                hint = f" (a {other[0]}x{other[0]} grid: give --size {other[0]})" if other else ""
+                raise ValueError(
+                    f"{path}:{line_number}: column {column} must be {size * size} ASCII characters "
+                    f"for size {size}, got {len(text)}{hint}"
+                )
+        questions.append(row[q_at])
+        answers.append(row[a_at])
+        line_numbers.append(line_number)
     return questions, answers, line_numbers
 
 
