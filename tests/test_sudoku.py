@@ -261,6 +261,10 @@ def test_a_csv_saved_with_a_byte_order_mark_imports_and_lines_count_from_where_r
         writer.writerow(["src", rows[1][0], rows[1][1][:-1], 0])  # line 5
     with pytest.raises(ValueError, match=rf"^{spanning}:5: column a must be 16 ASCII characters for size 4, got 15$"):
         build(tmp_path, "spans", size=4, train=1, test=1, from_csv=str(spanning))
+    huge = tmp_path / "huge.csv"  # past the csv module's field limit: its error, with the line
+    huge.write_text("q,a\n" + "1" * 200_000 + ",2\n")
+    with pytest.raises(ValueError, match=rf"^{huge}:2: field larger than field limit"):
+        build(tmp_path, "huge", size=4, train=1, test=1, from_csv=str(huge))
 
 
 def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path):
