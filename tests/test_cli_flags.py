@@ -30,7 +30,7 @@ def test_every_config_field_is_a_flag_with_its_docstring(kind, capsys):
 
 @pytest.mark.cli
 @pytest.mark.parametrize("kind, flags", [
-    ("sudoku", ["--train", "3", "--test", "2"]),
+    ("sudoku", ["--size", "9", "--train", "3", "--test", "2"]),
     ("maze", ["--size", "9", "--train", "3", "--test", "2"]),
     ("routing", ["--size", "10", "--train-bases", "2", "--test-bases", "1"]),
 ])

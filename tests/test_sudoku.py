@@ -281,8 +281,23 @@ def test_the_sudoku_extreme_header_question_answer_imports_as_q_a_does(tmp_path)
               from_csv=str(write_csv(tmp_path / "bad.csv", rows, header="source,puzzle,solution,rating")))
 
 
+def test_an_import_without_a_size_takes_the_csvs_and_a_generated_build_is_9x9(tmp_path):
+    rows = csv_rows_from_build(tmp_path, 3)  # 4x4 puzzles
+    root, summary = build(tmp_path, train=2, test=1, from_csv=str(write_csv(tmp_path / "four.csv", rows)))
+    assert summary["config"]["size"] == 4 and load_split(root, "train").metadata.seq_len == 16
+    assert json.loads((root / "hrmkit_build.json").read_text())["config"]["size"] == 4
+    empty = write_csv(tmp_path / "empty.csv", [])
+    with pytest.raises(ValueError, match=rf"^{empty}: no rows to read the Sudoku size from$"):
+        build(tmp_path, "e", train=1, test=1, from_csv=str(empty))
+    odd = write_csv(tmp_path / "odd.csv", [("1234.", "12345", "0")])
+    with pytest.raises(ValueError, match=rf"^{odd}:2: column q has 5 characters, which is no Sudoku size"):
+        build(tmp_path, "o", train=1, test=1, from_csv=str(odd))
+    generated, summary = build(tmp_path, "generated", train=1, test=1, difficulty="easy")
+    assert summary["config"]["size"] == 9 and load_split(generated, "test").metadata.seq_len == 81
+
+
 def test_a_csv_of_another_grid_size_says_which_size_to_give(tmp_path):
-    rows = csv_rows_from_build(tmp_path, 3)  # 4x4 puzzles, read as the default size 9
+    rows = csv_rows_from_build(tmp_path, 3)  # 4x4 puzzles, read as size 9
     with pytest.raises(ValueError, match=r"bad\.csv:2: column q must be 81 ASCII characters for size 9, got 16 "
                                          r"\(a 4x4 grid: give --size 4\)"):
         build(tmp_path, size=9, train=2, test=1, from_csv=str(write_csv(tmp_path / "bad.csv", rows)))

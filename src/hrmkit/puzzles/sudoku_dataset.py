@@ -7,6 +7,7 @@ Generated puzzles have exactly one solution. The test split is never augmented.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ from hrmkit.puzzles.sudoku import (
 )
 
 DIFFICULTY_BLANK_FRACTIONS = {"easy": 0.40, "medium": 0.55, "hard": 0.70}
+DEFAULT_SIZE = 9  # Sudoku-Extreme's, the reference's
 
 # Why a candidate puzzle is turned down (counted in the build summary).
 _REPEATED_INPUT = "repeated input"
@@ -59,8 +61,9 @@ BUILDER = "hrmkit.data.sudoku"
 class SudokuBuildConfig:
     """What `build_sudoku` makes."""
 
-    size: Literal[4, 6, 9] = 9
-    """Grid side: 4 (2x2 boxes), 6 (2x3 boxes) or 9 (3x3 boxes)."""
+    size: Literal[4, 6, 9] | None = None
+    """Grid side: 4 (2x2 boxes), 6 (2x3 boxes) or 9 (3x3 boxes). Unset: 9 when generating, the CSV's own
+    size when importing."""
     train: int = 1000
     """Base training puzzles (with a CSV: at most this many, a random subset)."""
     test: int = 200
@@ -110,7 +113,8 @@ def _parse_digits(strings: list[str], size: int, path: str, line_numbers: list[i
     return digits
 
 
-def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[list[str], list[str], list[int]]:
+def _csv_question_answer(path: str) -> tuple[list[str], Iterator[tuple[int, list[str]]], int, int]:
+    """(header, rows, question column, answer column) of a Sudoku CSV."""
     header, rows = csv_table(path)
     # Sudoku-Extreme's files name them question and answer; the reference reads them by position.
     q_at = next((header.index(name) for name in ("question", "q") if name in header), None)
@@ -118,6 +122,25 @@ def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[li
     if q_at is None or a_at is None:
         raise ValueError(f"{path}:1: header must name columns question and answer, or q and a "
                          "(reference layout: source,question,answer,rating)")
+    return header, rows, q_at, a_at
+
+
+def csv_sudoku_size(path: str) -> int:
+    """The grid side of the CSV's first row (4, 6 or 9); the rows after it are checked against it as they
+    are read. ValueError naming the file when it has no rows, or the line when the side is none of those."""
+    _, rows, q_at, _ = _csv_question_answer(path)
+    line_number, row = next(rows, (None, None))
+    if row is None:
+        raise ValueError(f"{path}: no rows to read the Sudoku size from")
+    side = next((side for side in BOX_SHAPES if side * side == len(row[q_at])), None)
+    if side is None:
+        raise ValueError(f"{path}:{line_number}: column q has {len(row[q_at])} characters, which is no "
+                         f"Sudoku size ({', '.join(f'{s * s} for {s}x{s}' for s in BOX_SHAPES)})")
+    return side
+
+
+def _read_csv_rows(path: str, size: int, min_difficulty: int | None) -> tuple[list[str], list[str], list[int]]:
+    header, rows, q_at, a_at = _csv_question_answer(path)
     if min_difficulty is not None and "rating" not in header:
         raise ValueError(f"{path}:1: min_difficulty needs a rating column")
     rating_at = header.index("rating") if "rating" in header else None
@@ -251,6 +274,13 @@ def _metadata(size: int, num_groups: int) -> PuzzleDatasetMetadata:
     return blank_identifier_metadata(size + 2, size * size, num_groups, total_puzzles=num_groups)
 
 
+def _with_size(cfg: SudokuBuildConfig) -> SudokuBuildConfig:
+    """`cfg` with its size set: as given, else 9 when generating or the first CSV row's when importing."""
+    if cfg.size is not None:
+        return cfg
+    return dataclasses.replace(cfg, size=csv_sudoku_size(cfg.from_csv) if cfg.from_csv else DEFAULT_SIZE)
+
+
 def _validate_config(cfg: SudokuBuildConfig) -> None:
     check_size(cfg.size)
     require_at_least(1, cfg, ("train", "test"))
@@ -341,6 +371,7 @@ def build_sudoku(
 ) -> dict[str, Any]:
     """Build a train/test Sudoku dataset at `out_dir`; returns the summary saved in hrmkit_build.json
     with the seconds taken added (they are not saved, so the same seed builds the same bytes)."""
+    cfg = _with_size(cfg)
     _validate_config(cfg)
     run = BuildRun.start(BUILDER, cfg, out_dir, overwrite, progress)
     train, test = _base_puzzles(cfg, run.report)
