@@ -47,6 +47,29 @@ def test_every_rank_resumes_from_the_same_checkpoint(sudoku4, tmp_path):
         assert torch.equal(straight[key], resumed[key]), key
 
 
+EXIT_PROBE = """
+import atexit, os, sys
+from pathlib import Path
+atexit.register(lambda: Path(os.environ["HRMKIT_PROBE_DIR"], "rank" + os.environ["RANK"]).touch())
+from hrmkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.distributed
+def test_a_finished_distributed_run_leaves_without_the_interpreters_teardown(sudoku4, tmp_path):
+    """gloo's threads abort the interpreter's teardown now and then (SIGABRT, "terminate called without
+    an active exception", a failed run to torchrun), so every rank leaves through os._exit once all is
+    written: an atexit handler never runs."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(EXIT_PROBE)
+    args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+            "train.eval_interval=0", "train.steps=2", "run_name=probed", *TINY_MODEL]
+    torchrun(*args, script=probe, env={"HRMKIT_PROBE_DIR": str(tmp_path)})
+    assert (tmp_path / "probed" / "final").is_dir()
+    assert not list(tmp_path.glob("rank*")), "a rank ran the interpreter's teardown"
+
+
 @pytest.mark.distributed
 def test_two_gloo_processes_train_hrm_lm_like_one(tmp_path):
     from hrmkit.lm.arithmetic import build_arithmetic_corpus

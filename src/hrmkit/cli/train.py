@@ -87,10 +87,10 @@ def cmd_train(args, overrides: list[str]) -> int:
         trainer = Trainer(cfg, task_class, reset_progress=args.reset_progress)
         result = trainer.train()
     finally:
-        shutdown_processes()
+        left_a_group = shutdown_processes()
     if trainer.proc.is_main:
         _print_train_result(result)
-    if trainer.proc.distributed:
+    if left_a_group:
         # Everything is written and the process group is gone, but gloo's worker threads can still
         # abort the interpreter's own teardown now and then (SIGABRT, "terminate called without an
         # active exception"), which torchrun reports as a failed run: leave without that teardown.

@@ -78,12 +78,16 @@ def init_processes(device: torch.device) -> ProcessInfo:
     return info
 
 
-def shutdown_processes() -> None:
-    if dist.is_available() and dist.is_initialized():
-        # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
-        # abort the other side (seen as a SIGABRT at exit).
-        collectives.barrier()
-        dist.destroy_process_group()
+def shutdown_processes() -> bool:
+    """Leave the process group, if there is one; True when there was (the group is gone after this,
+    so ``ProcessInfo.distributed`` no longer says so)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
+    # abort the other side (seen as a SIGABRT at exit).
+    collectives.barrier()
+    dist.destroy_process_group()
+    return True
 
 
 def local_batch_size(global_batch_size: int, rank: int, world_size: int) -> int:
