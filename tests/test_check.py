@@ -190,6 +190,11 @@ def test_path_validity_scores_answers():
     assert path_validity(maze, with_path(maze, [(1, 2), (6, 6)]), 9) == (False, False)  # stray 'o'
     assert path_validity(maze, with_path(maze, [(2, 1), (3, 1)]), 9) == (False, False)  # route breaks off
     assert path_validity(maze, with_path(maze, [(1, 2), (0, 2)]), 9) == (False, False)  # 'o' on a wall
+    field = [(row, column) for row in range(1, 8) for column in range(1, 8) if (row, column) not in ((1, 1), (1, 3))]
+    assert path_validity(maze, with_path(maze, field), 9) == (False, False)  # every open cell marked
+    assert path_validity(maze, with_path(maze, [(1, 2), (2, 2)]), 9) == (False, False)  # a dead end off the route
+    assert path_validity(maze, with_path(maze, [*DETOUR, (2, 2)]), 9) == (False, False)  # a blob, S and G joined
+    assert path_validity(maze, with_path(maze, [(1, 2), *DETOUR]), 9) == (False, False)  # both ways round
 
 
 def test_copy_baseline_counts_the_mazes_whose_path_is_empty(maze_root, tmp_path):

@@ -215,6 +215,21 @@ def test_a_closure_is_impassable_for_every_vehicle():
     assert fault == "path cell (3, 4) is a closure, which bike may not use"
 
 
+def test_marks_that_branch_loop_or_flood_are_not_a_legal_route():
+    bike = row_for(city(TOWN), "bike")
+    assert is_legal_path(bike, label_with(bike, LANE_ROUTE), SIZE) == (True, 13)
+    branch = label_with(bike, [*LANE_ROUTE, (2, 1)])  # a dead end off the route
+    assert judge_path(bike, branch, SIZE)[0] == ("the marks are not one route: path cell (2, 1) touches 1 route "
+                                                  "cell (a route cell touches 2, S and G 1)")
+    loop = label_with(bike, sorted({*LANE_ROUTE, *TOP_ROUTE}))  # both ways round the block
+    assert judge_path(bike, loop, SIZE)[0].startswith("the marks are not one route: path cell (3, 1) touches 3")
+    car = row_for(city(TOWN), "car")
+    enterable = [divmod(int(cell), SIZE) for cell in np.flatnonzero(entry_costs(car[:-1], "car") > 0)
+                 if car[cell] != TOKEN_CHARS.index("G")]
+    assert is_legal_path(car, label_with(car, enterable), SIZE) == (False, None)  # every road marked
+    assert is_legal_path(car, label_with(car, TOP_ROUTE), SIZE) == (True, 25)
+
+
 def test_decode_render_and_malformed_inputs():
     truck = row_for(city(TOWN), "truck")
     scenario = decode(truck, SIZE)

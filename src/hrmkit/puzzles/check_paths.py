@@ -18,7 +18,7 @@ import numpy as np
 from hrmkit.puzzles import routing
 from hrmkit.puzzles.check_base import Check, paired_chunks, row_chunks
 from hrmkit.puzzles.format import PuzzleSplit
-from hrmkit.puzzles.grid import reachable_cells
+from hrmkit.puzzles.grid import cells_off_a_route, reachable_cells
 from hrmkit.puzzles.maze import GOAL, OPEN, PATH, START, shortest_path
 from hrmkit.puzzles.maze import VOCAB_SIZE as MAZE_VOCAB_SIZE
 
@@ -62,8 +62,9 @@ def _tally_labels(split: PuzzleSplit, judge: Callable[[np.ndarray, np.ndarray], 
 def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool]:
     """(valid, optimal) for a maze answer `label_row` to the maze `input_row` (flat or square tokens).
 
-    Valid: the label is the input with some open cells marked 'o', and those cells form one
-    4-connected S->G route (every 'o' is reachable from S through 'o' cells, and G is too).
+    Valid: the label is the input with some open cells marked 'o', and S, those cells and G form one
+    simple 4-connected route: each 'o' next to exactly two route cells (the ones before and after it),
+    S and G to one, all connected. A branch, a loop, a stray 'o' or a marked blob is not a route.
     Optimal: valid and the route is exactly as long as the BFS shortest path. A malformed
     input (not one S and one G) scores (False, False), so model predictions can be scored blindly.
     """
@@ -77,9 +78,10 @@ def path_validity(input_row: Any, label_row: Any, size: int) -> tuple[bool, bool
     starts, goals = np.flatnonzero(inputs == START), np.flatnonzero(inputs == GOAL)
     if len(starts) != 1 or len(goals) != 1:
         return False, False
-    reached = reachable_cells(marked | (labels == GOAL), size, int(starts[0]))
-    valid = bool(reached[goals[0]]) and bool(reached[marked].all())
-    if not valid:
+    start, goal = int(starts[0]), int(goals[0])
+    reached = reachable_cells(marked | (labels == GOAL), size, start)
+    valid = bool(reached[goal]) and bool(reached[marked].all())
+    if not valid or cells_off_a_route(marked | (labels == START) | (labels == GOAL), size, (start, goal)).size:
         return False, False
     shortest = shortest_path(inputs, size)
     optimal = shortest is not None and int(marked.sum()) == len(shortest) - 2

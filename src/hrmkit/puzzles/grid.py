@@ -1,5 +1,5 @@
-"""Grid helpers shared by the puzzle kinds and the dataset checker: 4-neighbours, reachability, and the
-8 dihedral transforms in the reference's order."""
+"""Grid helpers shared by the puzzle kinds and the dataset checker: 4-neighbours, reachability, the shape
+of a marked route, and the 8 dihedral transforms in the reference's order."""
 
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ def reachable_cells(walkable: np.ndarray, size: int, start: int) -> np.ndarray:
                 seen[neighbour] = True
                 queue.append(neighbour)
     return seen
+
+
+def cells_off_a_route(on_route: np.ndarray, size: int, ends: tuple[int, int]) -> np.ndarray:
+    """Flat indices of the cells of ``on_route`` (a flat ``size`` x ``size`` mask, both ends included)
+    whose number of 4-neighbours on the route is not a route's: one for either end, two for every
+    other cell. When every cell of ``on_route`` is reachable from an end through it, none such means
+    the cells are one simple route between the ends, each next to the cells before and after it
+    only: no branch, loop or blob."""
+    square = on_route.reshape(size, size).astype(np.int8)
+    touching = np.zeros_like(square)
+    touching[1:] += square[:-1]
+    touching[:-1] += square[1:]
+    touching[:, 1:] += square[:, :-1]
+    touching[:, :-1] += square[:, 1:]
+    expected = np.full(size * size, 2, dtype=np.int8)
+    expected[list(ends)] = 1
+    return np.flatnonzero(on_route & (touching.reshape(-1) != expected))
 
 
 # The reference's order: identity, rot90, rot180, rot270, flip left-right, flip up-down,

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hrmkit.puzzles.grid import neighbours, reachable_cells
+from hrmkit.puzzles.grid import cells_off_a_route, neighbours, reachable_cells
 
 PAD, BUILDING, LANE, STREET, AVENUE, HIGHWAY = 0, 1, 2, 3, 4, 5
 JAM_OFFSET = 4  # a jammed road is its road token + JAM_OFFSET
@@ -295,10 +295,11 @@ def judge_path(input_row: Any, label_row: Any, size: int) -> tuple[str | None, i
     """(None, cost) when `label_row` marks a legal S->G route on `input_row`, else (one-line fault, None).
 
     Legal: apart from the token at the vehicle position (never scored) the label equals the input
-    but for cells marked path; every marked cell may be entered by the vehicle; G and every marked
-    cell are 4-connected to S through marked cells. The cost is that of entering every marked cell
-    and G, which is the route's cost when the marks form one route (a loop or branch only adds).
-    A malformed input is a fault too, so model predictions can be scored blindly.
+    but for cells marked path; every marked cell may be entered by the vehicle; S, the marked cells
+    and G form one simple 4-connected route (each marked cell next to exactly two route cells, the
+    ones before and after it, S and G to one; no branch, loop or blob). The cost is that of entering
+    every marked cell and G. A malformed input is a fault too, so model predictions can be scored
+    blindly.
     """
     try:
         scenario = decode(input_row, size)
@@ -326,7 +327,20 @@ def judge_path(input_row: Any, label_row: Any, size: int) -> tuple[str | None, i
     stray = np.flatnonzero(marked & ~reached)
     if stray.size:
         return f"{stray.size} path cell(s) not connected to S, first {divmod(int(stray[0]), size)}", None
+    on_route = marked.copy()
+    on_route[[start, goal]] = True
+    off = cells_off_a_route(on_route, size, (start, goal))
+    if off.size:
+        cell = int(off[0])
+        what = "S" if cell == start else "G" if cell == goal else "path cell"
+        touching = _route_neighbours(on_route, cell, size)
+        return (f"the marks are not one route: {what} {divmod(cell, size)} touches {touching} route "
+                f"cell{'' if touching == 1 else 's'} (a route cell touches 2, S and G 1)"), None
     return None, int(costs[marked].sum()) + int(costs[goal])
+
+
+def _route_neighbours(on_route: np.ndarray, cell: int, size: int) -> int:
+    return sum(bool(on_route[neighbour]) for neighbour in neighbours(cell, size))
 
 
 def is_legal_path(input_row: Any, label_row: Any, size: int) -> tuple[bool, int | None]:
