@@ -356,6 +356,36 @@ def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudo
     assert logged_seconds == pytest.approx(result["train_seconds"], abs=0.5)  # two 2-s evaluations left out
 
 
+def test_the_progress_bar_shows_the_logged_throughput_and_the_final_evaluation(sudoku4, tmp_path, capsys):
+    """The bar's samples/s divided by wall time, evaluations included, so it disagreed with metrics.jsonl and
+    hrm report; and its eval figure was the last interim evaluation's, never the final one."""
+    from hrmkit.config import load_run_config
+    from hrmkit.puzzles.task import PuzzleTask
+    from hrmkit.train.trainer import Trainer
+
+    class SlowEvaluationTask(PuzzleTask):  # a 2-s evaluation, each scoring 10 points more than the one before
+        evaluations = 0
+
+        def evaluate(self, model, device, autocast, max_examples):
+            time.sleep(2.0)
+            count = super().evaluate(model, device, autocast, max_examples)["count"]
+            self.evaluations += 1
+            return {"count": count, "exact_accuracy": count * self.evaluations / 10}
+
+    cfg = load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"steps": 4, "eval_interval": 2, "log_steps": 4, "global_batch_size": 16, "progress": True,
+                  "device": "cpu"}})
+    result = Trainer(cfg, SlowEvaluationTask, log=lambda *_: None).train()
+    assert result["eval"]["exact_accuracy"] == pytest.approx(0.2)
+    last_bar = [line for line in capsys.readouterr().out.splitlines() if "samples/s" in line][-1]
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    train_line = [line for line in logged if line["kind"] == "train"][-1]
+    assert f" {train_line['samples_per_s']:.0f} samples/s" in last_bar
+    assert f"eval exact {result['eval']['exact_accuracy']:.3f}" in last_bar
+
+
 def test_a_run_stopped_during_its_final_evaluation_is_finished_by_a_rerun(sudoku4, tmp_path):
     """A run killed after its last step was saved but before final/ was written (during the final evaluation)
     was 'already finished' on every rerun: no final/, no final evaluation line, exit 0."""

@@ -12,7 +12,6 @@ bar shares stdout with the training log and is switched by ``train.progress``.
 from __future__ import annotations
 
 import sys
-import time
 
 from rich.console import Console
 from rich.progress import (
@@ -58,26 +57,22 @@ class BuildProgress(_Bar):
 
 
 class TrainProgress(_Bar):
-    def __init__(self, total_steps: int, start_step: int, samples_per_step: int, enabled: bool = True):
+    def __init__(self, total_steps: int, start_step: int, enabled: bool = True):
         self.enabled = enabled
-        self.samples_per_step = samples_per_step
-        self.start_step = start_step
         self.last_train, self.last_eval = "", ""
         self.progress = progress_bar("[bold]train", "{task.fields[stats]}", enabled=enabled, stderr=False)
         self.task = self.progress.add_task("train", total=total_steps, completed=start_step, stats="")
-        self.started = time.perf_counter()
 
     def update(self, step: int) -> None:
-        if not self.enabled:
-            return
-        rate = (step - self.start_step) / max(time.perf_counter() - self.started, 1e-9)
-        self.progress.update(self.task, completed=step,
-                             stats=f"{self.last_train}{rate * self.samples_per_step:.0f} samples/s{self.last_eval}")
+        if self.enabled:
+            self.progress.update(self.task, completed=step, stats=f"{self.last_train}{self.last_eval}")
 
     def show_train(self, metrics: dict) -> None:
-        """The figures of the last log line (read there, so the bar makes the device wait for nothing)."""
+        """The figures of the last log line (read there, so the bar makes the device wait for nothing),
+        its samples/s too: the training steps alone, as metrics.jsonl and hrm report count them."""
         loss = metrics.get("lm_loss", metrics.get("loss", float("nan")))
-        self.last_train = f"loss {loss:.3f} acc {metrics.get('accuracy', 0.0):.3f} "
+        self.last_train = (f"loss {loss:.3f} acc {metrics.get('accuracy', 0.0):.3f} "
+                           f"{metrics.get('samples_per_s', 0.0):.0f} samples/s")
 
     def show_eval(self, metrics: dict | None) -> None:
         if metrics and "exact_accuracy" in metrics:

@@ -261,7 +261,7 @@ class Trainer:
         if self.new_generation:  # a rerun of a reset run killed before its first checkpoint resumes from these weights
             self._save_step_checkpoint()
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
-        progress = TrainProgress(tc.steps, self.step, tc.global_batch_size, enabled=tc.progress and self.proc.is_main)
+        progress = TrainProgress(tc.steps, self.step, enabled=tc.progress and self.proc.is_main)
         window = self.window = MetricWindow(tc.global_batch_size, tc.global_batch_size * self.task.tokens_per_example)
         window.load_state_dict(self.resumed_window, self.device, holds_sums=self.proc.is_main)
         last_eval = None
@@ -276,6 +276,8 @@ class Trainer:
                 self._run_steps(metrics_file, progress, stop)
                 with self._off_the_clock():
                     last_eval = self._final_evaluation(metrics_file)
+                    progress.show_eval(last_eval)
+                    progress.update(self.step)
                     self._save_step_checkpoint()
                     self._save_weights(self.run_dir / "final", last_eval)
             failed = False
