@@ -17,6 +17,16 @@ def train_args(data, runs, name, steps, *extra):
             f"train.steps={steps}", "train.eval_interval=0", "train.checkpoint_interval=3", *TINY_MODEL, *extra]
 
 
+def tiny_run_config(run_name, data, runs, train: dict):
+    """The quickstart preset with a tiny model on ``data``, on the CPU without a progress bar, ``train``
+    settings on top."""
+    from hrmkit.config import load_run_config
+    return load_run_config("quickstart_sudoku4", {
+        "data": {"path": str(data)}, "runs_dir": str(runs), "run_name": run_name,
+        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
+        "train": {"global_batch_size": 16, "progress": False, "device": "cpu", **train}})
+
+
 def train_losses(run_dir):
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["lm_loss"] for r in lines if r["kind"] == "train"}
@@ -255,7 +265,6 @@ def test_hrm_small_trains_hrm_with_the_exact_q_target(sudoku4, tmp_path):
 def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_loss(sudoku4, tmp_path):
     """The Task protocol asks evaluate() for metric sums with `count`; one without `exact_accuracy` (a
     custom family's) stopped the run at its first evaluation with a KeyError."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
@@ -264,10 +273,7 @@ def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_
             sums = super().evaluate(model, device, autocast, max_examples)
             return {"count": sums["count"], "loss": float(self.step_losses.pop(0)) * sums["count"]}
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 6, "eval_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 6, "eval_interval": 2})
     trainer = Trainer(cfg, LossOnlyTask, log=lambda *_: None)
     trainer.task.step_losses = [3.0, 1.0, 2.0]  # evaluations at steps 2, 4 and 6 (the final one)
     result = trainer.train()
@@ -284,7 +290,6 @@ def test_a_task_whose_evaluation_scores_only_a_loss_trains_and_keeps_its_lowest_
 def test_best_model_breaks_a_tie_in_exact_accuracy_by_loss_else_token_accuracy(sudoku4, tmp_path, scored, best_step):
     """With exact match 0 at every evaluation (an MBPP run), best-model/ stayed at the first evaluation's
     weights, whatever the later validation losses."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
@@ -293,10 +298,7 @@ def test_best_model_breaks_a_tie_in_exact_accuracy_by_loss_else_token_accuracy(s
             count = super().evaluate(model, device, autocast, max_examples)["count"]
             return {"count": count, **{name: values.pop(0) * count for name, values in self.scripted.items()}}
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 6, "eval_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 6, "eval_interval": 2})
     trainer = Trainer(cfg, ScriptedTask, log=lambda *_: None)
     trainer.task.scripted = {name: list(values) for name, values in scored.items()}  # evaluations at 2, 4, 6
     trainer.train()
@@ -307,7 +309,6 @@ def test_the_final_weights_are_ranked_on_the_examples_the_interim_evaluations_sc
     """The interim evaluations score the first train.eval_max_examples examples, the final one all of them.
     best-model/ compared the final score on all examples with interim scores on the first few, so where the
     rest are harder it kept older weights that were worse on the very examples they were ranked by."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
@@ -317,11 +318,7 @@ def test_the_final_weights_are_ranked_on_the_examples_the_interim_evaluations_sc
             rate = self.solved_first_20.pop(0) if max_examples else self.solved_all.pop(0)
             return {"count": count, "exact_accuracy": rate * count}
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 6, "eval_interval": 3, "eval_max_examples": 20, "global_batch_size": 16,
-                  "progress": False, "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 6, "eval_interval": 3, "eval_max_examples": 20})
     trainer = Trainer(cfg, HarderTailTask, log=lambda *_: None)
     trainer.task.solved_first_20, trainer.task.solved_all = [0.5, 0.7], [0.4]  # step 3 on 20; step 6 on 20, all
     trainer.train()
@@ -335,7 +332,6 @@ def test_the_final_weights_are_ranked_on_the_examples_the_interim_evaluations_sc
 def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudoku4, tmp_path):
     """A log line's samples/s and ms/step counted the evaluation and checkpoint save that ran since the
     line before: 3-11x too slow a throughput in hrm report, and it disagreed with the run's own train_s."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
@@ -344,11 +340,7 @@ def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudo
             time.sleep(2.0)
             return super().evaluate(model, device, autocast, max_examples)
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 6, "eval_interval": 2, "log_steps": 2, "global_batch_size": 16, "progress": False,
-                  "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 6, "eval_interval": 2, "log_steps": 2})
     result = Trainer(cfg, SlowEvaluationTask, log=lambda *_: None).train()
     lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     logged_seconds = sum(line["ms_per_step"] * 2 / 1000 for line in lines if line["kind"] == "train")
@@ -359,7 +351,6 @@ def test_log_lines_time_the_training_steps_not_the_evaluations_between_them(sudo
 def test_the_progress_bar_shows_the_logged_throughput_and_the_final_evaluation(sudoku4, tmp_path, capsys):
     """The bar's samples/s divided by wall time, evaluations included, so it disagreed with metrics.jsonl and
     hrm report; and its eval figure was the last interim evaluation's, never the final one."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
@@ -372,11 +363,7 @@ def test_the_progress_bar_shows_the_logged_throughput_and_the_final_evaluation(s
             self.evaluations += 1
             return {"count": count, "exact_accuracy": count * self.evaluations / 10}
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 4, "eval_interval": 2, "log_steps": 4, "global_batch_size": 16, "progress": True,
-                  "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 4, "eval_interval": 2, "log_steps": 4, "progress": True})
     result = Trainer(cfg, SlowEvaluationTask, log=lambda *_: None).train()
     assert result["eval"]["exact_accuracy"] == pytest.approx(0.2)
     last_bar = [line for line in capsys.readouterr().out.splitlines() if "samples/s" in line][-1]
@@ -393,10 +380,7 @@ def test_a_run_stopped_during_its_final_evaluation_is_finished_by_a_rerun(sudoku
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 4, "checkpoint_interval": 2, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 4, "checkpoint_interval": 2})
     Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
     run = tmp_path / "r"
     uninterrupted = (run / "metrics.jsonl").read_text().splitlines()
@@ -416,16 +400,12 @@ def test_a_run_stopped_during_its_final_evaluation_is_finished_by_a_rerun(sudoku
 ])
 def test_a_resumed_run_follows_the_schedule_and_settings_its_config_gives_now(sudoku4, tmp_path, schedule, changed):
     """Resumed with a larger train.steps (and other settings), a run trains on as one started with them."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
     def train(run_name, steps, **settings):
-        cfg = load_run_config("quickstart_sudoku4", {
-            "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": run_name,
-            "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-            "train": {"steps": steps, "lr_schedule": schedule, "lr_warmup_steps": 2, "lr_min_ratio": 0.1,
-                      "log_steps": 1, "global_batch_size": 16, "progress": False, "device": "cpu", **settings}})
+        cfg = tiny_run_config(run_name, sudoku4, tmp_path, {"steps": steps, "lr_schedule": schedule, "lr_warmup_steps": 2,
+                                                            "lr_min_ratio": 0.1, "log_steps": 1, **settings})
         said = []
         trainer = Trainer(cfg, PuzzleTask, log=said.append)
         trainer.train()
@@ -447,15 +427,11 @@ def test_a_resumed_run_follows_the_schedule_and_settings_its_config_gives_now(su
 def test_a_log_line_shows_the_learning_rate_its_step_trained_at(sudoku4, tmp_path):
     """Each line showed the rate the scheduler had just set for the next step: the peak of a 4-step warmup
     appeared at step 3, and a run's last line showed a rate no step used."""
-    from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
 
-    cfg = load_run_config("quickstart_sudoku4", {
-        "data": {"path": str(sudoku4)}, "runs_dir": str(tmp_path), "run_name": "r",
-        "model": {"hidden_size": 32, "L_layers": 1, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2},
-        "train": {"steps": 8, "lr": 1e-3, "lr_schedule": "linear", "lr_warmup_steps": 4, "lr_min_ratio": 0.1,
-                  "log_steps": 1, "global_batch_size": 16, "progress": False, "device": "cpu"}})
+    cfg = tiny_run_config("r", sudoku4, tmp_path, {"steps": 8, "lr": 1e-3, "lr_schedule": "linear", "lr_warmup_steps": 4,
+                                                    "lr_min_ratio": 0.1, "log_steps": 1})
     Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
     lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     # Warmup: step k of 4 at k/4 of the rate; then linear down to 0.1 of it at step 8.
