@@ -75,7 +75,7 @@ def test_single_run_report_summarises_and_draws_valid_pngs(tmp_path: Path) -> No
     assert report_path == run_dir / "report.md"
     report = report_path.read_text()
     assert "# Training report: alpha" in report
-    assert "96.00 % at step 30, 30.0 s of training" in report
+    assert "96.00 % at step 30 (highest logged, 100 examples), 30.0 s of training" in report
     assert "| 90.00 % | 20.0 s (step 20) |" in report
     assert "| 95.00 % | 30.0 s (step 30) |" in report
     assert "| 97.00 % | not reached |" in report
@@ -87,6 +87,21 @@ def test_single_run_report_summarises_and_draws_valid_pngs(tmp_path: Path) -> No
         assert png.startswith(PNG_MAGIC) and len(png) > 1000, file_name
         assert f"]({file_name})" in report
     assert not list(run_dir.glob("*.tmp-*"))  # atomic writes leave no temporaries behind
+
+
+def test_the_best_evaluation_is_what_best_model_holds(tmp_path: Path) -> None:
+    """The report took the highest logged exact accuracy, while the trainer ranks a final evaluation on the
+    interim evaluations' examples (unlogged) and keeps the first of equals: the report named step 10 where
+    best-model/ held step 40."""
+    run_dir = make_run(tmp_path, "ranked", [json.dumps(record) for record in (
+        {**eval_record(10, 0.5, 10.0), "count": 20.0}, eval_record(40, 0.45, 40.0))])
+    (run_dir / "best-model").mkdir()
+    (run_dir / "best-model" / "metrics.json").write_text(json.dumps({"step": 40, "metrics": eval_record(40, 0.45, 40.0)}))
+    report = write_report([run_dir]).read_text()
+    assert "| best eval exact accuracy | 45.00 % at step 40 (best-model/, 100 examples), 40.0 s of training |" in report
+    other = make_run(tmp_path, "other")
+    comparison = write_report([run_dir, other], tmp_path / "both").read_text()
+    assert "| 45.00 % (step 40) |" in comparison and "| 96.00 % (step 30) |" in comparison
 
 
 def test_parameter_count_excludes_puzzle_embeddings_and_initial_states(tmp_path: Path) -> None:

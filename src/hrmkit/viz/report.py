@@ -58,12 +58,21 @@ def _last_step(run: Run) -> int:
     return max(record["step"] for record in run.train + run.evals)
 
 
-def _best_eval_text(evals: list[dict]) -> str:
-    best = best_eval(evals)
+def _best(run: Run) -> tuple[dict | None, str]:
+    """The best evaluation and where it comes from: what best-model/ holds, where the run kept one (the
+    trainer ranks a final evaluation on the examples the interim ones scored, which metrics.jsonl
+    does not log), else the highest exact accuracy logged."""
+    if run.best_model is not None:
+        return run.best_model, "best-model/"
+    return best_eval(run.evals), "highest logged"
+
+
+def _best_eval_text(run: Run) -> str:
+    best, source = _best(run)
     if best is None:
         return "n/a"
     return (
-        f"{_percent(best['exact_accuracy'])} at step {best['step']}, "
+        f"{_percent(best['exact_accuracy'])} at step {best['step']} ({source}, {_number(best.get('count'))} examples), "
         f"{_seconds(best.get('train_s'))} of training"
     )
 
@@ -85,7 +94,7 @@ def _summary_rows(run: Run) -> list[tuple[str, str]]:
         ("parameters", _parameters_text(run.parameter_count)),
         ("dataset", _number(run.setting("data", "path"))),
         ("steps", f"{_number(_last_step(run))} logged of {configured_steps} configured"),
-        ("best eval exact accuracy", _best_eval_text(run.evals)),
+        ("best eval exact accuracy", _best_eval_text(run)),
         ("median samples/s", _number(median_samples_per_s(run.train))),
         ("wall time", _seconds(wall_time_s(run.evals))),
         ("learning rate", _number(run.setting("train", "lr"))),
@@ -144,7 +153,7 @@ def comparison_markdown(runs: list[Run], figures: list[FigureSpec]) -> str:
               "median samples/s", "wall time"] + [f"time to {_percent(t)}" for t in ACCURACY_THRESHOLDS]
     rows = []
     for run in runs:
-        best = best_eval(run.evals)
+        best, _ = _best(run)
         final = run.evals[-1].get("exact_accuracy") if run.evals else None
         rows.append([
             run.name,

@@ -142,6 +142,7 @@ class Run:
     train: list[dict]
     evals: list[dict]
     parameter_count: int | None = None
+    best_model: dict | None = None  # best-model/metrics.json: {"step", "metrics"} of the weights the run kept
     config_sections: dict[str, dict] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -165,4 +166,18 @@ def load_run(run_dir: str | Path) -> Run:
         train=train,
         evals=evals,
         parameter_count=count_parameters(folder),
+        best_model=_best_model_record(folder),
     )
+
+
+def _best_model_record(folder: Path) -> dict | None:
+    """What best-model/ holds, as the trainer ranked it (ties, and a final evaluation ranked on the
+    interim evaluations' examples), or None where the run kept none or the file does not read."""
+    try:
+        record = json.loads((folder / "best-model" / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    metrics = record.get("metrics") if isinstance(record, dict) else None
+    if not isinstance(metrics, dict) or "exact_accuracy" not in metrics or "step" not in record:
+        return None
+    return {"step": record["step"], **metrics}
