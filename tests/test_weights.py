@@ -89,6 +89,27 @@ def test_hrm_eval_takes_the_run_folder_and_writes_beside_the_weights(run, sudoku
 
 
 @pytest.mark.cli
+def test_hrm_eval_says_when_the_split_it_scores_picked_the_weights(run, sudoku4, tmp_path, capsys):
+    """best-model/ is the best of the run's evaluations on the test split; scored on that split again, the
+    figure is picked by the data it is scored on. hrm eval printed it as any other score."""
+    run = shutil.copytree(run, tmp_path / "run")
+    best = json.loads((run / "best-model" / "metrics.json").read_text())
+    (run / "best-model" / "metrics.json").write_text(json.dumps({**best, "step": 2}))  # the step-2 evaluation won
+    other = tmp_path / "other"  # another dataset: sudoku4's training puzzles as its test split
+    shutil.copytree(sudoku4 / "train", other / "test")
+    shutil.copy(sudoku4 / "identifiers.json", other / "identifiers.json")
+    said = {}
+    for name, checkpoint, data in (("run", run, sudoku4), ("final", run / "final", sudoku4), ("other", run, other)):
+        assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(tmp_path / name)]) == 0
+        said[name] = (capsys.readouterr().out,
+                      json.loads((tmp_path / name / "metrics.json").read_text())["evaluated"]["checkpoint_picked_on_this_split"])
+    assert f"note: {run / 'best-model'} (step 2) is the best of the run's evaluations on this test split" in said["run"][0]
+    assert f"--checkpoint {run / 'final'}" in said["run"][0] and said["run"][1] is True
+    for name in ("final", "other"):
+        assert "note:" not in said[name][0] and said[name][1] is False, name
+
+
+@pytest.mark.cli
 def test_hrm_eval_on_another_dataset_keeps_the_first_datasets_results(run, sudoku4, tmp_path):
     run = shutil.copytree(run, tmp_path / "run")
     other = tmp_path / "sudoku4_train_as_test"  # a dataset whose test split is sudoku4's 300 training puzzles

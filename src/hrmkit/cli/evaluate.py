@@ -60,14 +60,20 @@ def cmd_eval(args) -> int:
         predictions["voted"] = guesses["predictions"]
         if "verified_predictions" in guesses:
             predictions["verified"] = guesses["verified_predictions"]
+    picked_here = _picked_on(checkpoint, args.data, args.split)
     metrics["evaluated"] = {"checkpoints": [str(path) for path in checkpoints], "data": str(args.data),
-                            "split": args.split, "tta": args.tta, "select": args.select}
+                            "split": args.split, "tta": args.tta, "select": args.select,
+                            "checkpoint_picked_on_this_split": picked_here is not None}
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {precision}"
           f"{', compiled' if metrics['compiled'] else ''}, "
           f"{metrics['seconds']:.1f} s)")
+    if picked_here is not None:
+        print(f"note: {checkpoint} (step {picked_here}) is the best of the run's evaluations on this {args.split} split, "
+              f"so the data it is scored on picked it and the figure reads high; the final weights were not "
+              f"picked: --checkpoint {Path(checkpoint).parent / 'final'}")
     if path_kind == "maze":
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
               f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
@@ -132,6 +138,28 @@ def cmd_generate(args) -> int:
     print(f"({count}, {time.perf_counter() - started:.2f} s, {path})", file=sys.stderr)
     return 0
 
+
+
+def _picked_on(checkpoint: Path, data: str, split: str) -> int | None:
+    """The step of a best-model/ folder whose run picked it, among other weights, by evaluations of this
+    dataset's ``split`` (the same folder name, as eval-<name>-<split> names results), else None. Weights
+    that are also the run's final ones (the same step) were picked by nothing."""
+    import yaml
+    folder = Path(checkpoint)
+    if folder.name != "best-model" or not folder.is_dir():
+        return None
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        step = int(json.loads((folder / "metrics.json").read_text())["step"])
+        trained_on, evaluated_split = config["data"]["path"], config["data"].get("eval_split", "test")
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    try:
+        final_step = int(json.loads((folder.parent / "final" / "metrics.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        final_step = None  # an unfinished run: whatever it kept was picked
+    same_data = Path(str(trained_on)).resolve().name == Path(data).resolve().name
+    return step if same_data and evaluated_split == split and step != final_step else None
 
 
 def _say_what_the_model_reads(prompts: list[str], tokenizer, seq_len: int) -> None:
