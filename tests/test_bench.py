@@ -136,6 +136,12 @@ def test_bench_train_and_eval_report_figures_for_both_task_families(tmp_path):
         result = hrm("bench", what, "--config", config, "--batch", str(BATCH), "--steps", "2", "--warmup", "1",
                      "--json", str(out), *overrides)
         assert f"{what} {config}" in result.stdout and "samples/s" in result.stdout
+        step_is = {("train", "quickstart_sudoku4"): "one ACT segment of the batch, forward and backward",
+                   ("eval", "quickstart_sudoku4"): "all 2 ACT segments of the batch, forward",  # TINY_PUZZLE's halt_max_steps
+                   ("train", "arithmetic"): "encoder, core and decoder, forward and backward",
+                   ("eval", "arithmetic"): "a teacher-forced forward"}[(what, config)]
+        assert f"ms/step (a step: {step_is})" in result.stdout  # eval times every segment, training one
+        assert "GiB of the process (RSS)" in result.stdout  # on the CPU: the whole process, imports included
         figures = json.loads(out.read_text())
         expected = expected_figures(what, config)
         assert figures["what"] == what and figures["batch"] == BATCH and figures["steps_timed"] == 2

@@ -5,7 +5,8 @@ backward, clipping, optimizer. eval: the evaluation forward (puzzles: all halt_m
 HRM-LM: a teacher-forced pass). generate: HRM-LM decoding with and without the KV cache. Batches are
 random tokens of the config's shape, so no dataset is needed. Figures: samples/s, tokens/s, ms/step,
 achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode), model FLOPs utilisation on a GPU whose
-peak is known, peak memory.
+peak is known, peak memory (CUDA tensors on a GPU, the process's RSS on the CPU). Each result says what
+its step is: a puzzle training step is one ACT segment, an evaluation step all of them.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def bench_train(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> dict:
     seconds = statistics.median(times)
     batch = cfg.train.global_batch_size
     return _result(cfg, name, "train", trainer.model, trainer.device, batch, seconds, flops_per_step,
-                   _tokens_per_example(cfg), steps, reuse_q_target_forward=cfg.model.reuse_q_target_forward)
+                   _tokens_per_example(cfg), steps, reuse_q_target_forward=cfg.model.reuse_q_target_forward,
+                   step_is="one ACT segment of the batch, forward and backward" if cfg.task != "seq2seq"
+                   else "encoder, core and decoder, forward and backward")
 
 
 def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
@@ -122,7 +125,9 @@ def bench_eval(cfg: RunConfig, steps: int = 5, warmup: int = 1) -> dict:
             times.append(time.perf_counter() - started)
     return _result(cfg, cfg.run_name, "eval", model, device, batch_size, statistics.median(times),
                    counter.get_total_flops(), _tokens_per_example(cfg), steps,
-                   compile=timed is not model)  # HRM-LM evaluates eager
+                   compile=timed is not model,  # HRM-LM evaluates eager
+                   step_is=f"all {cfg.model.halt_max_steps} ACT segments of the batch, forward"
+                   if cfg.task != "seq2seq" else "a teacher-forced forward")
 
 
 # Dense peak FLOP/s of GPUs whose model FLOPs utilisation we report, by name fragment and precision
@@ -152,7 +157,8 @@ def _result(cfg: RunConfig, name: str, what: str, model, device: torch.device, b
         "ms_per_step": 1000 * seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * tokens_per_example / seconds,
         "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / seconds,
         "mfu": _model_flops_utilisation(device, cfg.train.precision, flops / seconds),
-        "peak_memory_gib": _peak_memory_gib(device), "steps_timed": steps, "compile": cfg.train.compile,
+        "peak_memory_gib": _peak_memory_gib(device), "peak_memory_of": _peak_memory_of(device),
+        "steps_timed": steps, "compile": cfg.train.compile,
         "torch": torch.__version__, **extra,
     }
 
@@ -163,14 +169,20 @@ def _peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
+def _peak_memory_of(device: torch.device) -> str:
+    """What peak_memory_gib measures: torch's CUDA tensors, or on the CPU the whole process (libraries
+    and the interpreter included, about a quarter GiB before any model)."""
+    return "CUDA tensors" if device.type == "cuda" else "the process (RSS)"
+
+
 def format_result(result: dict) -> str:
     mfu = f", MFU {result['mfu']:.1%}" if result.get("mfu") is not None else ""
     return (f"{result['what']} {result['config']} [{result['variant']}, {result['parameters']:,} params] on "
             f"{result['device']} {result['precision']} {'compiled' if result['compile'] is True else 'eager'} "
             f"x{result['threads']} threads, batch {result['batch']}: "
-            f"{result['ms_per_step']:.0f} ms/step, {result['samples_per_s']:.1f} samples/s, "
+            f"{result['ms_per_step']:.0f} ms/step (a step: {result['step_is']}), {result['samples_per_s']:.1f} samples/s, "
             f"{result['tokens_per_s']:.0f} tokens/s, {result['gflop_per_s']:.1f} GFLOP/s{mfu}, "
-            f"peak memory {result['peak_memory_gib']:.2f} GiB")
+            f"peak memory {result['peak_memory_gib']:.2f} GiB of {result['peak_memory_of']}")
 
 
 def to_json(result: dict) -> str:
