@@ -229,7 +229,7 @@ def test_an_hrm_lm_report_shows_the_validation_loss_and_names_each_final_figure(
                                          "elapsed_s": float(step), "train_s": step / 2}]
     run = make_run(tmp_path, "lm", [json.dumps(record) for record in records])
     report = write_report([run]).read_text()
-    assert "| validation loss | 1.5 |" in report
+    assert "| validation loss (each answer's token mean, averaged over answers) | 1.5 |" in report
     assert "| teacher-forced exact accuracy | 25.00 % |" in report and "| examples | 90 |" in report
     puzzle = write_report([make_run(tmp_path, "puzzle")]).read_text()
     assert "| mean halting step | 2.5 |" in puzzle and "| steps |" not in puzzle.split("## Final eval")[1]

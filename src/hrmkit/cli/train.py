@@ -117,8 +117,8 @@ def _print_train_result(result: dict) -> None:
               f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
     elif evaluation:
         print(f"held-out exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
-              f"{evaluation['loss']:.4f}, teacher-forced token accuracy {evaluation['accuracy']:.2%}, "
-              f"{int(evaluation['count'])} examples)")
+              f"{evaluation['loss']:.4f} and teacher-forced token accuracy {evaluation['accuracy']:.2%}, each "
+              f"answer's token mean averaged over {int(evaluation['count'])} answers)")
     if "train_seconds" in result:
         print(f"trained {result['step']} steps: {result['train_seconds']:.0f} s of training, "
               f"{result['elapsed_seconds']:.0f} s with evaluation and checkpoints")

@@ -5,6 +5,8 @@ over the supervised core segments, plus 0.5 * BCE of the Q head against "the who
 right" (when the core runs more than one segment) and the MoE load-balancing loss. Evaluation
 reports the validation loss, teacher-forced token and sequence accuracy, and ``exact_accuracy``:
 the share of prompts whose *generated* (greedy, KV-cached) answer equals the reference exactly.
+The loss and token accuracy are each answer's mean over its tokens, averaged over answers (as
+training weighs them), not a mean over all tokens: a short answer's tokens weigh more.
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ def _summary_rows(run: Run) -> list[tuple[str, str]]:
 
 # An eval line's metrics as the final-eval table names them (in this order, where the line has them).
 FINAL_EVAL_ROWS = {
-    "loss": "validation loss", "exact_accuracy": "exact_accuracy", "accuracy": "accuracy",
+    "loss": "validation loss (each answer's token mean, averaged over answers)", "exact_accuracy": "exact_accuracy",
+    "accuracy": "accuracy",
     "teacher_forced_exact": "teacher-forced exact accuracy", "halted_exact_accuracy": "halted_exact_accuracy",
     "halted_accuracy": "halted_accuracy", "steps": "mean halting step", "count": "examples",
     "train_s": "train_s", "elapsed_s": "elapsed_s",
