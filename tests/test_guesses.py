@@ -87,7 +87,8 @@ def test_hrm_eval_keeps_the_voted_and_verified_answers_and_says_what_it_evaluate
         assert saved[name].shape == saved["predictions"].shape
         assert (saved[name] == labels).all(axis=1).mean() == pytest.approx(metrics["test_time_guesses"][-1][figure])
     assert metrics["evaluated"] == {"checkpoints": [str(trained_sudoku_run / "final")], "data": str(sudoku4),
-                                    "split": "test", "tta": 4, "select": "verified"}
+                                    "split": "test", "tta": 4, "select": "verified",
+                                    "checkpoint_picked_on_this_split": False}
 
 
 @pytest.mark.cli
