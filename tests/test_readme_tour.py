@@ -21,7 +21,7 @@ from cli_helpers import MBPP_DIR, hrm_here, torchrun
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 NOT_RUN = {
-    "hrm prepare sudoku --size 9 --from-csv": "needs the Sudoku-Extreme CSV files, which come from a dataset hub",
+    "hrm prepare sudoku --from-csv": "needs the Sudoku-Extreme CSV files, which come from a dataset hub",
     "hrm eval --checkpoint checkpoints/HRM-sudoku": "needs a reference checkpoint, which comes from a model hub",
     "hrm convert --checkpoint checkpoints/HRM-sudoku": "needs a reference checkpoint, which comes from a model hub",
     "torchrun --nproc_per_node 8": "needs 8 GPUs",
