@@ -362,6 +362,25 @@ def test_pass_at_k_all_or_nothing_versus_fractional_on_a_two_pair_task(built, tm
     assert metrics["arc_tasks"] == 3 and metrics["arc_test_pairs"] == 5 and metrics["arc_rows_voted"] == len(tokens)
 
 
+def test_an_answer_cropped_to_nothing_is_never_a_submitted_attempt(built, tmp_path):
+    """A prediction whose top-left token is no colour crops to a 0x0 grid; submission.json held it as an
+    attempt ([]), which Kaggle does not take as a grid. It still counts as a (wrong) candidate."""
+    root, _ = built
+    tokens = answer(root, {}, set())
+    rows = rows_of(root, "e633a9e5", 0)
+    tokens[rows[:6]] = 0  # six variants answer nothing, three the truth: nothing wins the vote
+    for row in rows_of(root, "6ea4a07e", 1):
+        tokens[row] = 0  # every variant of this pair answers nothing
+    metrics = evaluate_arc_predictions(root, {"predictions": tokens}, tmp_path)
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    assert submission["e633a9e5"][0] == {"attempt_1": truth("e633a9e5", 0), "attempt_2": truth("e633a9e5", 0)}
+    assert submission["6ea4a07e"][1] == {"attempt_1": [[0]], "attempt_2": [[0]]}
+    assert metrics["arc_pass@1"] == pytest.approx(1 / 3) and metrics["arc_pass@2"] == pytest.approx(2 / 3)
+    for attempts in submission.values():
+        for attempt in attempts:
+            assert all(grid and all(grid) for grid in attempt.values())
+
+
 def test_submission_has_two_attempts_for_every_test_pair_even_unanswered_ones(built, tmp_path):
     root, _ = built
     test = split_arrays(root, "test")
@@ -426,12 +445,16 @@ def test_cli_builds_trains_and_scores_arc_with_a_submission(tmp_path):
     from cli_helpers import TINY_MODEL, hrm
     data, runs = tmp_path / "arc", tmp_path / "runs"
     hrm("prepare", "arc", "--source", "arc1", "--max-tasks", "2", "--num-aug", "3", "--out", str(data))
-    hrm("train", "--config", "quickstart_sudoku4", f"data.path={data}", f"runs_dir={runs}", "run_name=arc",
-        "train.steps=2", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
-        "model.num_heads=2", "train.global_batch_size=8", *TINY_MODEL[:-3])
+    trained = hrm("train", "--config", "quickstart_sudoku4", f"data.path={data}", f"runs_dir={runs}", "run_name=arc",
+                  "train.steps=2", "model.mlp_t=false", "model.pos_encodings=rope", "model.puzzle_emb_ndim=32",
+                  "model.num_heads=2", "train.global_batch_size=8", *TINY_MODEL[:-3])
+    rows = load_split(data, "test").num_examples()  # each test pair's augmented variants: not ARC's puzzles
+    assert f"{rows} augmented test rows, each scored alone" in trained.stdout
+    assert f"ARC's score votes over each test pair's augmented rows: hrm eval --checkpoint {runs / 'arc'}" in trained.stdout
     result = hrm("eval", "--checkpoint", str(runs / "arc" / "final"), "--data", str(data), "--out", str(tmp_path / "eval"),
                  "--pass-k", "1", "2")
     assert "ARC pass@1" in result.stdout and "ARC pass@2" in result.stdout
+    assert "as Kaggle scores it (each task's share of its test pairs right, averaged over tasks)" in result.stdout
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0.0 <= metrics["arc_pass@2"] <= 1.0 and "arc_pass@2_fractional" in metrics
     submission = json.loads((tmp_path / "eval" / "submission.json").read_text())

@@ -82,7 +82,8 @@ def cmd_eval(args) -> int:
               f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
     for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
         print(f"ARC pass@{k}: {metrics[f'arc_pass@{k}']:.2%} of tasks (all test pairs right), "
-              f"{metrics[f'arc_pass@{k}_fractional']:.2%} of test pairs (Kaggle scoring)")
+              f"{metrics[f'arc_pass@{k}_fractional']:.2%} as Kaggle scores it (each task's share of its test pairs "
+              f"right, averaged over tasks)")
     if (out / "submission.json").exists():
         print(f"Kaggle submission (two attempts per test pair): {out / 'submission.json'}")
     if len(models) > 1:

@@ -89,7 +89,7 @@ def cmd_train(args, overrides: list[str]) -> int:
     finally:
         left_a_group = shutdown_processes()
     if trainer.proc.is_main:
-        _print_train_result(result)
+        _print_train_result(result, cfg.data.path)
     if left_a_group:
         # Everything is written and the process group is gone, but gloo's worker threads can still
         # abort the interpreter's own teardown now and then (SIGABRT, "terminate called without an
@@ -101,7 +101,7 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 
-def _print_train_result(result: dict) -> None:
+def _print_train_result(result: dict, data_path: str) -> None:
     run_dir = Path(result["run_dir"])
     if result.get("already_finished"):
         from hrmkit.loading import final_metrics
@@ -113,8 +113,13 @@ def _print_train_result(result: dict) -> None:
               f"starts again from its weights)")
     evaluation = result.get("eval")
     if evaluation and "steps" in evaluation:
+        from hrmkit.puzzles.arc_vote import is_arc_dataset
+        arc = is_arc_dataset(data_path)
         print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
-              f"{int(evaluation['count'])} puzzles, mean halting step {evaluation['steps']:.2f})")
+              f"{int(evaluation['count'])} {'augmented test rows, each scored alone' if arc else 'puzzles'}, "
+              f"mean halting step {evaluation['steps']:.2f})")
+        if arc:
+            print(f"ARC's score votes over each test pair's augmented rows: hrm eval --checkpoint {run_dir} --data {data_path}")
     elif evaluation:
         print(f"held-out exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
               f"{evaluation['loss']:.4f} and teacher-forced token accuracy {evaluation['accuracy']:.2%}, each "
@@ -144,7 +149,7 @@ def cmd_quickstart(args) -> int:
     cfg = load_run_config("quickstart_sudoku4", parse_overrides([f"data.path={data_dir}", f"runs_dir={args.runs_dir}", *args.overrides]))
     print(f"training a {cfg.model.variant.upper()} model on the CPU for {cfg.train.steps} steps ...")
     result = Trainer(cfg, PuzzleTask, reset_progress=False).train()
-    _print_train_result(result)
+    _print_train_result(result, cfg.data.path)
     print(f"quickstart finished in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -6,7 +6,9 @@ num_experts)`` tokens per batch; first choices are served before second choices,
 that finds its expert full gets nothing from it (the block's residual carries it through).
 The load-balancing loss is the Switch Transformer's: ``num_experts * sum_e f_e * P_e`` with
 ``f_e`` the share of routed assignments that chose expert e and ``P_e`` its mean router
-probability; it is 1 for perfectly even routing and grows as routing collapses.
+probability; it is 1 for perfectly even routing and grows as routing collapses. The encoder adds
+its layers' losses (as the Switch Transformer does), so a run's logged ``balance_loss`` is the number
+of MoE layers for perfectly even routing.
 """
 
 from __future__ import annotations

@@ -262,7 +262,8 @@ class Seq2SeqHRM(nn.Module):
     # -- training ------------------------------------------------------------------------------
     def forward(self, batch: dict) -> dict:
         """Teacher-forced pass. Returns ``segment_logits`` (one [batch, Td, vocab] per supervised
-        segment, the last one last), ``segment_q_halt`` (matching, or None) and ``balance_loss``."""
+        segment, the last one last), ``segment_q_halt`` (matching, or None) and ``balance_loss`` (summed over
+        the encoder's MoE layers: their number for perfectly even routing)."""
         x, balance = self.encode(batch["encoder_ids"], batch["encoder_mask"])
         mask = batch["encoder_mask"]
         if not hasattr(self, "core") or not self.config.deep_supervision:

@@ -192,7 +192,9 @@ def _score(tasks: dict[str, _TestTask], pass_ks: Sequence[int]) -> tuple[dict[st
             label = answer_key(output)
             for k in pass_ks:
                 right[k].append(any(candidate.key == label for candidate in ranked[:k]))
-            attempts = [candidate.answer.tolist() for candidate in ranked[:SUBMISSION_ATTEMPTS]] or [_EMPTY_ANSWER]
+            # An answer cropped to 0x0 (its top-left token not a colour) is no grid a submission may hold.
+            grids = [candidate.answer.tolist() for candidate in ranked if candidate.answer.size]
+            attempts = grids[:SUBMISSION_ATTEMPTS] or [_EMPTY_ANSWER]
             attempts += [attempts[0]] * (SUBMISSION_ATTEMPTS - len(attempts))  # pad with the best, as the reference
             submission[task_id].append({f"attempt_{i + 1}": grid for i, grid in enumerate(attempts)})
         for k in pass_ks:
