@@ -123,11 +123,12 @@ def test_hrm_eval_on_another_dataset_keeps_the_first_datasets_results(run, sudok
 
 
 @pytest.mark.cli
-@pytest.mark.parametrize(("precision", "compiled"), [("bf16", False), ("fp32", False), ("fp32", True)])
+@pytest.mark.parametrize(("precision", "compiled"), [("bf16", False), ("fp32", False), ("fp32", True), ("bf16", True)])
 def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_its_figures(sudoku4, tmp_path, precision,
                                                                                          compiled):
-    """A compiling run evaluates its compiled model (as the reference's does); hrm eval --compile true
-    reproduces those figures (auto compiles on CUDA, where the default run compiles)."""
+    """A compiling run evaluates its compiled model (as the reference's does); hrm eval, by default, scores
+    in the run's precision and compiled where the run's evaluations were, and reproduces their figures
+    (it compiled on CUDA only: a run compiled on the CPU was scored eager, off by rounding)."""
     from hrmkit.config import load_run_config
     from hrmkit.puzzles.task import PuzzleTask
     from hrmkit.train.trainer import Trainer
@@ -138,8 +139,7 @@ def test_hrm_eval_scores_in_the_precision_the_run_evaluated_in_and_reproduces_it
                   "precision": precision, "compile": compiled}})
     Trainer(cfg, PuzzleTask, log=lambda *_: None).train()
     logged = json.loads((tmp_path / "r" / "final" / "metrics.json").read_text())["metrics"]
-    assert main(["eval", "--checkpoint", str(tmp_path / "r" / "final"), "--data", str(sudoku4),
-                 *(["--compile", "true"] if compiled else [])]) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "r" / "final"), "--data", str(sudoku4)]) == 0
     scored = json.loads((tmp_path / "r" / "final" / f"eval-{sudoku4.name}-test" / "metrics.json").read_text())
     assert (scored["precision"], scored["compiled"]) == (precision, compiled)
     for name in ("exact_accuracy", "accuracy", "steps"):

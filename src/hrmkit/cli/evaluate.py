@@ -32,7 +32,8 @@ def cmd_eval(args) -> int:
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
-    models = [compiled_for_evaluation(model, device, args.compile) for model, _ in models_and_configs]
+    models = [compiled_for_evaluation(model, device, config.train.compile, args.compile)
+              for model, config in models_and_configs]
     # By default the first checkpoint's run's own precision, so the figures are those its evaluations logged.
     first_config = models_and_configs[0][1]
     precision, autocast = evaluation_precision(first_config.train.precision, device, args.precision)
@@ -191,9 +192,11 @@ def add_parsers(verbs) -> None:
                           help="run (default): the precision the first checkpoint's run trained and evaluated "
                                "with (its config.yaml; fp32 for a reference checkpoint, which records none), so the "
                                "figures are the ones its own evaluations logged; fp32, bf16 or fp16 by hand")
-    evaluate.add_argument("--compile", default="auto", choices=("auto", "true", "false"),
-                          help="run the model under torch.compile; auto (default): on CUDA, as a run's evaluations "
-                               "there run its compiled model (a one-time warm-up, then faster batches)")
+    evaluate.add_argument("--compile", default="run", choices=("run", "true", "false"),
+                          help="run the model under torch.compile; run (default): as each checkpoint's run evaluated "
+                               "(its config.yaml's train.compile; on CUDA for a reference checkpoint), so the figures "
+                               "are the ones it logged; true or false by hand (compiling: a one-time warm-up, then "
+                               "faster batches)")
     evaluate.add_argument("--out", default=None,
                           help="folder for metrics.json and predictions.npz (default: eval-<dataset>-<split>/ beside "
                                "the first checkpoint's weights)")

@@ -74,10 +74,17 @@ def allow_tf32_under(precision: str, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def compiled_for_evaluation(model: torch.nn.Module, device: torch.device, requested: str = "auto") -> torch.nn.Module:
-    """The model ``hrm eval`` runs: compiled where ``requested`` says so (``auto``: on CUDA, as a run's own
-    evaluations there run its compiled model), else itself."""
-    compile_it = device.type == "cuda" if requested == "auto" else requested == "true"
+def compiled_for_evaluation(model: torch.nn.Module, device: torch.device, run_compile, requested: str = "run"
+                            ) -> torch.nn.Module:
+    """The model ``hrm eval`` runs: ``requested="run"`` compiles it where its run's evaluations ran compiled
+    (``run_compile``, the run's ``train.compile``: a run records what it resolved to; ``auto`` means none
+    was recorded, as in a reference checkpoint, and compiles on CUDA, as hrm train would), so the figures
+    are the ones the run logged (compiled and eager forwards differ in rounding); ``true`` / ``false``
+    by hand. Otherwise the model itself."""
+    if requested == "run":
+        compile_it = device.type == "cuda" if run_compile == "auto" else bool(run_compile)
+    else:
+        compile_it = requested == "true"
     return torch.compile(model) if compile_it else model
 
 
