@@ -16,7 +16,6 @@ from hrmkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from hrmkit.cli.flags import add_dataclass_flags
 
 EXIT_FAILED = 1
-LANGUAGE_TOOLS = ("prepare-language", "prepare", "chunk", "merge", "normalize-qa", "download-slice")
 
 
 # -- argument types (a bad value is a one-line usage error) --------------------------------------

@@ -141,17 +141,6 @@ class BPETokenizer:
         self.vocab_size = hf_tokenizer.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> BPETokenizer:
-        """Read a Hugging Face `tokenizer.json`; problems raise DatasetError naming the file."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DatasetError(path, "file not found") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise DatasetError(path, f"cannot read ({error})") from None
-        return cls._from_text(text, path)
-
-    @classmethod
     def _from_text(cls, text: str, path: str | os.PathLike) -> BPETokenizer:
         tokenizers = _import_hf_tokenizers()
         try:

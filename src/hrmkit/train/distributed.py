@@ -20,16 +20,15 @@ from hrmkit.train import collectives
 class ProcessInfo:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def distributed(self) -> bool:
-        """Launched by torchrun, with a process group (of one process, too)."""
-        return collectives.active()
+
+def local_rank() -> int:
+    """This process's index on its machine under torchrun (which GPU it takes), else 0."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -68,7 +67,7 @@ def init_processes(device: torch.device) -> ProcessInfo:
     """
     if "RANK" not in os.environ:
         return ProcessInfo()
-    info = ProcessInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    info = ProcessInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -79,8 +78,8 @@ def init_processes(device: torch.device) -> ProcessInfo:
 
 
 def shutdown_processes() -> bool:
-    """Leave the process group, if there is one; True when there was (the group is gone after this,
-    so ``ProcessInfo.distributed`` no longer says so)."""
+    """Leave the process group, if there is one; True when there was (asked after this, ``collectives.active()``
+    says False)."""
     if not (dist.is_available() and dist.is_initialized()):
         return False
     # Leave together: a rank tearing down while rank 0 still writes its files can make gloo

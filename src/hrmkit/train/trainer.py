@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from hrmkit.model.losses import widest_float
 from hrmkit.progress import TrainProgress
 from hrmkit.train import checkpoint as ckpt
 from hrmkit.train import collectives
-from hrmkit.train.distributed import ProcessInfo, init_processes, pick_device
+from hrmkit.train.distributed import ProcessInfo, init_processes, local_rank, pick_device
 from hrmkit.train.ema import ParameterEMA
 from hrmkit.train.loggers import (
     MetricsLogger,
@@ -63,7 +62,7 @@ class Trainer:
         check_logger_available(tc.logger)  # every process: a missing package stops all of them at once
         if tc.threads > 0:
             torch.set_num_threads(tc.threads)
-        self.device = pick_device(tc.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.device = pick_device(tc.device, local_rank())
         resolve_speed_settings(cfg, self.device)  # config.yaml then records what ran, not "auto"
         self.proc: ProcessInfo = init_processes(self.device)
         if not self.proc.is_main:  # one voice: rank 0 speaks for all processes

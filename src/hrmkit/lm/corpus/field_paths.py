@@ -113,9 +113,6 @@ def _kind(value: Any) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
-def parse_paths(texts: Sequence[str]) -> list[FieldPath]:
-    return [FieldPath.parse(text) for text in texts]
-
 
 def check_schema(paths: Sequence[FieldPath], first_record: Any, where: str, need_text: bool = True) -> None:
     """Raise ValueError (one line) when the first record shows a path names no field at all.

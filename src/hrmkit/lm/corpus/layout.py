@@ -61,10 +61,6 @@ class SourceLayout:
     splits: dict[str, list[Path]] = field(default_factory=dict)
     unsplit: list[Path] = field(default_factory=list)
 
-    @property
-    def has_named_splits(self) -> bool:
-        return bool(self.splits)
-
     def all_files(self) -> list[Path]:
         return [path for files in self.splits.values() for path in files] + self.unsplit
 

@@ -48,7 +48,7 @@ def _pair_rows(split: PuzzleSplit) -> dict[tuple[str, int], list[tuple[int, int,
     return pairs
 
 
-def _variant_label(name: str, transform: int, colours: np.ndarray) -> str:
+def _variant_label(transform: int, colours: np.ndarray) -> str:
     if transform == 0 and np.array_equal(colours, np.arange(10)):
         return "original"
     return f"transform {transform}, colours {''.join(str(int(c)) for c in colours)}"
@@ -83,7 +83,7 @@ class _Pair:
         self.q_continue.append(trace.q_continue[index])
         if len(self.shown) < SHOWN_VARIANTS:
             self.shown.append({
-                "name": _variant_label(name, transform, colours),
+                "name": _variant_label(transform, colours),
                 "input": grid_record(decode_grid(inputs)),
                 "segments": [grid_record(decode_grid(predicted)) for predicted in trace.predictions[index]],
                 "right": [bool(np.array_equal(answer, self.target)) for answer in answers],
