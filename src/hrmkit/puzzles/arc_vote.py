@@ -38,6 +38,7 @@ from hrmkit.puzzles.arc import (
     unaugment_grid,
 )
 from hrmkit.puzzles.arc_dataset import BUILDER
+from hrmkit.puzzles.build import build_summary
 from hrmkit.puzzles.format import PuzzleSplit, load_identifiers, load_split
 from hrmkit.puzzles.vote import Ballot, answer_key
 
@@ -51,12 +52,9 @@ def is_arc_dataset(dataset_dir: str | os.PathLike) -> bool:
     """Whether `dataset_dir` holds an ARC dataset: built by hrmkit.puzzles.arc, or by the reference
     builder (test_puzzles.json next to a 12-token, 900-position test split)."""
     root = Path(dataset_dir)
-    try:
-        summary = json.loads((root / "hrmkit_build.json").read_text())
-        if isinstance(summary, dict) and "builder" in summary:
-            return summary["builder"] == BUILDER
-    except (OSError, ValueError):
-        pass
+    summary = build_summary(root)
+    if "builder" in summary:
+        return summary["builder"] == BUILDER
     try:
         meta = json.loads((root / "test" / "dataset.json").read_text())
     except (OSError, ValueError):
@@ -249,8 +247,4 @@ def evaluate_arc_predictions(
 
 
 def _solutions_unknown(root: Path) -> bool:
-    try:
-        summary = json.loads((root / "hrmkit_build.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("test_solutions_known") is False
+    return build_summary(root).get("test_solutions_known") is False

@@ -14,6 +14,7 @@ puzzles (`uniform_arrays`), all under the one `<blank>` identifier (`blank_ident
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,15 @@ from hrmkit.puzzles.format import PuzzleDatasetMetadata, write_dataset
 from hrmkit.puzzles.selection import ProgressCallback
 
 SUMMARY_FILE = "hrmkit_build.json"
+
+
+def build_summary(root: str | Path) -> dict[str, Any]:
+    """hrmkit_build.json as written by an hrmkit builder; empty for reference-built (or unreadable) datasets."""
+    try:
+        summary = json.loads((Path(root) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _silent(description: str, completed: int, total: int) -> None:

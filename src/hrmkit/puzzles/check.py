@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,10 +30,10 @@ from hrmkit.puzzles.check_arc import (
     arc_translation,
     looks_like_arc,
 )
+from hrmkit.puzzles.build import build_summary
 from hrmkit.puzzles.check_base import (
     STANDARD_SPLITS,
     Check,
-    build_summary,
     paired_chunks,
     row_chunks,
 )
@@ -48,7 +47,7 @@ from hrmkit.puzzles.check_paths import (
 )
 from hrmkit.puzzles.format import PuzzleSplit, load_split
 from hrmkit.puzzles.selection import spread
-from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES
+from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES, sudoku_side
 
 
 @dataclass
@@ -208,14 +207,9 @@ def _split_stats(split: PuzzleSplit, examples_per_group: np.ndarray, labels: dic
 # --------------------------------------------------------------------------- Sudoku
 
 
-def _sudoku_size(seq_len: int) -> int | None:
-    size = math.isqrt(seq_len)
-    return size if size * size == seq_len and size in BOX_SHAPES else None
-
-
 def _looks_like_sudoku(split: PuzzleSplit, label_histogram: dict[int, int]) -> bool:
     """A reference-built Sudoku: digits 2..size+1 after pad and blank, and labels fully solved."""
-    size = _sudoku_size(split.metadata.seq_len)
+    size = sudoku_side(split.metadata.seq_len)
     solved = not any(token in label_histogram for token in (0, BLANK_TOKEN))
     return size is not None and split.metadata.vocab_size == size + 2 and solved
 
@@ -245,7 +239,7 @@ def sudoku_label_faults(inputs: np.ndarray, labels: np.ndarray, size: int) -> li
 
 def _sudoku_check(split_name: str, split: PuzzleSplit) -> Check:
     name = f"sudoku:{split_name}"
-    size = _sudoku_size(split.metadata.seq_len)
+    size = sudoku_side(split.metadata.seq_len)
     if size is None:
         return Check(name, False, f"seq_len {split.metadata.seq_len} is not a 4x4, 6x6 or 9x9 grid")
     bad, first = 0, ""

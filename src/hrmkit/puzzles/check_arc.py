@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from hrmkit.puzzles import arc, arc_dataset
+from hrmkit.puzzles.build import build_summary
 from hrmkit.puzzles.check_base import (
     MAX_LISTED,
     STANDARD_SPLITS,
     Check,
-    build_summary,
     paired_chunks,
 )
 from hrmkit.puzzles.format import PuzzleSplit

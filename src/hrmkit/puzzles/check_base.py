@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -42,12 +39,3 @@ def row_chunks(split: PuzzleSplit, array_name: str) -> Iterator[tuple[int, np.nd
 def paired_chunks(split: PuzzleSplit) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     for (start, inputs), (_, labels) in zip(row_chunks(split, "inputs"), row_chunks(split, "labels")):
         yield start, inputs, labels
-
-
-def build_summary(root: Path) -> dict[str, Any]:
-    """hrmkit_build.json as written by an hrmkit builder; empty for reference-built (or unreadable) datasets."""
-    try:
-        summary = json.loads((root / "hrmkit_build.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,12 @@ import numpy as np
 
 # Box rows x box columns for each supported size.
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
+
+
+def sudoku_side(seq_len: int) -> int | None:
+    """Grid side of a Sudoku row of ``seq_len`` cells, or None when no supported size fits."""
+    side = math.isqrt(seq_len)
+    return side if side * side == seq_len and side in BOX_SHAPES else None
 
 # Fewest givens a uniquely solvable puzzle can have, so at most size*size minus this many blanks.
 MIN_GIVENS = {4: 4, 6: 8, 9: 17}

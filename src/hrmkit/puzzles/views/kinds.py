@@ -1,38 +1,27 @@
 """Which puzzle family a dataset holds, so the viewer knows how to draw it.
 
 The builder named in ``hrmkit_build.json`` decides; a dataset built by the reference
-repositories has no such name and is recognised by its tokens instead (as ``hrm data check``
-and ``hrm eval`` recognise them).
+repositories has no such name and is recognised by its tokens and files instead (``hrm data check``
+asks more of a reference Sudoku, fully solved labels, because it checks them).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 from hrmkit.puzzles import maze_dataset, routing_dataset, sudoku_dataset
 from hrmkit.puzzles.arc_vote import is_arc_dataset
 from hrmkit.puzzles.check import path_split_kind
 from hrmkit.puzzles.format import PuzzleSplit
-from hrmkit.puzzles.sudoku import BOX_SHAPES
+from hrmkit.puzzles.build import build_summary
+from hrmkit.puzzles.sudoku import sudoku_side
 
 KINDS = ("sudoku", "maze", "routing", "arc")
 _KIND_OF_BUILDER = {sudoku_dataset.BUILDER: "sudoku", maze_dataset.BUILDER: "maze", routing_dataset.BUILDER: "routing"}
 
 
 def _builder(root: Path) -> str | None:
-    try:
-        summary = json.loads((root / "hrmkit_build.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary.get("builder") if isinstance(summary, dict) else None
-
-
-def sudoku_side(seq_len: int) -> int | None:
-    """Grid side of a Sudoku row of ``seq_len`` cells, or None when no supported size fits."""
-    side = math.isqrt(seq_len)
-    return side if side * side == seq_len and side in BOX_SHAPES else None
+    return build_summary(root).get("builder")
 
 
 def _looks_like_sudoku(split: PuzzleSplit) -> bool:

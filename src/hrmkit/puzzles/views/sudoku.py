@@ -9,7 +9,7 @@ from typing import Any
 
 from hrmkit.puzzles.format import PuzzleSplit, scored_positions
 from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES
-from hrmkit.puzzles.views.kinds import sudoku_side
+from hrmkit.puzzles.sudoku import sudoku_side
 from hrmkit.puzzles.views.trace import Tracer, collect, read_rows, segment_fields
 from hrmkit.viz.page_data import ViewerError, first_rows, tokens_text
 
