@@ -8,8 +8,9 @@ def add_parsers(verbs) -> None:
     data_tools = data.add_subparsers(dest="tool", required=True)
     check = data_tools.add_parser("check", help="check a reference-format dataset (ours or the reference's); exit 1 on any fault",
                                   description="Structure and metadata, token ranges, index monotonicity, train/test input "
-                                              "overlap, puzzles per group, label distribution, and Sudoku validity or "
-                                              "maze path validity and optimality.")
+                                              "overlap, puzzles per group, label distribution, and each family's "
+                                              "labels: Sudoku validity, maze and routing path validity and "
+                                              "optimality, ARC's layout and test puzzles.")
     check.add_argument("dir", help="dataset folder")
     check.add_argument("--json", default=None, help="also write the report as JSON here")
     from hrmkit.cli.language import add_language_tools

@@ -11,6 +11,9 @@
                          `hrm data check`; path scores for `hrm eval`
     task.py              the puzzle Task the trainer runs (batches, ACT segment loss, evaluation)
     evaluate.py          exact accuracy over every ACT segment; arc_vote.py: ARC voting and submissions
+    symmetries.py, guesses.py, vote.py
+                         test-time guesses (`hrm eval --tta`): each family's symmetries, asking the model
+                         on transformed copies, and the vote over their answers (vote.py: ARC votes with it too)
     views/               the viewer's puzzle pages (segment traces, Sudoku, paths, ARC, routing explorer)
 
 Dependency rule: this package imports `hrmkit.model`, `hrmkit.train`, `hrmkit.viz` (page
