@@ -37,7 +37,7 @@ def test_a_bad_device_is_one_line_in_every_verb(verb, trained_sudoku_run, sudoku
         "generate": ["generate", "--checkpoint", trained_sudoku_run, "--prompt", "What is 1 + 1?"],
         "viz": ["viz", trained_sudoku_run, "--out", tmp_path / "z.html"],
         "eval code": ["eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", trained_sudoku_run,
-                      "--limit", "1", "--n", "1", "--k", "1", "--out", tmp_path / "x.jsonl"],
+                      "--limit", "1", "--n", "1", "--pass-k", "1", "--out", tmp_path / "x.jsonl"],
     }[verb]
     if verb == "eval code" and not MBPP.exists():
         pytest.skip(f"MBPP not at {MBPP_DIR}")
@@ -288,7 +288,7 @@ def test_prepare_arithmetic_refuses_a_negative_or_empty_split_and_writes_nothing
 def test_a_puzzle_checkpoint_given_to_a_language_verb_is_named_as_one(verb, trained_sudoku_run, tmp_path):
     """Both said the checkpoint had no tokenizer beside it; eval code printed its sandbox line first."""
     args = {"eval code": ["eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", trained_sudoku_run,
-                          "--limit", "1", "--n", "1", "--k", "1", "--out", tmp_path / "x.jsonl"],
+                          "--limit", "1", "--n", "1", "--pass-k", "1", "--out", tmp_path / "x.jsonl"],
             "generate": ["generate", "--checkpoint", trained_sudoku_run, "--prompt", "What is 1 + 1?"]}[verb]
     result = hrm(*args, check=False)
     assert "is a puzzle model" in one_line_error(result) and not result.stdout

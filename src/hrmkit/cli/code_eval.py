@@ -39,7 +39,8 @@ def add_code_eval_parser(parent) -> argparse.ArgumentParser:
 
     sampling = parser.add_argument_group("sampling (model mode)")
     sampling.add_argument("--n", type=int, default=10, help="samples per task")
-    sampling.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="the k of pass@k (each needs n >= k)")
+    sampling.add_argument("--pass-k", type=int, nargs="+", default=[1, 5, 10],
+                          help="the k of pass@k, as hrm eval's --pass-k (each needs n >= k)")
     sampling.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
     sampling.add_argument("--top-p", type=float, default=0.95,
                           help="sample from the smallest set of tokens whose probability reaches p (default 0.95)")
@@ -98,7 +99,7 @@ def _run(args) -> int:
         prompt_format = _prompt_format(args, weights_folder_of(checkpoint))
         shots = mbpp_shots(load_mbpp(args.data, "prompt")) if prompt_format == "mbpp-3shot" else None
         complete, sampling_settings = _model_completer(args, checkpoint)
-        n, ks = args.n, args.k
+        n, ks = args.n, args.pass_k
         provider = model_provider(complete, prompt_format, shots, args.batch_size, seed=args.seed)
         settings.update(sampling_settings, prompt_format=prompt_format)
         out = Path(args.out or weights_folder_of(checkpoint) / f"code-eval-{args.task}-{args.split}.jsonl")
@@ -141,7 +142,7 @@ def _check_numbers(args) -> None:
     from hrmkit.config import device_problem
     problems = [f"{flag} must be >= 1" for flag, value in (("--n", args.n), ("--workers", args.workers),
                                                             ("--batch-size", args.batch_size)) if value < 1]
-    problems += [f"--k {k} must be >= 1" for k in args.k if k < 1]
+    problems += [f"--pass-k {k} must be >= 1" for k in args.pass_k if k < 1]
     if args.timeout <= 0:
         problems.append("--timeout must be > 0")
     if args.limit < 0:
