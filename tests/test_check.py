@@ -16,11 +16,11 @@ from hrmkit.puzzles.check import (
     copy_exact_share,
     main_check,
     path_scores,
-    path_split_kind,
 )
 from hrmkit.puzzles.check_arc import arc_grid_fault, arc_grid_layout
 from hrmkit.puzzles.check_paths import path_validity
 from hrmkit.puzzles.format import load_split
+from hrmkit.puzzles.kind import puzzle_kind
 from hrmkit.puzzles.maze_dataset import MazeBuildConfig, build_maze
 from hrmkit.puzzles.sudoku_dataset import SudokuBuildConfig, build_sudoku
 
@@ -100,6 +100,19 @@ def test_reference_built_datasets_are_recognised_without_the_build_summary(sudok
         (broken / "hrmkit_build.json").unlink()
         names = {check.name for check in check_dataset(broken).checks}
         assert f"{kind}:train" in names and f"{kind}:test" in names
+
+
+def test_a_reference_built_sudoku_with_an_unsolved_label_fails(sudoku_root, tmp_path):
+    # Without hrmkit's summary the dataset is recognised by its shape; a label left blank must be
+    # checked (and fail), not make the split unrecognised and its Sudoku check silently skipped.
+    root = copy_of(sudoku_root, tmp_path)
+    (root / "hrmkit_build.json").unlink()
+    labels = load(root, "test", "labels")
+    labels[3, 5] = 1  # the blank token
+    save(root, "test", "labels", labels)
+    code, report = run_check(root, tmp_path)
+    assert code == 1 and report["failed"] == ["sudoku:test"]
+    assert "first bad: example 3" in detail(report, "sudoku:test")
 
 
 def test_train_test_overlap_is_named(sudoku_root, tmp_path):
@@ -209,9 +222,12 @@ def test_copy_baseline_counts_the_mazes_whose_path_is_empty(maze_root, tmp_path)
     assert copy_exact_share(load_split(broken, "test")) == expected
 
 
-def test_path_split_kind_scores_mazes_as_paths_and_leaves_sudoku_alone(sudoku_root, maze_root):
-    assert path_split_kind(maze_root, load_split(maze_root, "test")) == "maze"
-    assert path_split_kind(sudoku_root, load_split(sudoku_root, "test")) is None
+def test_puzzle_kind_tells_mazes_from_sudoku_with_or_without_the_build_summary(sudoku_root, maze_root, tmp_path):
+    for root, kind in ((sudoku_root, "sudoku"), (maze_root, "maze")):
+        assert puzzle_kind(root, load_split(root, "test")) == kind
+        plain = copy_of(root, tmp_path)
+        (plain / "hrmkit_build.json").unlink()
+        assert puzzle_kind(plain, load_split(plain, "test")) == kind
 
 
 @pytest.mark.cli

@@ -12,12 +12,11 @@ import pytest
 
 from hrmkit.puzzles.check import (
     check_dataset,
-    is_routing_split,
     path_scores,
-    path_split_kind,
 )
 from hrmkit.puzzles.check_paths import routing_label_fault
 from hrmkit.puzzles.format import load_split
+from hrmkit.puzzles.kind import puzzle_kind
 from hrmkit.puzzles.routing import (
     JAM_FACTOR,
     PATH,
@@ -474,7 +473,7 @@ def test_routing_is_recognised_without_the_build_summary(routing_root, tmp_path)
     (root / "hrmkit_build.json").unlink()
     report = check_dataset(root)
     assert report.ok and "routing:test" in {check.name for check in report.checks}
-    assert path_split_kind(root, load_split(root, "test")) == "routing"
+    assert puzzle_kind(root, load_split(root, "test")) == "routing"
 
 
 def test_a_route_illegal_for_the_vehicle_is_named(routing_root, tmp_path):
@@ -522,7 +521,7 @@ def test_other_label_faults_are_named():
 
 def test_path_scores_report_legal_and_cost_optimal_predictions(routing_root):
     split = load_split(routing_root, "test")
-    assert is_routing_split(routing_root, split) and path_split_kind(routing_root, split) == "routing"
+    assert puzzle_kind(routing_root, split) == "routing"
     inputs, labels = np.asarray(split.sets["all"]["inputs"]), np.asarray(split.sets["all"]["labels"])
     assert path_scores(split, labels)["optimal_path"] == 1.0
     predictions = labels.copy()

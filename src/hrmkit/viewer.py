@@ -34,7 +34,7 @@ from hrmkit.puzzles.format import PuzzleSplit, load_split, model_misfit
 from hrmkit.puzzles.symmetries import KINDS as SYMMETRY_KINDS
 from hrmkit.puzzles.views.arc import arc_page
 from hrmkit.puzzles.views.candidates import candidate_fields
-from hrmkit.puzzles.views.kinds import KINDS, dataset_kind
+from hrmkit.puzzles.kind import KINDS, puzzle_kind
 from hrmkit.puzzles.views.paths import maze_page, routing_page
 from hrmkit.puzzles.views.routing_explorer import routing_explorer_page
 from hrmkit.puzzles.views.sudoku import sudoku_page
@@ -79,7 +79,7 @@ def _check_count(n: int) -> None:
 
 def _load_puzzle_split(dataset: str | Path, split: str) -> tuple[PuzzleSplit, str]:
     loaded = load_split(dataset, split)
-    kind = dataset_kind(dataset, loaded)
+    kind = puzzle_kind(dataset, loaded)
     if kind is None:
         raise ViewerError(f"{dataset}: not a dataset the viewer can draw (it draws {', '.join(KINDS)})")
     return loaded, kind

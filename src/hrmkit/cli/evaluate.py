@@ -15,10 +15,11 @@ def cmd_eval(args) -> int:
 
     from hrmkit.files import atomic_write_text, output_folder, refuse_file, write_atomically
     from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
-    from hrmkit.puzzles.arc_vote import evaluate_arc_predictions, is_arc_dataset
-    from hrmkit.puzzles.check import path_scores, path_split_kind
+    from hrmkit.puzzles.arc_vote import evaluate_arc_predictions
+    from hrmkit.puzzles.check import path_scores
     from hrmkit.puzzles.evaluate import evaluate_puzzles
     from hrmkit.puzzles.format import load_split
+    from hrmkit.puzzles.kind import PATH_KINDS, puzzle_kind
     from hrmkit.train.distributed import pick_device
     from hrmkit.train.speed_settings import compiled_for_evaluation, evaluation_precision
     from hrmkit.train.task import metric_means
@@ -28,7 +29,8 @@ def cmd_eval(args) -> int:
     if args.select == "verified" and args.tta == 1 and len(args.checkpoint) == 1:
         raise UsageError("--select verified chooses among several guesses: add --tta K (K > 1) or more --checkpoint")
     split = load_split(args.data, args.split)
-    guess_kind = _kind_for_guesses(args, split) if args.tta > 1 or len(args.checkpoint) > 1 else None
+    kind = puzzle_kind(args.data, split)
+    guess_kind = _kind_for_guesses(args, kind) if args.tta > 1 or len(args.checkpoint) > 1 else None
     device = pick_device(args.device)
     checkpoints = [resolve_run_checkpoint(path) for path in args.checkpoint]
     models_and_configs = [load_checkpoint(path, dataset=args.data, device=device) for path in checkpoints]
@@ -44,12 +46,14 @@ def cmd_eval(args) -> int:
     sums = evaluate_puzzles(model, split, args.batch_size, device, autocast, keep_predictions=True)
     predictions = sums.pop("predictions")
     metrics = metric_means(sums)
-    path_kind = path_split_kind(args.data, split)
-    if path_kind:  # several optimal paths may exist: exact match alone undercounts
+    if kind in PATH_KINDS:  # several optimal paths may exist: exact match alone undercounts
         metrics.update(path_scores(split, predictions["predictions"]))
     metrics["precision"], metrics["compiled"] = precision, model is not models_and_configs[0][0]
     output_folder(out)
-    if args.split == "test" and is_arc_dataset(args.data):  # undo the augmentations, vote across variants, write submission.json
+    # ARC's score undoes the augmentations, votes across variants and writes submission.json; it needs the
+    # test tasks, which the HRM reference's ARC builder does not write.
+    arc_test_tasks = Path(args.data) / "test_puzzles.json"
+    if args.split == "test" and kind == "arc" and arc_test_tasks.is_file():
         metrics.update(evaluate_arc_predictions(args.data, predictions, out, pass_ks=args.pass_k, split=args.split))
     metrics["seconds"] = time.perf_counter() - started
     if guess_kind is not None:
@@ -75,10 +79,12 @@ def cmd_eval(args) -> int:
         print(f"note: {checkpoint} (step {picked_here}) is the best of the run's evaluations on this {args.split} split, "
               f"so the data it is scored on picked it and the figure reads high; the final weights were not "
               f"picked: --checkpoint {Path(checkpoint).parent / 'final'}")
-    if path_kind == "maze":
+    if args.split == "test" and kind == "arc" and not arc_test_tasks.is_file():
+        print(f"note: no {arc_test_tasks}, so no ARC vote: each augmented test row was scored alone")
+    if kind == "maze":
         print(f"valid paths {metrics['valid_path']:.2%}  shortest paths {metrics['optimal_path']:.2%}  "
               f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
-    elif path_kind == "routing":
+    elif kind == "routing":
         print(f"legal routes {metrics['valid_path']:.2%}  cost-optimal routes {metrics['optimal_path']:.2%}  "
               f"(copying the input would score {metrics['copy_exact']:.2%} exact)")
     for k in args.pass_k if any(key.startswith("arc_pass@") for key in metrics) else ():
@@ -98,12 +104,10 @@ def cmd_eval(args) -> int:
 
 
 
-def _kind_for_guesses(args, split) -> str:
+def _kind_for_guesses(args, kind: str | None) -> str:
     """The dataset's family, whose symmetries --tta and several --checkpoint vote over; checked before any
     model runs."""
     from hrmkit.puzzles.symmetries import KINDS
-    from hrmkit.puzzles.views.kinds import dataset_kind
-    kind = dataset_kind(args.data, split)
     if kind not in KINDS:
         raise UsageError(f"--tta and several --checkpoint need a {', '.join(KINDS)} dataset; {args.data} holds "
                          f"{kind or 'another kind'}" + (" (ARC votes over its built augmentations already)" if kind == "arc" else ""))

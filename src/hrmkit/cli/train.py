@@ -113,8 +113,8 @@ def _print_train_result(result: dict, data_path: str) -> None:
               f"starts again from its weights)")
     evaluation = result.get("eval")
     if evaluation and "steps" in evaluation:
-        from hrmkit.puzzles.arc_vote import is_arc_dataset
-        arc = is_arc_dataset(data_path)
+        from hrmkit.puzzles.kind import dataset_kind
+        arc = dataset_kind(data_path) == "arc"
         print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
               f"{int(evaluation['count'])} {'augmented test rows, each scored alone' if arc else 'puzzles'}, "
               f"mean halting step {evaluation['steps']:.2f})")

@@ -7,6 +7,7 @@
                          routing oracle, ARC variant names), all that checks, evaluation and views need
     sudoku_dataset.py, maze_dataset.py, routing_dataset.py, arc_dataset.py, arc_tasks.py
                          the builders (`hrm prepare`); build.py, selection.py, grid.py: what they share
+    kind.py              which family a dataset holds: one answer for the checker, eval, train and views
     check.py, check_paths.py, check_arc.py, check_base.py
                          `hrm data check`; path scores for `hrm eval`
     task.py              the puzzle Task the trainer runs (batches, ACT segment loss, evaluation)

@@ -30,14 +30,11 @@ from hrmkit.files import DatasetError, atomic_write_text
 from hrmkit.puzzles.arc import (
     COLOUR_OFFSET,
     MAX_GRID_SIZE,
-    SEQ_LEN,
-    VOCAB_SIZE,
     grid_sizes,
     parse_grid,
     parse_variant_name,
     unaugment_grid,
 )
-from hrmkit.puzzles.arc_dataset import BUILDER
 from hrmkit.puzzles.build import build_summary
 from hrmkit.puzzles.format import PuzzleSplit, load_identifiers, load_split
 from hrmkit.puzzles.vote import Ballot, answer_key
@@ -46,21 +43,6 @@ DEFAULT_PASS_KS = (1, 2, 10)
 SUBMISSION_ATTEMPTS = 2
 _ROWS_PER_CHUNK = 65_536
 _EMPTY_ANSWER = [[0]]  # what a submission holds for a test pair nobody answered
-
-
-def is_arc_dataset(dataset_dir: str | os.PathLike) -> bool:
-    """Whether `dataset_dir` holds an ARC dataset: built by hrmkit.puzzles.arc, or by the reference
-    builder (test_puzzles.json next to a 12-token, 900-position test split)."""
-    root = Path(dataset_dir)
-    summary = build_summary(root)
-    if "builder" in summary:
-        return summary["builder"] == BUILDER
-    try:
-        meta = json.loads((root / "test" / "dataset.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (root / "test_puzzles.json").is_file() and isinstance(meta, dict) and \
-        meta.get("vocab_size") == VOCAB_SIZE and meta.get("seq_len") == SEQ_LEN
 
 
 @dataclass

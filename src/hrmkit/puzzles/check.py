@@ -23,14 +23,11 @@ from typing import Any
 import numpy as np
 
 from hrmkit.files import DatasetError, atomic_write_text, puzzle_split_names
-from hrmkit.puzzles import arc_dataset, maze_dataset, routing_dataset, sudoku_dataset
 from hrmkit.puzzles.check_arc import (
     arc_check,
     arc_puzzles_check,
     arc_translation,
-    looks_like_arc,
 )
-from hrmkit.puzzles.build import build_summary
 from hrmkit.puzzles.check_base import (
     STANDARD_SPLITS,
     Check,
@@ -38,14 +35,13 @@ from hrmkit.puzzles.check_base import (
     row_chunks,
 )
 from hrmkit.puzzles.check_paths import (
-    looks_like_maze,
-    looks_like_routing,
     maze_check,
     maze_path_scores,
     routing_check,
     routing_path_scores,
 )
 from hrmkit.puzzles.format import PuzzleSplit, load_split
+from hrmkit.puzzles.kind import puzzle_kind
 from hrmkit.puzzles.selection import spread
 from hrmkit.puzzles.sudoku import BLANK_TOKEN, BOX_SHAPES, sudoku_side
 
@@ -207,13 +203,6 @@ def _split_stats(split: PuzzleSplit, examples_per_group: np.ndarray, labels: dic
 # --------------------------------------------------------------------------- Sudoku
 
 
-def _looks_like_sudoku(split: PuzzleSplit, label_histogram: dict[int, int]) -> bool:
-    """A reference-built Sudoku: digits 2..size+1 after pad and blank, and labels fully solved."""
-    size = sudoku_side(split.metadata.seq_len)
-    solved = not any(token in label_histogram for token in (0, BLANK_TOKEN))
-    return size is not None and split.metadata.vocab_size == size + 2 and solved
-
-
 def _units(grids: np.ndarray, size: int) -> dict[str, np.ndarray]:
     """[rows, size units, size cells] views of every row, column and box of [rows, size, size] grids."""
     box_rows, box_cols = BOX_SHAPES[size]
@@ -256,63 +245,37 @@ def _sudoku_check(split_name: str, split: PuzzleSplit) -> Check:
 # --------------------------------------------------------------------------- entry points
 
 
-def _builder(root: Path) -> str | None:
-    """The hrmkit builder named in hrmkit_build.json; None for reference-built (or unreadable) summaries."""
-    builder = build_summary(root).get("builder")
-    return builder if isinstance(builder, str) else None
+def _is_arc(root: Path, split: PuzzleSplit) -> bool:
+    return puzzle_kind(root, split) == "arc"
 
 
-def _is_arc(builder: str | None, split: PuzzleSplit) -> bool:
-    """Built by hrmkit's ARC builder, or (no hrmkit summary) shaped like the reference's ARC datasets."""
-    return builder == arc_dataset.BUILDER or (builder is None and looks_like_arc(split))
-
-
-def _content_checks(split_name: str, split: PuzzleSplit, builder: str | None, report: CheckReport) -> str | None:
-    """Adds the generic checks and the one of the split's kind; returns that kind (None: unknown)."""
+def _content_checks(split_name: str, split: PuzzleSplit, report: CheckReport) -> str | None:
+    """Adds the generic checks and the one of the split's kind (`puzzle_kind`); returns that kind."""
     puzzles_per_group, examples_per_group = _group_sizes(split)
     labels, inputs = _histogram(split, "labels"), _histogram(split, "inputs")
     report.stats[split_name] = _split_stats(split, examples_per_group, labels, inputs)
     report.checks.append(_augmentation_check(split_name, puzzles_per_group))
     report.checks.append(_label_check(split_name, labels, split.metadata.ignore_label_id))
-    if builder == sudoku_dataset.BUILDER or (builder is None and _looks_like_sudoku(split, labels)):
+    kind = puzzle_kind(split.root, split)
+    if kind == "sudoku":
         report.checks.append(_sudoku_check(split_name, split))
-    elif builder == maze_dataset.BUILDER or (builder is None and looks_like_maze(split, inputs)):
+    elif kind == "maze":
         report.checks.append(maze_check(split_name, split))
-    elif builder == routing_dataset.BUILDER or (builder is None and looks_like_routing(split, inputs)):
+    elif kind == "routing":
         report.checks.append(routing_check(split_name, split))
-    elif _is_arc(builder, split):
+    elif kind == "arc":
         report.checks.append(arc_check(split_name, split, arc_translation(split.root, split_name)))
-        return "arc"
-    return None
-
-
-def is_maze_split(root: str | Path, split: PuzzleSplit) -> bool:
-    """Whether a loaded split holds mazes (named by its builder, else recognised by its tokens)."""
-    builder = _builder(Path(root))
-    return builder == maze_dataset.BUILDER or (builder is None and looks_like_maze(split, _histogram(split, "inputs")))
-
-
-def is_routing_split(root: str | Path, split: PuzzleSplit) -> bool:
-    """Whether a loaded split holds city-routing scenarios (named by its builder, else recognised by its tokens)."""
-    builder = _builder(Path(root))
-    return builder == routing_dataset.BUILDER or (builder is None and looks_like_routing(split, _histogram(split, "inputs")))
-
-
-def path_split_kind(root: str | Path, split: PuzzleSplit) -> str | None:
-    """'maze' or 'routing' when predictions on this split are scored as paths (`path_scores`), else None."""
-    if is_maze_split(root, split):
-        return "maze"
-    return "routing" if is_routing_split(root, split) else None
+    return kind
 
 
 def path_scores(split: PuzzleSplit, predictions: np.ndarray) -> dict[str, float]:
     """Share of predicted grids that mark a valid S->G path, and an optimal one.
 
-    Mazes: a shortest path. Routing splits (recognised as in `path_split_kind`): a legal route for
-    the example's vehicle and a cost-optimal one, also per vehicle (`routing_path_scores`).
+    Mazes: a shortest path. Routing splits: a legal route for the example's vehicle and a
+    cost-optimal one, also per vehicle (`routing_path_scores`).
     """
     baseline = {"copy_exact": copy_exact_share(split, len(predictions))}
-    if path_split_kind(split.root, split) == "routing":
+    if puzzle_kind(split.root, split) == "routing":
         return routing_path_scores(split, predictions) | baseline
     return maze_path_scores(split, predictions) | baseline
 
@@ -332,7 +295,6 @@ def check_dataset(root: str | Path) -> CheckReport:
     """Run every check on the dataset at `root`; failures are recorded, never raised."""
     root = Path(root)
     report = CheckReport(root=str(root))
-    builder = _builder(root)
     loaded: dict[str, PuzzleSplit] = {}
     for split_name in _split_names(root):
         check, split = _structure_check(root, split_name)
@@ -342,11 +304,11 @@ def check_dataset(root: str | Path) -> CheckReport:
     if len(loaded) > 1:
         report.checks.append(_metadata_agreement_check(loaded))
     if all(name in loaded for name in STANDARD_SPLITS):
-        report.checks.append(_overlap_check(loaded["train"], loaded["test"], _is_arc(builder, loaded["test"])))
+        report.checks.append(_overlap_check(loaded["train"], loaded["test"], _is_arc(root, loaded["test"])))
     arc_splits = {name: split for name, split in loaded.items()
-                  if _content_checks(name, split, builder, report) == "arc"}
+                  if _content_checks(name, split, report) == "arc"}
     if arc_splits:
-        report.checks.append(arc_puzzles_check(root, arc_splits, builder))
+        report.checks.append(arc_puzzles_check(root, arc_splits))
     return report
 
 

@@ -416,9 +416,10 @@ def _test_puzzle_faults(puzzles: _SplitPuzzles, task: np.ndarray, task_ids: list
         f"test_puzzles.json gives {expected[p]} {what}" for p in wrong))
 
 
-def arc_puzzles_check(root: Path, splits: dict[str, PuzzleSplit], builder: str | None) -> Check:
+def arc_puzzles_check(root: Path, splits: dict[str, PuzzleSplit]) -> Check:
     """identifiers.json, groups and test_puzzles.json agree with the splits' puzzles."""
     faults = _Faults()
+    hrmkit_built = build_summary(root).get("builder") == arc_dataset.BUILDER
     names = next(iter(splits.values())).identifiers
     if not names:
         faults.add("identifiers.json is empty")
@@ -430,9 +431,9 @@ def arc_puzzles_check(root: Path, splits: dict[str, PuzzleSplit], builder: str |
                        f"but identifiers.json names {len(names)}")
     # hrmkit and TRM name variants <task>|||t<k>|||<colours>; HRM's builder uses other names,
     # which are not read (nor is the test_puzzles.json it does not write required).
-    scheme = builder == arc_dataset.BUILDER or any(arc.ID_SEPARATOR in name for name in names)
+    scheme = hrmkit_built or any(arc.ID_SEPARATOR in name for name in names)
     tasks, task_ids = _task_of_identifiers(names, faults) if scheme else (None, [])
-    test_puzzles = _read_test_puzzles(root, builder == arc_dataset.BUILDER and "test" in splits, faults)
+    test_puzzles = _read_test_puzzles(root, hrmkit_built and "test" in splits, faults)
     for split_name, split in splits.items():
         puzzles = _SplitPuzzles.of(split_name, split)
         named = _identifier_faults(puzzles, names, faults)
