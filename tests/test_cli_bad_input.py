@@ -219,6 +219,32 @@ def test_bench_json_creates_its_folder_as_the_other_verbs_outputs_do(tmp_path):
     assert json.loads(out.read_text())
 
 
+# Every verb that writes an output named on the command line, with that output (OUT) already there
+# (hrm data prepare is not one: it reuses the finished stages of its --output-dir).
+_WRITERS = {
+    "prepare sudoku": ["prepare", "sudoku", "--size", "4", "--train", "5", "--test", "2", "--out", "OUT"],
+    "prepare arithmetic": ["prepare", "arithmetic", "--digits", "1", "--out", "OUT"],
+    "data prepare-language": ["data", "prepare-language", "--source", "SRC", "--dest", "OUT"],
+    "data normalize-qa": ["data", "normalize-qa", "--input", "SRC", "--output", "OUT", "--question-field", "q",
+                          "--answer-field", "a"],
+    "data chunk": ["data", "chunk", "--input", "SRC", "--output", "OUT", "--tokenizer", "SRC",
+                   "--target-length", "16"],
+    "data merge": ["data", "merge", "--batches", "SRC", "--output-dir", "OUT"],
+    "convert": ["convert", "--checkpoint", "SRC", "--out", "OUT"],
+}
+
+
+@pytest.mark.parametrize("verb", sorted(_WRITERS))
+def test_every_writer_refuses_an_existing_output_in_the_same_words_before_any_work(verb, tmp_path):
+    out, source = tmp_path / "taken", tmp_path / "source"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    source.mkdir()
+    args = [{"OUT": out, "SRC": source}.get(arg, arg) for arg in _WRITERS[verb]]
+    assert one_line_error(hrm_here(*args, check=False)) == f"error: {out}: already exists; remove it or pass --force"
+    assert [path.name for path in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+
+
 def _flags_without_help(parser: argparse.ArgumentParser, name: str):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

@@ -150,7 +150,8 @@ def move_into_place(staging: Path, root: Path) -> None:
 
 
 def check_output_free(out_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """The builders' guard: refuse to replace an existing output unless asked to (``overwrite``).
+    """Every writer's guard (builders, corpus tools, weight conversion): refuse to replace an existing
+    output unless asked to (``overwrite``).
 
     The message is the one the CLI prints, so it names the flag, not the parameter."""
     out_dir = Path(out_dir)

@@ -96,12 +96,11 @@ def cmd_convert(args) -> int:
 
     from hrmkit.lm.task import ASSET_FILES
     from hrmkit.loading import load_checkpoint, resolve_run_checkpoint
+    from hrmkit.files import check_output_free
     from hrmkit.train.weights import save_weights_folder, weights_folder_of
+    out = check_output_free(args.out, args.force)  # before the checkpoint loads
     source = resolve_run_checkpoint(args.checkpoint)
     model, cfg = load_checkpoint(source, dataset=args.data)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists (use --force to overwrite)")
 
     def copy_assets(folder: Path) -> None:  # an HRM-LM's tokenizer.json and meta.json go with its weights
         for asset in (weights_folder_of(source) / name for name in ASSET_FILES):

@@ -8,11 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hrmkit.cli.flags import dataclass_from_flags
-
-
-def _refuse_existing(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists (pass --force to replace it)")
+from hrmkit.files import check_output_free
 
 
 def _triples_config(args):
@@ -66,7 +62,7 @@ def _run_prepare_language(args, progress) -> int:
         PrepareLanguageOptions,
         prepare_language,
     )
-    _refuse_existing(args.dest, args.force)
+    check_output_free(args.dest, args.force)
     options = PrepareLanguageOptions(
         source=args.source, dest=args.dest, triples=_triples_config(args), tokenizer=_tokenizer_choice(args),
         val_ratio=args.val_ratio, test_ratio=args.test_ratio, seed=args.seed, max_files=args.max_files,
@@ -106,7 +102,7 @@ def _run_prepare(args, progress) -> int:
 
 def _run_chunk(args, progress) -> int:
     from hrmkit.lm.corpus.chunk import WindowSpec, chunk_file
-    _refuse_existing(args.output, args.force)
+    check_output_free(args.output, args.force)
     spec = WindowSpec(args.target_length, args.stride or max(1, args.target_length // 2))
     stats = chunk_file(args.input, args.output, args.tokenizer, spec, text_field=args.text_field,
                        batch_size=args.batch_size, num_proc=args.num_proc, count_first=args.count_records,
@@ -126,7 +122,7 @@ def _run_chunk(args, progress) -> int:
 
 def _run_merge(args, progress) -> int:
     from hrmkit.lm.corpus.merge import blend, merge_chunks
-    _refuse_existing(args.output_dir, args.force)
+    check_output_free(args.output_dir, args.force)
     samples = {"train": args.train_samples, "val": args.val_samples, "test": args.test_samples}
     if args.batches is not None:
         given = [flag for flag, value in (("--weights", args.weights), ("--train-samples", args.train_samples),
@@ -157,7 +153,7 @@ def _run_merge(args, progress) -> int:
 
 def _run_normalize_qa(args, progress) -> int:
     from hrmkit.lm.corpus.normalize_qa import normalize_qa
-    _refuse_existing(args.output, args.force)
+    check_output_free(args.output, args.force)
     result = normalize_qa(args.input, args.output, args.question_field, args.answer_field,
                           context_field=args.context_field, prompt_template=args.prompt_template,
                           count_first=args.count_records, progress=progress)
