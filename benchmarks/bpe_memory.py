@@ -48,7 +48,7 @@ def prepare(corpus: Path, dest: Path, threads: int, source_tree: Path | None) ->
     shutil.rmtree(dest, ignore_errors=True)
     env = {"PYTHONPATH": str(source_tree)} if source_tree else None
     seconds, rss_mb, _ = measured([sys.executable, "-c", RUN_TOOL, "prepare-language", "--source", str(corpus),
-                                   "--dest", str(dest), "--tokenizer-num-threads", str(threads)], env=env)
+                                   "--out", str(dest), "--tokenizer-num-threads", str(threads)], env=env)
     tokenizer = json.loads((dest / "meta.json").read_text())["source"]["tokenizer"]
     shutil.rmtree(dest)
     return {"seconds": seconds, "peak_rss_mb": rss_mb, "tokenizer": tokenizer}

@@ -201,7 +201,7 @@ def main() -> int:
         dest = args.work / f"streaming-{size}"
         shutil.rmtree(dest, ignore_errors=True)
         seconds, rss, _ = measured([
-            sys.executable, "-c", RUN_TOOL, "prepare-language", "--source", str(path), "--dest", str(dest),
+            sys.executable, "-c", RUN_TOOL, "prepare-language", "--source", str(path), "--out", str(dest),
             "--tokenizer", str(tokenizer_path), "--max-seq-len", str(args.max_seq_len),
             "--tokenizer-num-threads", str(args.threads),
         ])

@@ -64,7 +64,7 @@ def builds(corpus, tmp_path_factory):
             runs.setdefault(seed, [])
             dest = tmp_path_factory.mktemp(f"seed-{seed}") / "corpus"
             # No val carving: the seed then chooses the tokenizer sample alone.
-            code = hrm_data("prepare-language", "--source", corpus, "--dest", dest, "--vocab-size", 300,
+            code = hrm_data("prepare-language", "--source", corpus, "--out", dest, "--vocab-size", 300,
                             "--max-seq-len", 64, "--val-ratio", 0, "--tokenizer-sample-mb", SAMPLE_MB, "--seed", seed)
             assert code == 0
             runs[seed][-1]["dest"] = dest
@@ -103,7 +103,7 @@ def test_meta_records_the_sample_the_tokenizer_was_trained_on(builds):
 @pytest.mark.parametrize("size", ["0", "-5"])
 def test_a_sample_size_below_one_mb_is_one_line_of_error(tmp_path, corpus, size):
     dest = tmp_path / "corpus"
-    result = hrm("data", "prepare-language", "--source", str(corpus), "--dest", str(dest),
+    result = hrm("data", "prepare-language", "--source", str(corpus), "--out", str(dest),
                  "--tokenizer-sample-mb", size, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--tokenizer-sample-mb" in result.stderr, result.stderr

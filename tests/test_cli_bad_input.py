@@ -220,16 +220,16 @@ def test_bench_json_creates_its_folder_as_the_other_verbs_outputs_do(tmp_path):
 
 
 # Every verb that writes an output named on the command line, with that output (OUT) already there
-# (hrm data prepare is not one: it reuses the finished stages of its --output-dir).
+# (hrm data prepare is not one: it reuses the finished stages of its --out).
 _WRITERS = {
     "prepare sudoku": ["prepare", "sudoku", "--size", "4", "--train", "5", "--test", "2", "--out", "OUT"],
     "prepare arithmetic": ["prepare", "arithmetic", "--digits", "1", "--out", "OUT"],
-    "data prepare-language": ["data", "prepare-language", "--source", "SRC", "--dest", "OUT"],
-    "data normalize-qa": ["data", "normalize-qa", "--input", "SRC", "--output", "OUT", "--question-field", "q",
+    "data prepare-language": ["data", "prepare-language", "--source", "SRC", "--out", "OUT"],
+    "data normalize-qa": ["data", "normalize-qa", "--source", "SRC", "--out", "OUT", "--question-field", "q",
                           "--answer-field", "a"],
-    "data chunk": ["data", "chunk", "--input", "SRC", "--output", "OUT", "--tokenizer", "SRC",
+    "data chunk": ["data", "chunk", "--source", "SRC", "--out", "OUT", "--tokenizer", "SRC",
                    "--target-length", "16"],
-    "data merge": ["data", "merge", "--batches", "SRC", "--output-dir", "OUT"],
+    "data merge": ["data", "merge", "--batches", "SRC", "--out", "OUT"],
     "convert": ["convert", "--checkpoint", "SRC", "--out", "OUT"],
 }
 
@@ -245,23 +245,36 @@ def test_every_writer_refuses_an_existing_output_in_the_same_words_before_any_wo
     assert [path.name for path in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
 
-def _flags_without_help(parser: argparse.ArgumentParser, name: str):
+def _every_action(parser: argparse.ArgumentParser, name: str):
+    """(verb, action) for every flag of every verb, `hrm eval code` (parsed on its own) included."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for verb, sub in action.choices.items():
-                yield from _flags_without_help(sub, f"{name} {verb}")
-        elif not action.help and not isinstance(action, argparse._HelpAction):
-            yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+                yield from _every_action(sub, f"{name} {verb}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield name, action
 
 
-@pytest.mark.cli
-def test_every_flag_has_help_text():
+def _all_flags():
     from hrmkit.cli.code_eval import add_code_eval_parser
     from hrmkit.cli.common import OneLineParser
     code = OneLineParser(prog="hrm eval code")
     add_code_eval_parser(code)
-    missing = [*_flags_without_help(build_parser(), "hrm"), *_flags_without_help(code, "hrm eval code")]
+    return [*_every_action(build_parser(), "hrm"), *_every_action(code, "hrm eval code")]
+
+
+@pytest.mark.cli
+def test_every_flag_has_help_text():
+    missing = [f"{verb} {'/'.join(action.option_strings) or action.dest}" for verb, action in _all_flags()
+               if not action.help]
     assert missing == []
+
+
+def test_where_to_write_and_what_to_read_have_one_spelling_in_every_verb():
+    """--out names every output, file or folder; --source every input file or folder."""
+    synonyms = {"--dest", "--output", "--output-dir", "--output_dir", "--input", "--in"}
+    found = [f"{verb} {flag}" for verb, action in _all_flags() for flag in action.option_strings if flag in synonyms]
+    assert found == []
 
 
 @pytest.mark.parametrize("verb", ["quickstart", "info"])

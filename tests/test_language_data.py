@@ -270,7 +270,7 @@ def docs_source(tmp_path_factory, docstrings):
 
 def test_prepare_language_trains_a_tokenizer_and_carves_splits(tmp_path, docs_source, docstrings):
     dest = tmp_path / "corpus"
-    code, out, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, "--vocab-size", 400,
+    code, out, err = run_tool("prepare-language", "--source", docs_source, "--out", dest, "--vocab-size", 400,
                               "--max-seq-len", 48, "--val-ratio", 0.1, "--test-ratio", 0.1, "--count-records")
     assert code == 0, err
     assert f"wrote {dest}" in out and "tokens/s" in out and "1 record(s) without a usable field" in out
@@ -298,7 +298,7 @@ def test_prepare_language_keeps_source_splits_verbatim_and_reuses_a_tokenizer(tm
     for name, rows in parts.items():
         write_jsonl(source / f"mbpp-{name}.jsonl", [{"prompt": r["text"], "response": r["code"]} for r in rows])
     dest = tmp_path / "corpus"
-    code, out, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
+    code, out, err = run_tool("prepare-language", "--source", source, "--out", dest, "--tokenizer", bpe_file,
                               "--mode", "prompt-response", "--max-seq-len", 256)
     assert code == 0, err
     meta = load_corpus_meta(dest)
@@ -317,11 +317,11 @@ def test_prepare_language_refuses_ratio_flags_for_a_source_with_its_own_splits(t
         write_jsonl(source / f"{name}.jsonl", [{"text": row["text"]} for row in rows])
     dest = tmp_path / "corpus"
     for flags in (["--test-ratio", 0.2], ["--val-ratio", 0.2, "--test-ratio", 0.1]):
-        code, _, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
+        code, _, err = run_tool("prepare-language", "--source", source, "--out", dest, "--tokenizer", bpe_file,
                                 "--max-seq-len", 32, *flags)
         assert "has splits of its own (train, val), which are kept verbatim" in one_line_error(code, err)
         assert f"--test-ratio {flags[-1]:g}" in err and not dest.exists()
-    code, _, err = run_tool("prepare-language", "--source", source, "--dest", dest, "--tokenizer", bpe_file,
+    code, _, err = run_tool("prepare-language", "--source", source, "--out", dest, "--tokenizer", bpe_file,
                             "--max-seq-len", 32, "--val-ratio", 0.05)  # the default, as if not given
     assert code == 0, err
     meta = load_corpus_meta(dest)
@@ -332,7 +332,7 @@ def test_prepare_language_output_does_not_depend_on_the_batch_size(tmp_path, doc
     outputs = []
     for batch_size in (7, 1000):
         dest = tmp_path / f"corpus-{batch_size}"
-        code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, "--tokenizer", bpe_file,
+        code, _, err = run_tool("prepare-language", "--source", docs_source, "--out", dest, "--tokenizer", bpe_file,
                                 "--max-seq-len", 32, "--tokenizer-batch-size", batch_size, "--val-ratio", 0.2)
         assert code == 0, err
         outputs.append([(dest / f"{split}.jsonl").read_bytes() for split in ("train", "val")])
@@ -351,11 +351,11 @@ def test_prepare_language_refuses_bad_input_with_one_line_and_leaves_nothing(tmp
     ]
     for extra, message in cases:
         sizing = [] if "--tokenizer" in extra else ["--vocab-size", 300]  # it sizes a tokenizer trained here
-        code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, *sizing, *extra)
+        code, _, err = run_tool("prepare-language", "--source", docs_source, "--out", dest, *sizing, *extra)
         assert re.search(message, one_line_error(code, err)), err
     not_a_tokenizer = tmp_path / "tokenizer.json"
     not_a_tokenizer.write_text(json.dumps({"vocab": {"a": 1}}))
-    code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest, "--tokenizer", not_a_tokenizer)
+    code, _, err = run_tool("prepare-language", "--source", docs_source, "--out", dest, "--tokenizer", not_a_tokenizer)
     assert "unknown tokenizer file" in one_line_error(code, err)
 
     late_fault = tmp_path / "late"
@@ -363,14 +363,14 @@ def test_prepare_language_refuses_bad_input_with_one_line_and_leaves_nothing(tmp
     write_jsonl(late_fault / "a.jsonl", [{"text": row["text"]} for row in mbpp[:200]])
     with open(late_fault / "a.jsonl", "a") as file:
         file.write('{"text": "cut off\n')
-    code, _, err = run_tool("prepare-language", "--source", late_fault, "--dest", dest, "--tokenizer", bpe_file)
+    code, _, err = run_tool("prepare-language", "--source", late_fault, "--out", dest, "--tokenizer", bpe_file)
     assert "a.jsonl:201: not valid JSON" in one_line_error(code, err)
     assert not dest.exists() and not [path for path in tmp_path.iterdir() if ".tmp-" in path.name]
 
-    code, _, err = run_tool("prepare-language", "--source", tmp_path / "nowhere", "--dest", dest)
+    code, _, err = run_tool("prepare-language", "--source", tmp_path / "nowhere", "--out", dest)
     assert "source not found" in one_line_error(code, err)
     dest.mkdir()
-    code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", dest)
+    code, _, err = run_tool("prepare-language", "--source", docs_source, "--out", dest)
     assert "--force" in one_line_error(code, err)
 
 
@@ -382,7 +382,7 @@ def test_prepare_extracts_then_builds_triples_and_reuses_finished_stages(tmp_pat
     rows = [{"problem": {"text": row["text"]}, "code": row["code"] if row["task_id"] % 50 else None} for row in mbpp]
     pq.write_table(pyarrow.Table.from_pylist(rows), source)
     out = tmp_path / "out"
-    base = ["prepare", "--source", source, "--output-dir", out, "--fields", "problem.text,code"]
+    base = ["prepare", "--source", source, "--out", out, "--fields", "problem.text,code"]
     triples = ["--to-triples", "--mode", "prompt-response", "--prompt-field", "problem.text", "--response-field",
                "code", "--tokenizer", bpe_file, "--max-seq-len", 128]
     code, printed, err = run_tool(*base, *triples, "--count-records")
@@ -407,11 +407,11 @@ def test_prepare_extracts_then_builds_triples_and_reuses_finished_stages(tmp_pat
     code, printed, err = run_tool(*base, *triples[:-1], 64, "--force-triples")
     assert code == 0 and "reusing" in printed and load_corpus_meta(out / "triples")["max_seq_len"] == 64
 
-    code, _, err = run_tool("prepare", "--source", source, "--output-dir", out, "--fields", "problem.text")
+    code, _, err = run_tool("prepare", "--source", source, "--out", out, "--fields", "problem.text")
     assert "--force-extract" in one_line_error(code, err)
-    code, _, err = run_tool("prepare", "--source", source, "--output-dir", tmp_path / "o2", "--fields", "problm.text")
+    code, _, err = run_tool("prepare", "--source", source, "--out", tmp_path / "o2", "--fields", "problm.text")
     assert "did you mean 'problem'" in one_line_error(code, err)
-    code, _, err = run_tool("prepare", "--source", source, "--output-dir", tmp_path / "o3", "--fields", "code",
+    code, _, err = run_tool("prepare", "--source", source, "--out", tmp_path / "o3", "--fields", "code",
                             "--to-triples", "--text-field", "problem.text")
     assert "not one of the extracted --fields" in one_line_error(code, err)
 
@@ -424,7 +424,7 @@ def test_chunk_windows_overlap_cover_every_token_and_do_not_depend_on_num_proc(t
     outputs = []
     for num_proc in (1, 2):
         output = tmp_path / f"windows-{num_proc}.jsonl"
-        code, printed, err = run_tool("chunk", "--input", source, "--output", output, "--tokenizer", bpe_file,
+        code, printed, err = run_tool("chunk", "--source", source, "--out", output, "--tokenizer", bpe_file,
                                       "--target-length", 32, "--stride", 24, "--batch-size", 16,
                                       "--num-proc", num_proc, "--count-records")
         assert code == 0, err
@@ -444,7 +444,7 @@ def test_chunk_windows_overlap_cover_every_token_and_do_not_depend_on_num_proc(t
         rebuilt = pieces[0]["input_ids"] + [token for piece in pieces[1:] for token in piece["input_ids"][8:]]
         assert rebuilt == ids  # neighbours share 8 tokens; together they are the whole document
 
-    code, _, err = run_tool("chunk", "--input", source, "--output", tmp_path / "x.jsonl", "--tokenizer", bpe_file,
+    code, _, err = run_tool("chunk", "--source", source, "--out", tmp_path / "x.jsonl", "--tokenizer", bpe_file,
                             "--target-length", 16, "--stride", 20)
     assert "would skip tokens" in one_line_error(code, err)
     assert not (tmp_path / "x.jsonl").exists()
@@ -462,7 +462,7 @@ def chunk_corpora(tmp_path, docstrings, bpe_file):
         source = tmp_path / f"src{number}"
         source.mkdir()
         write_jsonl(source / "docs.jsonl", [{"text": text} for text in docstrings[number * third:(number + 1) * third]])
-        code, _, err = run_tool("prepare-language", "--source", source, "--dest", chunks / f"chunk-{number}",
+        code, _, err = run_tool("prepare-language", "--source", source, "--out", chunks / f"chunk-{number}",
                                 "--tokenizer", bpe_file, "--max-seq-len", 40, "--val-ratio", 0.1, "--seed", number)
         assert code == 0, err
     return chunks
@@ -472,7 +472,7 @@ def test_merge_concatenates_chunks_and_deletes_them_only_after_verifying(tmp_pat
     counts = [load_corpus_meta(chunk)["splits"] for chunk in sorted(chunk_corpora.iterdir())]
     expected_train = b"".join((chunk / "train.jsonl").read_bytes() for chunk in sorted(chunk_corpora.iterdir()))
     kept = tmp_path / "kept"
-    code, printed, err = run_tool("merge", "--batches", chunk_corpora, "--output-dir", kept, "--keep-chunks")
+    code, printed, err = run_tool("merge", "--batches", chunk_corpora, "--out", kept, "--keep-chunks")
     assert code == 0, err and "kept the chunk folders" in printed
     assert (kept / "train.jsonl").read_bytes() == expected_train
     meta = load_corpus_meta(kept)
@@ -485,13 +485,13 @@ def test_merge_concatenates_chunks_and_deletes_them_only_after_verifying(tmp_pat
     meta1 = json.loads(saved)
     meta1["splits"]["val"] += 1
     broken.write_text(json.dumps(meta1))
-    code, _, err = run_tool("merge", "--batches", chunk_corpora, "--output-dir", tmp_path / "bad")
+    code, _, err = run_tool("merge", "--batches", chunk_corpora, "--out", tmp_path / "bad")
     assert "inputs were left in place" in one_line_error(code, err)
     assert len(list(chunk_corpora.iterdir())) == 3 and not (tmp_path / "bad").exists()
     broken.write_text(saved)
 
     merged = tmp_path / "merged"
-    code, printed, err = run_tool("merge", "--batches", chunk_corpora, "--output-dir", merged)
+    code, printed, err = run_tool("merge", "--batches", chunk_corpora, "--out", merged)
     assert code == 0, err
     assert "deleted the 3 chunk folder(s)" in printed and not chunk_corpora.exists()
     assert (merged / "train.jsonl").read_bytes() == expected_train
@@ -500,7 +500,7 @@ def test_merge_concatenates_chunks_and_deletes_them_only_after_verifying(tmp_pat
 def test_merge_refuses_corpora_with_different_tokenizers(tmp_path, chunk_corpora, docstrings):
     other = chunk_corpora / "chunk-2" / "tokenizer.json"
     train_bpe_tokenizer(iter(docstrings[:60]), vocab_size=400).save(other)  # same size, other merges
-    code, _, err = run_tool("merge", "--batches", chunk_corpora, "--output-dir", tmp_path / "merged")
+    code, _, err = run_tool("merge", "--batches", chunk_corpora, "--out", tmp_path / "merged")
     assert "tokenizer differs" in one_line_error(code, err)
     assert len(list(chunk_corpora.iterdir())) == 3
 
@@ -510,7 +510,7 @@ def test_blend_meets_quotas_is_fixed_by_the_seed_and_repeats_small_sources(tmp_p
     train_a, train_b = load_corpus_meta(a)["splits"]["train"], load_corpus_meta(b)["splits"]["train"]
     runs = {}
     for name, seed in (("one", 1), ("again", 1), ("other", 2)):
-        code, printed, err = run_tool("merge", "--sources", a, b, "--weights", 3, 1, "--output-dir", tmp_path / name,
+        code, printed, err = run_tool("merge", "--sources", a, b, "--weights", 3, 1, "--out", tmp_path / name,
                                       "--seed", seed)
         assert code == 0, err
         runs[name] = (tmp_path / name / "train.jsonl").read_bytes()
@@ -525,11 +525,11 @@ def test_blend_meets_quotas_is_fixed_by_the_seed_and_repeats_small_sources(tmp_p
     assert lines_a <= blended <= lines_a | lines_b  # all of a (its whole quota), the rest from b
 
     code, _, err = run_tool("merge", "--sources", a, b, "--weights", 1, 1, "--train-samples", 4 * train_b,
-                            "--output-dir", tmp_path / "big")
+                            "--out", tmp_path / "big")
     assert code == 0, err
     assert load_corpus_meta(tmp_path / "big")["splits"]["train"] == 4 * train_b
     assert quotas(10, [1, 1, 1]) == [4, 3, 3] and default_total([10, 100], [1, 1]) == 20
-    code, _, err = run_tool("merge", "--sources", a, b, "--weights", 1, "--output-dir", tmp_path / "w")
+    code, _, err = run_tool("merge", "--sources", a, b, "--weights", 1, "--out", tmp_path / "w")
     assert "one weight per source" in one_line_error(code, err)
 
 
@@ -548,7 +548,7 @@ def test_normalize_qa_writes_prompts_and_rejects_records_missing_a_field(tmp_pat
     for source in (write_jsonl(tmp_path / "qa.jsonl", records), tmp_path / "qa.parquet"):
         pq.write_table(pyarrow.Table.from_pylist(records), tmp_path / "qa.parquet")
         output = tmp_path / f"{source.suffix[1:]}-prompts.jsonl"
-        code, printed, err = run_tool("normalize-qa", "--input", source, "--output", output,
+        code, printed, err = run_tool("normalize-qa", "--source", source, "--out", output,
                                       "--question-field", "data.question", "--answer-field", "data.answers.text[0]",
                                       "--context-field", "data.context", "--prompt-template",
                                       "{context}\nTask: {question}", "--count-records")
@@ -562,17 +562,17 @@ def test_normalize_qa_writes_prompts_and_rejects_records_missing_a_field(tmp_pat
         assert [reject["record"]["id"] for reject in rejects] == [record["id"] for record in missing]
         assert f"{len(missing)} record(s) missing a field" in printed
 
-    code, _, err = run_tool("normalize-qa", "--input", tmp_path / "qa.jsonl", "--output", tmp_path / "x.jsonl",
+    code, _, err = run_tool("normalize-qa", "--source", tmp_path / "qa.jsonl", "--out", tmp_path / "x.jsonl",
                             "--question-field", "data.qustion", "--answer-field", "data.answers.text[0]")
     assert "unknown field 'data.qustion'" in one_line_error(code, err) and "did you mean 'question'" in err
-    code, _, err = run_tool("normalize-qa", "--input", tmp_path / "qa.jsonl", "--output", tmp_path / "x.jsonl",
+    code, _, err = run_tool("normalize-qa", "--source", tmp_path / "qa.jsonl", "--out", tmp_path / "x.jsonl",
                             "--question-field", "data.question", "--answer-field", "data.answers.text")
     assert "not text" in one_line_error(code, err)
-    code, _, err = run_tool("normalize-qa", "--input", tmp_path / "qa.jsonl", "--output", tmp_path / "x.jsonl",
+    code, _, err = run_tool("normalize-qa", "--source", tmp_path / "qa.jsonl", "--out", tmp_path / "x.jsonl",
                             "--question-field", "data.question", "--answer-field", "data.answers.text[0]",
                             "--prompt-template", "{context} {question}")
     assert "no --context-field" in one_line_error(code, err)
-    code, _, err = run_tool("normalize-qa", "--input", tmp_path / "missing.jsonl", "--output", tmp_path / "x.jsonl",
+    code, _, err = run_tool("normalize-qa", "--source", tmp_path / "missing.jsonl", "--out", tmp_path / "x.jsonl",
                             "--question-field", "q", "--answer-field", "a")
     assert "file not found" in one_line_error(code, err)
     assert not (tmp_path / "x.jsonl").exists()
@@ -659,7 +659,7 @@ def test_download_slice_resumes_a_dropped_connection_and_continues_after_used_ra
     with ShardServer(files, drop_once={"/data/shard-1.jsonl.zst"}) as server:
         common = ["--index-url", f"{server.url}/index.txt.gz", "--base-url", server.url, "--downloader", "python"]
         first = tmp_path / "slice-a.jsonl"
-        code, printed, err = run_tool("download-slice", *common, "--output", first, "--start", 0, "--count", 3)
+        code, printed, err = run_tool("download-slice", *common, "--out", first, "--start", 0, "--count", 3)
         assert code == 0, err
         assert first.read_bytes() == b"".join(texts[:3])
         assert ("/data/shard-1.jsonl.zst", None) in server.requests
@@ -670,13 +670,13 @@ def test_download_slice_resumes_a_dropped_connection_and_continues_after_used_ra
         assert not (tmp_path / "slice-a.jsonl.parts").exists()
 
         second = tmp_path / "slice-b.jsonl.zst"
-        code, printed, err = run_tool("download-slice", *common, "--output", second, "--count", 2, "--compress")
+        code, printed, err = run_tool("download-slice", *common, "--out", second, "--count", 2, "--compress")
         assert code == 0, err
         assert zstandard.ZstdDecompressor().stream_reader(second.read_bytes()).read() == b"".join(texts[3:5])
         meta = json.loads((tmp_path / "slice-b.jsonl.zst.meta.json").read_text())
         assert (meta["start"], meta["end"], meta["sample_start"], meta["sample_end"]) == (3, 5, 120, 200)
 
-        code, _, err = run_tool("download-slice", *common, "--output", second, "--count", 1)
+        code, _, err = run_tool("download-slice", *common, "--out", second, "--count", 1)
         assert "finished slice" in one_line_error(code, err)
 
         # An interrupted earlier run left half of shard 5: the rerun asks only for the rest.
@@ -685,17 +685,17 @@ def test_download_slice_resumes_a_dropped_connection_and_continues_after_used_ra
         parts.mkdir()
         data = files["/data/shard-5.jsonl.zst"]
         (parts / "00000005-shard-5.jsonl.zst.part").write_bytes(data[:100])
-        code, _, err = run_tool("download-slice", *common, "--output", third, "--target-size", "1K")
+        code, _, err = run_tool("download-slice", *common, "--out", third, "--target-size", "1K")
         assert code == 0, err
         assert third.read_bytes() == texts[5]
         assert ("/data/shard-5.jsonl.zst", "bytes=100-") in server.requests
 
-        code, _, err = run_tool("download-slice", *common, "--output", tmp_path / "none.jsonl", "--count", 1)
+        code, _, err = run_tool("download-slice", *common, "--out", tmp_path / "none.jsonl", "--count", 1)
         assert "nothing is left from shard 6" in one_line_error(code, err)
         code, _, err = run_tool("download-slice", "--index-url", f"{server.url}/missing.gz", "--base-url", server.url,
-                                "--output", tmp_path / "x.jsonl", "--count", 1)
+                                "--out", tmp_path / "x.jsonl", "--count", 1)
         assert code == 1 and "HTTP 404" in err and not (tmp_path / "x.jsonl").exists()
-        code, _, err = run_tool("download-slice", *common, "--output", tmp_path / "y.jsonl", "--target-size", "lots")
+        code, _, err = run_tool("download-slice", *common, "--out", tmp_path / "y.jsonl", "--target-size", "lots")
         assert "--target-size" in one_line_error(code, err)
 
 
@@ -705,7 +705,7 @@ def test_download_slice_with_aria2c_survives_a_dropped_connection(tmp_path, shar
     with ShardServer(files, drop_once={"/data/shard-0.jsonl.gz"}) as server:
         output = tmp_path / "slice.jsonl"
         code, printed, err = run_tool("download-slice", "--index-url", f"{server.url}/index.txt.gz",
-                                      "--base-url", server.url, "--output", output, "--count", 2,
+                                      "--base-url", server.url, "--out", output, "--count", 2,
                                       "--downloader", "aria2c", "--aria2c-connections", 2, "--aria2c-split", 2)
         assert code == 0, err
         assert "with aria2c" in printed
@@ -734,8 +734,8 @@ def test_triples_and_fetch_flags_are_generated_from_their_dataclasses(monkeypatc
             assert action.option_strings == ["--" + field.name.replace("_", "-")]
             assert action.default == field.default
             assert action.help.startswith(field_docs(config_class)[field.name]), (verb, field.name)
-    required = {"prepare-language": ["--source", "s", "--dest", "d"],
-                "download-slice": ["--index-url", "i", "--base-url", "b", "--output", "o", "--count", "1"]}
+    required = {"prepare-language": ["--source", "s", "--out", "d"],
+                "download-slice": ["--index-url", "i", "--base-url", "b", "--out", "o", "--count", "1"]}
     given = parser.parse_args(["download-slice", *required["download-slice"], "--downloader", "python", "--retries", "0",
                                "--timeout", "2.5", "--aria2c-split", "3"])
     assert dataclass_from_flags(fetch.FetchOptions, given) == fetch.FetchOptions(
@@ -783,10 +783,10 @@ def test_hrm_data_verbs_run_as_a_user_would(tmp_path, docs_source):
 
     for verb in ("prepare-language", "prepare", "chunk", "merge", "normalize-qa", "download-slice"):
         assert "--" in hrm("data", verb, "--help").stdout
-    result = hrm("data", "prepare-language", "--source", str(docs_source), "--dest", str(tmp_path / "c"),
+    result = hrm("data", "prepare-language", "--source", str(docs_source), "--out", str(tmp_path / "c"),
                  "--vocab-size", "300", "--max-seq-len", "32")
     assert "wrote" in result.stdout and load_corpus_meta(tmp_path / "c")["vocab_size"] == 300
-    bad = hrm("data", "prepare-language", "--source", str(docs_source), "--dest", str(tmp_path / "d"),
+    bad = hrm("data", "prepare-language", "--source", str(docs_source), "--out", str(tmp_path / "d"),
               "--val-ratio", "0.7", "--test-ratio", "0.5", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     shutil.rmtree(tmp_path / "c")
@@ -799,7 +799,7 @@ def test_an_output_named_gz_or_zst_is_compressed_so_the_next_tool_reads_it(tmp_p
     source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp))
     fields = ["--question-field", "data.question", "--answer-field", "data.answers.text[0]"]
     for output in (tmp_path / "plain.jsonl", tmp_path / f"packed.jsonl{suffix}"):
-        code, _, err = run_tool("normalize-qa", "--input", source, "--output", output, *fields)
+        code, _, err = run_tool("normalize-qa", "--source", source, "--out", output, *fields)
         assert code == 0, err
     assert (tmp_path / "packed.rejects.jsonl").exists()
     packed = [record for batch in sources.iter_record_batches(tmp_path / f"packed.jsonl{suffix}") for record in batch]
@@ -811,7 +811,7 @@ def test_an_output_named_gz_or_zst_is_compressed_so_the_next_tool_reads_it(tmp_p
 
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in docstrings[:20]])
     for output in (tmp_path / "windows.jsonl", tmp_path / f"windows.jsonl{suffix}"):
-        code, _, err = run_tool("chunk", "--input", docs, "--output", output, "--tokenizer", bpe_file,
+        code, _, err = run_tool("chunk", "--source", docs, "--out", output, "--tokenizer", bpe_file,
                                 "--target-length", 32, "--stride", 24)
         assert code == 0, err
     windows = [record for batch in sources.iter_record_batches(tmp_path / f"windows.jsonl{suffix}") for record in batch]
@@ -831,7 +831,7 @@ def test_builders_refuse_an_empty_train_split_and_leave_nothing(tmp_path, docstr
         (empty, ["--vocab-size", 300], "e.jsonl: no records in the training split; nothing to train on"),
         (unusable, ["--tokenizer", bpe_file], "u.jsonl: no training examples: its "),
     ):
-        code, _, err = run_tool("prepare-language", "--source", source, "--dest", tmp_path / "corpus", *tokenizer)
+        code, _, err = run_tool("prepare-language", "--source", source, "--out", tmp_path / "corpus", *tokenizer)
         assert message in one_line_error(code, err)
     assert "without a usable field" in err and "under two tokens" in err
 
@@ -841,10 +841,10 @@ def test_builders_refuse_an_empty_train_split_and_leave_nothing(tmp_path, docstr
         source.mkdir()
         write_jsonl(source / "docs.jsonl", [{"text": text} for text in docstrings[number * 20:(number + 1) * 20]])
         corpora.append(tmp_path / f"c{number}")
-        code, _, err = run_tool("prepare-language", "--source", source, "--dest", corpora[-1], "--tokenizer", bpe_file,
+        code, _, err = run_tool("prepare-language", "--source", source, "--out", corpora[-1], "--tokenizer", bpe_file,
                                 "--max-seq-len", 40)
         assert code == 0, err
-    code, _, err = run_tool("merge", "--sources", *corpora, "--train-samples", 0, "--output-dir", tmp_path / "blend")
+    code, _, err = run_tool("merge", "--sources", *corpora, "--train-samples", 0, "--out", tmp_path / "blend")
     assert "blend: its train split would hold 0 examples" in one_line_error(code, err)
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(("corpus", "blend"))]
 
@@ -854,14 +854,14 @@ def test_single_file_outputs_go_into_folders_that_do_not_exist_yet(tmp_path, mbp
     ('x.jsonl.tmp-16383'), where the other hrm data tools create the folders of their output."""
     source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp)[:40])
     output = tmp_path / "nodir" / "sub" / "prompts.jsonl"
-    code, _, err = run_tool("normalize-qa", "--input", source, "--output", output,
+    code, _, err = run_tool("normalize-qa", "--source", source, "--out", output,
                             "--question-field", "data.question", "--answer-field", "data.answers.text[0]")
     assert code == 0, err
     assert len(read_lines(output)) == 39 and (output.parent / "prompts.rejects.jsonl").is_file()
 
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in docstrings[:10]])
     windows = tmp_path / "other" / "deeper" / "windows.jsonl"
-    code, _, err = run_tool("chunk", "--input", docs, "--output", windows, "--tokenizer", bpe_file, "--target-length", 32)
+    code, _, err = run_tool("chunk", "--source", docs, "--out", windows, "--tokenizer", bpe_file, "--target-length", 32)
     assert code == 0, err
     assert read_lines(windows) and not [path for path in windows.parent.iterdir() if ".tmp-" in path.name]
 
@@ -870,16 +870,16 @@ def test_field_messages_say_what_a_field_holds_and_number_records_as_the_rejects
     """A field that exists but holds an object was called 'unknown'; 'a int'; and prepare's summary
     numbered the first reject from 1 while extracted.rejects.jsonl's "index" counts from 0."""
     source = write_jsonl(tmp_path / "qa.jsonl", squad_like(mbpp)[:60])
-    code, _, err = run_tool("normalize-qa", "--input", source, "--output", tmp_path / "x.jsonl",
+    code, _, err = run_tool("normalize-qa", "--source", source, "--out", tmp_path / "x.jsonl",
                             "--question-field", "data", "--answer-field", "data.answers.text[0]")
     assert one_line_error(code, err).endswith("qa.jsonl: field 'data' is an object, not text\n")
     numbers = tmp_path / "numbers"
     numbers.mkdir()
     write_jsonl(numbers / "n.jsonl", [1, 2, 3])
-    code, _, err = run_tool("prepare-language", "--source", numbers, "--dest", tmp_path / "c", "--vocab-size", 300)
+    code, _, err = run_tool("prepare-language", "--source", numbers, "--out", tmp_path / "c", "--vocab-size", 300)
     assert one_line_error(code, err).endswith("n.jsonl: unknown field 'text': the record is an int, not an object\n")
 
-    code, printed, err = run_tool("prepare", "--source", source, "--output-dir", tmp_path / "prep",
+    code, printed, err = run_tool("prepare", "--source", source, "--out", tmp_path / "prep",
                                   "--fields", "data.question,data.answers.text[0]")
     assert code == 0, err
     first = read_lines(tmp_path / "prep" / "extracted.rejects.jsonl")[0]
@@ -890,7 +890,7 @@ def test_field_messages_say_what_a_field_holds_and_number_records_as_the_rejects
 @pytest.mark.parametrize("flag", [["--vocab-size", "5000"], ["--tokenizer-sample-mb", "3"]])
 def test_tokenizer_sizing_flags_given_with_a_tokenizer_are_refused(tmp_path, docs_source, bpe_file, flag):
     """They size the BPE trained when no tokenizer is given; beside --tokenizer they were silently ignored."""
-    code, _, err = run_tool("prepare-language", "--source", docs_source, "--dest", tmp_path / "lm",
+    code, _, err = run_tool("prepare-language", "--source", docs_source, "--out", tmp_path / "lm",
                             "--tokenizer", bpe_file, *flag)
     assert f"{flag[0]} size the tokenizer trained when no --tokenizer is given" in one_line_error(code, err)
     assert not (tmp_path / "lm").exists()
@@ -901,7 +901,7 @@ def test_a_given_tokenizer_that_does_not_know_the_text_is_reported(tmp_path, doc
     from hrmkit.lm.tokenizers import SimpleTokenizer
     letters = tmp_path / "letters.json"
     SimpleTokenizer.for_texts(["abcdefghijklmnopqrstuvwxyz "]).save(letters)  # no capitals, digits, punctuation
-    code, printed, err = run_tool("prepare-language", "--source", docs_source, "--dest", tmp_path / "lm",
+    code, printed, err = run_tool("prepare-language", "--source", docs_source, "--out", tmp_path / "lm",
                                   "--tokenizer", letters, "--max-seq-len", 64)
     assert code == 0, err
     found = re.search(r"warning: train: ([\d,]+) of ([\d,]+) tokens \([\d.]+%\) are <unk>", printed)
@@ -912,7 +912,7 @@ def test_a_given_tokenizer_that_does_not_know_the_text_is_reported(tmp_path, doc
 
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": "Hello World 42"}, {"text": "hello world"}])
     for num_proc in (1, 2):  # counted in the worker processes too
-        code, printed, err = run_tool("chunk", "--input", docs, "--output", tmp_path / f"w{num_proc}.jsonl",
+        code, printed, err = run_tool("chunk", "--source", docs, "--out", tmp_path / f"w{num_proc}.jsonl",
                                       "--tokenizer", letters, "--target-length", 8, "--num-proc", num_proc)
         assert code == 0, err
         assert "warning: 4 of 25 tokens (16.0%) are <unk>" in printed  # H, W, 4, 2

@@ -136,32 +136,32 @@ def _add_prepare_language(subparsers) -> None:
                     "Splits the source has (train / validation / test in file or folder names) are kept verbatim; "
                     "otherwise val and test are carved from the records by --val-ratio / --test-ratio (which a "
                     "source with splits refuses). Memory stays bounded whatever "
-                    "the corpus size; the corpus appears under --dest only once complete.")
+                    "the corpus size; the corpus appears under --out only once complete.")
     parser.add_argument("--source", type=Path, required=True, help="folder (or single file) of source data")
-    parser.add_argument("--dest", type=Path, required=True, help="output corpus folder")
+    parser.add_argument("--out", type=Path, required=True, help="output corpus folder")
     parser.add_argument("--max-files", type=POSITIVE, default=None,
                         help="read at most this many files per split, in natural name order (quick trials)")
     _add_split_flags(parser, "training")
     _add_tokenizer_flags(parser)
     _add_triples_flags(parser)
     _add_count_flag(parser)
-    parser.add_argument("--force", action="store_true", help="replace --dest if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def _add_prepare(subparsers) -> None:
     parser = subparsers.add_parser(
         "prepare", help="extract fields of a data file to extracted.jsonl, then (optionally) build triples",
-        description="Stage 1 writes the chosen --fields of every record of --source to OUTPUT_DIR/extracted.jsonl "
+        description="Stage 1 writes the chosen --fields of every record of --source to OUT/extracted.jsonl "
                     "(records missing one go to extracted.rejects.jsonl). With --to-triples, stage 2 builds a "
-                    "processed corpus in OUTPUT_DIR/triples from it. A rerun reuses finished stages whose inputs "
+                    "processed corpus in OUT/triples from it. A rerun reuses finished stages whose inputs "
                     "are unchanged.")
     parser.add_argument("--source", type=Path, required=True,
                         help="data file: .jsonl / .json (optionally .gz / .zst), .parquet or .arrow")
-    parser.add_argument("--output-dir", type=Path, required=True, help="folder for extracted.jsonl and triples/")
+    parser.add_argument("--out", type=Path, required=True, help="folder for extracted.jsonl and triples/")
     parser.add_argument("--fields", type=_field_list, required=True,
                         help="comma-separated field paths to extract, e.g. title,text or data.question")
     parser.add_argument("--to-triples", action="store_true",
-                        help="also build OUTPUT_DIR/triples (the fields named below must be among --fields)")
+                        help="also build OUT/triples (the fields named below must be among --fields)")
     parser.add_argument("--batch-size", type=POSITIVE, default=1000, help="records per batch (default 1000)")
     parser.add_argument("--force-extract", action="store_true",
                         help="rebuild extracted.jsonl (and the triples) even if a finished one exists")
@@ -178,9 +178,9 @@ def _add_chunk(subparsers) -> None:
         description='Tokenizes the --text-field of every record and writes windows of up to --target-length '
                     'tokens starting every --stride tokens, one line each: {"record": k, "start": s, '
                     '"input_ids": [...]}. The output is identical whatever --num-proc is.')
-    parser.add_argument("--input", type=Path, required=True,
+    parser.add_argument("--source", type=Path, required=True,
                         help="data file: .jsonl / .json (optionally .gz / .zst), .parquet or .arrow")
-    parser.add_argument("--output", type=Path, required=True, help="output JSONL file")
+    parser.add_argument("--out", type=Path, required=True, help="output JSONL file")
     parser.add_argument("--tokenizer", type=Path, required=True, help="tokenizer.json to encode with")
     parser.add_argument("--target-length", type=POSITIVE, required=True, help="tokens per window")
     parser.add_argument("--stride", type=POSITIVE, default=None,
@@ -190,7 +190,7 @@ def _add_chunk(subparsers) -> None:
     parser.add_argument("--batch-size", type=POSITIVE, default=256, help="records per work item (default 256)")
     parser.add_argument("--num-proc", type=POSITIVE, default=1, help="worker processes (default 1)")
     _add_count_flag(parser)
-    parser.add_argument("--force", action="store_true", help="replace --output if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def _add_merge(subparsers) -> None:
@@ -212,9 +212,9 @@ def _add_merge(subparsers) -> None:
                             help=f"--sources: examples in the blended {split} split "
                                  "(default: the most that need no repetition)")
     parser.add_argument("--seed", type=int, default=0, help="--sources: seed of selection and interleaving (default 0)")
-    parser.add_argument("--output-dir", type=Path, required=True, help="output corpus folder")
+    parser.add_argument("--out", type=Path, required=True, help="output corpus folder")
     parser.add_argument("--keep-chunks", action="store_true", help="--batches: keep the chunk folders")
-    parser.add_argument("--force", action="store_true", help="replace --output-dir if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def _add_normalize_qa(subparsers) -> None:
@@ -223,9 +223,9 @@ def _add_normalize_qa(subparsers) -> None:
         description='Writes {"prompt": ..., "response": ...} per record; the prompt is --prompt-template filled '
                     "with {question} (and {context}). Records missing a field are counted, reported and written "
                     "with the reason to <output stem>.rejects.jsonl, never dropped silently.")
-    parser.add_argument("--input", type=Path, required=True,
+    parser.add_argument("--source", type=Path, required=True,
                         help="data file: .jsonl / .json (optionally .gz / .zst), .parquet or .arrow")
-    parser.add_argument("--output", type=Path, required=True, help="output JSONL file")
+    parser.add_argument("--out", type=Path, required=True, help="output JSONL file")
     parser.add_argument("--question-field", required=True, help="path of the question, e.g. data.question")
     parser.add_argument("--answer-field", required=True, help="path of the answer, e.g. 'data.answers.text[0]'")
     parser.add_argument("--context-field", default=None, help="path of a context passage, e.g. data.context")
@@ -233,7 +233,7 @@ def _add_normalize_qa(subparsers) -> None:
                         help="prompt text with {question} and optionally {context} (default 'Question: "
                              "{question}\\nAnswer:', with '{context}\\n\\n' in front when --context-field is given)")
     _add_count_flag(parser)
-    parser.add_argument("--force", action="store_true", help="replace --output if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def _add_download_slice(subparsers) -> None:
@@ -242,12 +242,12 @@ def _add_download_slice(subparsers) -> None:
         "download-slice", help="download a slice of a sharded corpus, resumably, into one file",
         description="Reads a (gzipped or zstd) list of shard paths, downloads shards --start .. --start+--count-1 "
                     "(or from --start until --target-size bytes) with aria2c when on PATH, else Python's HTTP client, "
-                    "resuming interrupted downloads, and joins them (decompressed) into --output. --output.meta.json "
+                    "resuming interrupted downloads, and joins them (decompressed) into --out. OUT.meta.json "
                     "records the shard range, sample (line) numbers and URLs; without --start the next run "
                     "continues after the slices already in the output's folder.")
     parser.add_argument("--index-url", required=True, help="URL or path of the shard list (one path per line)")
     parser.add_argument("--base-url", required=True, help="prefix the shard paths are appended to")
-    parser.add_argument("--output", type=Path, required=True, help="output file (use a .zst name with --compress)")
+    parser.add_argument("--out", type=Path, required=True, help="output file (use a .zst name with --compress)")
     parser.add_argument("--start", type=NON_NEGATIVE, default=None,
                         help="first shard number (default: after the slices already taken from this index)")
     amount = parser.add_mutually_exclusive_group(required=True)
@@ -259,7 +259,7 @@ def _add_download_slice(subparsers) -> None:
     parser.add_argument("--compression-level", type=POSITIVE, default=3, help="zstd level 1..22 (default 3)")
     add_dataclass_flags(parser, FetchOptions,
                         checks={"aria2c_connections": POSITIVE, "aria2c_split": POSITIVE, "retries": NON_NEGATIVE})
-    parser.add_argument("--force", action="store_true", help="replace --output if it is a finished slice")
+    parser.add_argument("--force", action="store_true", help="replace --out if it is a finished slice")
 
 
 def _one_line(error: BaseException) -> str:

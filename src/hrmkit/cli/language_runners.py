@@ -62,14 +62,14 @@ def _run_prepare_language(args, progress) -> int:
         PrepareLanguageOptions,
         prepare_language,
     )
-    check_output_free(args.dest, args.force)
+    check_output_free(args.out, args.force)
     options = PrepareLanguageOptions(
-        source=args.source, dest=args.dest, triples=_triples_config(args), tokenizer=_tokenizer_choice(args),
+        source=args.source, dest=args.out, triples=_triples_config(args), tokenizer=_tokenizer_choice(args),
         val_ratio=args.val_ratio, test_ratio=args.test_ratio, seed=args.seed, max_files=args.max_files,
         batch_size=args.tokenizer_batch_size, count_records=args.count_records, overwrite=args.force,
     )
     result = prepare_language(options, progress)
-    print("\n".join(_corpus_summary(args.dest, result)))
+    print("\n".join(_corpus_summary(args.out, result)))
     return 0
 
 
@@ -82,7 +82,7 @@ def _run_prepare(args, progress) -> int:
         staged_prepare,
     )
     options = StagedPrepareOptions(
-        source=args.source, output_dir=args.output_dir, fields=args.fields, to_triples=args.to_triples,
+        source=args.source, output_dir=args.out, fields=args.fields, to_triples=args.to_triples,
         triples=_triples_config(args), tokenizer=_tokenizer_choice(args), val_ratio=args.val_ratio,
         test_ratio=args.test_ratio, seed=args.seed, batch_size=args.batch_size, force_extract=args.force_extract,
         force_triples=args.force_triples, count_records=args.count_records,
@@ -90,24 +90,24 @@ def _run_prepare(args, progress) -> int:
     result = staged_prepare(options, progress, say=print)
     if result.extract is not None:
         extract = result.extract
-        print(f"wrote {args.output_dir / EXTRACTED_FILE}: {extract.written} of {extract.records} records "
+        print(f"wrote {args.out / EXTRACTED_FILE}: {extract.written} of {extract.records} records "
               f"in {extract.seconds:.1f} s")
         if extract.rejected:
-            print(f"  {extract.rejected} record(s) missing a field went to {args.output_dir / REJECTS_FILE} "
+            print(f"  {extract.rejected} record(s) missing a field went to {args.out / REJECTS_FILE} "
                   f"(first: {extract.first_reject})")
     if result.triples is not None:
-        print("\n".join(_corpus_summary(args.output_dir / TRIPLES_DIR, result.triples)))
+        print("\n".join(_corpus_summary(args.out / TRIPLES_DIR, result.triples)))
     return 0
 
 
 def _run_chunk(args, progress) -> int:
     from hrmkit.lm.corpus.chunk import WindowSpec, chunk_file
-    check_output_free(args.output, args.force)
+    check_output_free(args.out, args.force)
     spec = WindowSpec(args.target_length, args.stride or max(1, args.target_length // 2))
-    stats = chunk_file(args.input, args.output, args.tokenizer, spec, text_field=args.text_field,
+    stats = chunk_file(args.source, args.out, args.tokenizer, spec, text_field=args.text_field,
                        batch_size=args.batch_size, num_proc=args.num_proc, count_first=args.count_records,
                        progress=progress)
-    print(f"wrote {args.output}: {stats.windows} windows of <= {spec.target_length} tokens (stride {spec.stride}) "
+    print(f"wrote {args.out}: {stats.windows} windows of <= {spec.target_length} tokens (stride {spec.stride}) "
           f"from {stats.records} records, {stats.tokens:,} tokens in {stats.seconds:.1f} s "
           f"({stats.tokens / max(stats.seconds, 1e-9):,.0f} tokens/s)")
     if stats.missing_field:
@@ -122,7 +122,7 @@ def _run_chunk(args, progress) -> int:
 
 def _run_merge(args, progress) -> int:
     from hrmkit.lm.corpus.merge import blend, merge_chunks
-    check_output_free(args.output_dir, args.force)
+    check_output_free(args.out, args.force)
     samples = {"train": args.train_samples, "val": args.val_samples, "test": args.test_samples}
     if args.batches is not None:
         given = [flag for flag, value in (("--weights", args.weights), ("--train-samples", args.train_samples),
@@ -130,21 +130,21 @@ def _run_merge(args, progress) -> int:
                  if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to --sources; --batches concatenates everything")
-        result = merge_chunks(args.batches, args.output_dir, keep_chunks=args.keep_chunks, overwrite=args.force,
+        result = merge_chunks(args.batches, args.out, keep_chunks=args.keep_chunks, overwrite=args.force,
                               progress=progress)
         counts = ", ".join(f"{split} {count}" for split, count in result.meta["splits"].items())
-        print(f"wrote {args.output_dir}: {counts} examples from {len(result.inputs)} chunk(s) "
+        print(f"wrote {args.out}: {counts} examples from {len(result.inputs)} chunk(s) "
               f"in {result.seconds:.1f} s")
         print(f"  deleted the {len(result.deleted)} chunk folder(s)" if result.deleted else "  kept the chunk folders")
         return 0
     if args.keep_chunks:
         raise ValueError("--keep-chunks only applies to --batches; --sources are never deleted")
     weights = args.weights if args.weights is not None else [1.0] * len(args.sources)
-    result = blend(args.sources, weights, args.output_dir,
+    result = blend(args.sources, weights, args.out,
                    samples={split: count for split, count in samples.items() if count is not None},
                    seed=args.seed, overwrite=args.force, progress=progress)
     counts = ", ".join(f"{split} {count}" for split, count in result.meta["splits"].items())
-    print(f"wrote {args.output_dir}: {counts} examples blended from {len(result.inputs)} source(s) "
+    print(f"wrote {args.out}: {counts} examples blended from {len(result.inputs)} source(s) "
           f"in {result.seconds:.1f} s")
     for split, per_source in result.quotas.items():
         print(f"  {split}: " + ", ".join(f"{Path(path).name} {quota}" for path, quota in per_source.items()))
@@ -153,11 +153,11 @@ def _run_merge(args, progress) -> int:
 
 def _run_normalize_qa(args, progress) -> int:
     from hrmkit.lm.corpus.normalize_qa import normalize_qa
-    check_output_free(args.output, args.force)
-    result = normalize_qa(args.input, args.output, args.question_field, args.answer_field,
+    check_output_free(args.out, args.force)
+    result = normalize_qa(args.source, args.out, args.question_field, args.answer_field,
                           context_field=args.context_field, prompt_template=args.prompt_template,
                           count_first=args.count_records, progress=progress)
-    print(f"wrote {args.output}: {result.written} of {result.records} records in {result.seconds:.1f} s")
+    print(f"wrote {args.out}: {result.written} of {result.records} records in {result.seconds:.1f} s")
     if result.rejected:
         reasons = "; ".join(f"{count} x {reason}" for reason, count in sorted(result.reasons.items(),
                                                                              key=lambda item: -item[1])[:3])
@@ -169,13 +169,13 @@ def _run_download_slice(args, progress) -> int:
     from hrmkit.lm.corpus.download import SliceOptions, download_slice
     from hrmkit.lm.corpus.fetch import FetchOptions
     options = SliceOptions(
-        index_url=args.index_url, base_url=args.base_url, output=args.output, start=args.start, count=args.count,
+        index_url=args.index_url, base_url=args.base_url, output=args.out, start=args.start, count=args.count,
         target_size=args.target_size, pattern=args.pattern, compress=args.compress,
         compression_level=args.compression_level, fetch=dataclass_from_flags(FetchOptions, args), overwrite=args.force,
     )
     result = download_slice(options, progress)
     meta = result.meta
-    print(f"wrote {args.output}: shards {meta['start']}..{meta['end'] - 1} of {meta['index_entries']}, "
+    print(f"wrote {args.out}: shards {meta['start']}..{meta['end'] - 1} of {meta['index_entries']}, "
           f"{meta['samples']} lines, {meta['bytes_downloaded'] / 1e6:.1f} MB downloaded with {result.downloader} "
           f"in {result.seconds:.1f} s" + (f" ({result.retries} retried request(s))" if result.retries else ""))
     for note in result.notes:
