@@ -216,6 +216,9 @@ def test_reset_progress_moves_the_run_so_far_into_a_generation_and_resume_and_re
     assert "already finished: stored step 2" in again.stdout
     final_eval = json.loads((run / "final" / "metrics.json").read_text())["metrics"]
     assert f"token accuracy {final_eval['accuracy']:.2%}" in again.stdout
+    # Counted in examples (a routing puzzle is one example per vehicle), and the token figure is a mean per example.
+    assert (f"over {int(final_eval['count'])} examples (token accuracy {final_eval['accuracy']:.2%}, the mean of "
+            "each example's share of tokens right") in again.stdout
     hrm("report", str(run), "--out", str(tmp_path / "report"))
     assert "2 logged of 2 configured" in (tmp_path / "report" / "report.md").read_text()
 

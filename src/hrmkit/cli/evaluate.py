@@ -71,7 +71,7 @@ def cmd_eval(args) -> int:
                             "checkpoint_picked_on_this_split": picked_here is not None}
     write_atomically(out / "predictions.npz", lambda file: np.savez_compressed(file, **predictions))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%}  "
+    print(f"exact accuracy {metrics['exact_accuracy']:.2%}  token accuracy {metrics['accuracy']:.2%} (mean per example)  "
           f"mean halting step {metrics['steps']:.2f}  ({int(metrics['count'])} examples, {precision}"
           f"{', compiled' if metrics['compiled'] else ''}, "
           f"{metrics['seconds']:.1f} s)")

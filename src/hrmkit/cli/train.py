@@ -115,8 +115,9 @@ def _print_train_result(result: dict, data_path: str) -> None:
     if evaluation and "steps" in evaluation:
         from hrmkit.puzzles.kind import dataset_kind
         arc = dataset_kind(data_path) == "arc"
-        print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} (token accuracy {evaluation['accuracy']:.2%}, "
-              f"{int(evaluation['count'])} {'augmented test rows, each scored alone' if arc else 'puzzles'}, "
+        rows = "augmented test rows, each scored alone" if arc else "examples"
+        print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} over {int(evaluation['count'])} {rows} "
+              f"(token accuracy {evaluation['accuracy']:.2%}, the mean of each example's share of tokens right; "
               f"mean halting step {evaluation['steps']:.2f})")
         if arc:
             print(f"ARC's score votes over each test pair's augmented rows: hrm eval --checkpoint {run_dir} --data {data_path}")
