@@ -304,7 +304,7 @@ def test_generate_answers_in_the_precision_the_run_evaluated_in(arithmetic, tmp_
     from hrmkit.lm.generate import SamplingConfig, generate_text
     from hrmkit.loading import load_hrm_lm
     Trainer(seq2seq_config(arithmetic, tmp_path, steps=150, precision="bf16", lr=3e-3), Seq2SeqTask).train()
-    prompts = [f"What is {a} + {b}?" for a in range(10) for b in range(0, 10, 3)]
+    prompts = [f"What is {a} {op} {b}?" for a in range(10) for op in "+-" for b in range(10)]
     out = hrm_here("generate", "--checkpoint", str(tmp_path / "r" / "final"), "--jsonl", "--device", "cpu",
                    *[arg for prompt in prompts for arg in ("--prompt", prompt)])
     answered = [json.loads(line)["answer"] for line in out.stdout.splitlines()]

@@ -103,13 +103,17 @@ def build_arithmetic_corpus(
 ) -> dict[str, Any]:
     """Write an arithmetic corpus (see `arithmetic_problems`); returns its meta.
 
-    All splits are drawn together as distinct problems and then cut in order, so no val or
-    test problem occurs in train. `max_seq_len` defaults to the longest any problem needs.
+    All splits are drawn together as distinct problems, shuffled, then cut, so no val or test
+    problem occurs in train and every split holds the same mix of operand lengths. (Cut in the
+    order drawn, a request that nearly exhausts the problems that exist would leave the later
+    splits only the long ones: train draws the few short problems first.) `max_seq_len` defaults
+    to the longest any problem needs.
     """
     if train < 1 or val < 0 or test < 0:  # a negative count would cut the drawn problems from the end
         raise ValueError(f"an arithmetic corpus needs train >= 1 and val, test >= 0 problems; "
                          f"got train {train}, val {val}, test {test}")
     problems = arithmetic_problems(train + val + test, digits=digits, ops=ops, seed=seed)
+    random.Random(seed).shuffle(problems)
     tokenizer = SimpleTokenizer(ARITHMETIC_ALPHABET)
     max_seq_len = max_seq_len or arithmetic_max_seq_len(digits)
     bounds = {"train": (0, train), "val": (train, train + val)}
@@ -124,6 +128,7 @@ def build_arithmetic_corpus(
         "digits": digits,
         "ops": list(dict.fromkeys(ops)),
         "seed": seed,
-        "operands": "digit count uniform in 1..digits, then value uniform among numbers of that many digits",
+        "operands": "digit count uniform in 1..digits, then value uniform among numbers of that many digits; "
+                    "distinct problems, shuffled, then cut into splits",
     }
     return write_corpus(out_dir, splits, tokenizer, {"max_seq_len": max_seq_len, "source": source}, overwrite=overwrite)
