@@ -1,6 +1,7 @@
 """A run folder's metrics.jsonl when the run resumes (hrmkit.train.run_history), through the real trainer."""
 
 import json
+import shutil
 
 import pytest
 from cli_helpers import TINY_MODEL, hrm_here
@@ -41,3 +42,58 @@ def test_an_unreadable_line_inside_the_file_is_kept_and_the_file_ends_in_a_newli
     assert drop_metrics_after(metrics, 2) == 0
     assert metrics.read_text() == "".join(f"{line}\n" for line in lines)
     assert capsys.readouterr().out == ""  # a whole record is no torn line
+
+
+@pytest.mark.cli
+def test_a_run_resumed_to_redo_its_final_evaluation_logs_it_once(sudoku4, tmp_path):
+    """Killed after its final evaluation was logged but before final/ was written, the rerun evaluates
+    again: the stopped attempt's line went, or metrics.jsonl held two final evaluations of step 4."""
+    train(sudoku4, tmp_path, 4)
+    run = tmp_path / "run"
+    shutil.rmtree(run / "final")  # what the kill left: the last checkpoint and the eval line, no final/
+    again = train(sudoku4, tmp_path, 4)
+    assert "dropped 1 metrics lines logged after step 4" in again.stdout
+    assert [r["step"] for r in records(run / "metrics.jsonl") if r["kind"] == "eval"] == [2, 4]
+    assert (run / "final" / "metrics.json").is_file()
+
+
+@pytest.mark.cli
+def test_the_last_steps_are_saved_before_the_final_evaluation(sudoku4, tmp_path, monkeypatch):
+    """A scheduler that kills a run in its final evaluation (a long one, on a large split) lost every step
+    since the last checkpoint: that was saved only after the evaluation."""
+    from hrmkit.puzzles.task import PuzzleTask
+    evaluate = PuzzleTask.evaluate
+
+    calls = []
+
+    def killed_in_the_final_evaluation(task, model, device, autocast, max_examples):
+        calls.append(max_examples)
+        if len(calls) == 3:  # after the evaluations of steps 2 and 4: the final one, at step 5
+            raise SystemExit("killed")
+        return evaluate(task, model, device, autocast, max_examples)
+
+    monkeypatch.setattr(PuzzleTask, "evaluate", killed_in_the_final_evaluation)
+    with pytest.raises(SystemExit):
+        hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                 "run_name=run", "train.steps=5", "train.eval_interval=2", "train.checkpoint_interval=2", *TINY_MODEL)
+    assert sorted(path.name for path in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))[-1] == "step_5.pt"
+
+
+@pytest.mark.cli
+def test_a_best_model_saved_after_the_resumed_checkpoint_does_not_outlive_its_attempt(sudoku4, tmp_path):
+    """An attempt killed between an evaluation that wrote best-model/ and its next checkpoint left weights the
+    resumed run no longer has; hrm eval of the run read them, and best-model/metrics.json named a step and a
+    score that metrics.jsonl did not hold."""
+    train(sudoku4, tmp_path, 4)
+    run = tmp_path / "run"
+    saved = json.loads((run / "best-model" / "metrics.json").read_text())
+    saved["step"], saved["metrics"]["exact_accuracy"] = 3, 1.0  # the stopped attempt's, as a later step would be
+    (run / "best-model" / "metrics.json").write_text(json.dumps(saved))
+    for name in ("final", "checkpoints/step_4.pt", "checkpoints/step_4.yaml"):
+        shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
+    again = train(sudoku4, tmp_path, 4)
+    assert "removed best-model/ of step 3: the attempt that stopped saved it after step 2" in again.stdout
+    if (run / "best-model").exists():  # written again by this attempt's evaluations, and matching one of them
+        best = json.loads((run / "best-model" / "metrics.json").read_text())
+        logged = {r["step"]: r for r in records(run / "metrics.jsonl") if r["kind"] == "eval"}
+        assert best["metrics"]["exact_accuracy"] == logged[best["step"]]["exact_accuracy"]

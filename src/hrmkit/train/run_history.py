@@ -35,8 +35,10 @@ def start_new_generation(run_dir: Path) -> Path | None:
     return target
 
 
-def drop_metrics_after(metrics_path: Path, step: int, log=print) -> int:
+def drop_metrics_after(metrics_path: Path, step: int, log=print, evaluation_redone: bool = False) -> int:
     """Rewrite ``metrics_path`` without the records logged after ``step``; returns how many went.
+    ``evaluation_redone``: the run resumes to redo its final evaluation at ``step``, so an evaluation
+    logged at ``step`` (by the attempt that stopped before writing ``final/``) goes too.
 
     A line that does not parse is kept as it is (``hrm report`` names it: what cannot be read is not
     destroyed), except a torn last line: one that no newline ends, which is what a process killed while
@@ -52,11 +54,29 @@ def drop_metrics_after(metrics_path: Path, step: int, log=print) -> int:
         log(f"warning: {metrics_path}:{len(lines)}: dropped a torn last line (a record the attempt that stopped "
             "was writing when it ended)")
         lines.pop()
-    kept = [line for line in lines if (logged := _logged_step(line)) is None or logged <= step]
+    kept = [line for line in lines if (logged := _logged_step(line)) is None or logged < step
+            or (logged == step and not (evaluation_redone and _logged_kind(line) == "eval"))]
     rewritten = "".join(f"{line}\n" for line in kept)
     if rewritten != text:
         atomic_write_text(metrics_path, rewritten)
     return len(lines) - len(kept)
+
+
+def stale_best_model(run_dir: Path, step: int) -> int | None:
+    """The step of ``best-model/`` when it was saved after ``step``: by an attempt that stopped before
+    its next checkpoint, from weights the resumed run no longer has. None otherwise."""
+    try:
+        saved = json.loads((run_dir / "best-model" / "metrics.json").read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return saved if isinstance(saved, int) and saved > step else None
+
+
+def _logged_kind(line: str) -> str | None:
+    try:
+        return json.loads(line).get("kind")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _logged_step(line: str) -> int | None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from hrmkit.train.loggers import (
 from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer, load_state_keeping_settings
-from hrmkit.train.run_history import drop_metrics_after, start_new_generation
+from hrmkit.train.run_history import drop_metrics_after, stale_best_model, start_new_generation
 from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings, synchronize
 from hrmkit.train.stop_request import RunStopped, StopRequest
 from hrmkit.train.task import Task, metric_means
@@ -254,9 +255,12 @@ class Trainer:
         if self.proc.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config_yaml(self.cfg, self.run_dir / "config.yaml")
-            dropped = drop_metrics_after(self.run_dir / "metrics.jsonl", self.step, log=self.log)
+            # Resumed at train.steps: the attempt that stopped was in its final evaluation, which runs again.
+            dropped = drop_metrics_after(self.run_dir / "metrics.jsonl", self.step, log=self.log,
+                                         evaluation_redone=self.step >= tc.steps)
             if dropped:
                 self.log(f"dropped {dropped} metrics lines logged after step {self.step} by the attempt that stopped")
+            self._drop_stale_best_model()
         if self.new_generation:  # a rerun of a reset run killed before its first checkpoint resumes from these weights
             self._save_step_checkpoint()
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if self.proc.is_main else None
@@ -274,10 +278,12 @@ class Trainer:
                 # final evaluation and save then finish as they would
                 self._run_steps(metrics_file, progress, stop)
                 with self._off_the_clock():
+                    if self.saved_step != self.step:  # a stop during the final evaluation then loses no step
+                        self._save_step_checkpoint()
                     last_eval = self._final_evaluation(metrics_file)
                     progress.show_eval(last_eval)
                     progress.update(self.step)
-                    self._save_step_checkpoint()
+                    self._save_step_checkpoint()  # again: it now ranks the final evaluation for best-model/
                     self._save_weights(self.run_dir / "final", last_eval)
             failed = False
         finally:
@@ -287,6 +293,16 @@ class Trainer:
             self.metrics_logger = NullLogger()
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
+
+    def _drop_stale_best_model(self) -> None:
+        """best-model/ saved after the step this run resumes at came from weights it no longer has; the
+        ranking restored with the checkpoint is the one up to that step, and the next evaluation that beats
+        it writes best-model/ again (a run that repeats the stopped attempt's steps writes the same one)."""
+        stale = stale_best_model(self.run_dir, self.step)
+        if stale is not None:
+            shutil.rmtree(self.run_dir / "best-model")
+            self.log(f"removed best-model/ of step {stale}: the attempt that stopped saved it after step {self.step}, "
+                     "the checkpoint this run resumes from")
 
     def _finished(self) -> bool:
         """Whether the run wrote its final weights (``final/``; ``final.pt`` in the older layout). A run
