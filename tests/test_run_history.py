@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from cli_helpers import TINY_MODEL, hrm_here
 
 from hrmkit.train.run_history import drop_metrics_after
@@ -97,3 +98,26 @@ def test_a_best_model_saved_after_the_resumed_checkpoint_does_not_outlive_its_at
         best = json.loads((run / "best-model" / "metrics.json").read_text())
         logged = {r["step"]: r for r in records(run / "metrics.jsonl") if r["kind"] == "eval"}
         assert best["metrics"]["exact_accuracy"] == logged[best["step"]]["exact_accuracy"]
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("flag", [[], ["--reset_progress"]])
+def test_a_reset_stopped_before_its_first_checkpoint_starts_again_from_the_loaded_weights(flag, sudoku4, tmp_path):
+    """--reset_progress moves the run into generations/<n>/ and then saves the new generation's step 0; a
+    kill between the two left no checkpoint, and the rerun trained from random weights without a word."""
+    from cli_helpers import final_weights
+
+    from hrmkit.train.run_history import start_new_generation
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    train(sudoku4, reference, 2)
+    shutil.copytree(reference / "run", stopped / "run")
+    hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={reference}", "run_name=run",
+             "train.steps=2", "train.eval_interval=2", "train.checkpoint_interval=2", *TINY_MODEL, "--reset_progress")
+    start_new_generation(stopped / "run")  # what the kill left
+    rerun = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={stopped}",
+                     "run_name=run", "train.steps=2", "train.eval_interval=2", "train.checkpoint_interval=2",
+                     *TINY_MODEL, *flag)
+    assert f"--reset_progress moved the run to {stopped / 'run' / 'generations' / '1'} and stopped" in rerun.stdout
+    assert sorted(path.name for path in (stopped / "run" / "generations").iterdir()) == ["1"]
+    expected, got = final_weights(reference / "run"), final_weights(stopped / "run")
+    assert expected.keys() == got.keys() and all(torch.equal(expected[name], got[name]) for name in expected)

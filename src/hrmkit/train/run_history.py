@@ -35,6 +35,17 @@ def start_new_generation(run_dir: Path) -> Path | None:
     return target
 
 
+def interrupted_reset(run_dir: Path) -> Path | None:
+    """The newest generation when ``--reset_progress`` moved the run there and stopped before the new
+    generation's first checkpoint: the run folder then holds nothing of a run (``config.yaml`` aside,
+    written just before that checkpoint) but ``generations/``. None otherwise."""
+    root = run_dir / GENERATIONS
+    if not root.is_dir() or any((run_dir / name).exists() for name in GENERATION_ITEMS if name != "config.yaml"):
+        return None
+    numbered = [path for path in root.iterdir() if path.name.isdigit()]
+    return max(numbered, key=lambda path: int(path.name)) if numbered else None
+
+
 def drop_metrics_after(metrics_path: Path, step: int, log=print, evaluation_redone: bool = False) -> int:
     """Rewrite ``metrics_path`` without the records logged after ``step``; returns how many went.
     ``evaluation_redone``: the run resumes to redo its final evaluation at ``step``, so an evaluation

@@ -41,7 +41,12 @@ from hrmkit.train.loggers import (
 from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer, load_state_keeping_settings
-from hrmkit.train.run_history import drop_metrics_after, stale_best_model, start_new_generation
+from hrmkit.train.run_history import (
+    drop_metrics_after,
+    interrupted_reset,
+    stale_best_model,
+    start_new_generation,
+)
 from hrmkit.train.speed_settings import autocast_for, batch_to, resolve_speed_settings, synchronize
 from hrmkit.train.stop_request import RunStopped, StopRequest
 from hrmkit.train.task import Task, metric_means
@@ -142,24 +147,31 @@ class Trainer:
     def _resume(self, reset_progress: bool) -> None:
         """Load the newest checkpoint, if any; then start the EMA from the weights the run starts
         with (after --reset_progress: the loaded weights, not the checkpoint's average)."""
-        state = self._load_newest_checkpoint(reset_progress)
-        if reset_progress and state is not None:
+        # A --reset_progress that stopped before its new generation's first checkpoint: start it again
+        # (with or without the flag), rather than from random weights.
+        unfinished_reset = interrupted_reset(self.run_dir)
+        weights_only = reset_progress or unfinished_reset is not None
+        state = self._load_newest_checkpoint(weights_only, unfinished_reset)
+        if reset_progress and unfinished_reset is None and state is not None:
             collectives.barrier()  # every process has read the checkpoint before rank 0 moves it away
             if self.proc.is_main:
                 self.log(f"the run so far moved to {start_new_generation(self.run_dir)}")
             collectives.barrier()
-            self.new_generation = True
+        self.new_generation = weights_only and state is not None
         if self.cfg.train.ema:
             self.ema = ParameterEMA(self.model, self.cfg.train.ema_rate)
-            if state is not None and not reset_progress and state.get("ema") is not None:
+            if state is not None and not weights_only and state.get("ema") is not None:
                 self.ema.load_state_dict({k: v.to(self.device) for k, v in state["ema"].items()})
 
-    def _load_newest_checkpoint(self, reset_progress: bool) -> dict | None:
-        path, warnings = ckpt.find_resumable(self.ckpt_dir)
+    def _load_newest_checkpoint(self, reset_progress: bool, unfinished_reset: Path | None = None) -> dict | None:
+        path, warnings = ckpt.find_resumable(unfinished_reset / "checkpoints" if unfinished_reset else self.ckpt_dir)
         for warning in warnings:
             self.log(f"warning: {warning}")
         if path is None:
             return None
+        if unfinished_reset is not None:
+            self.log(f"--reset_progress moved the run to {unfinished_reset} and stopped before the new generation's "
+                     f"first checkpoint: it starts again from the weights it had loaded")
         state = ckpt.load_checkpoint_file(path)
         changed = _changed_settings({"model": state.get("config", {}).get("model", {})},
                                     {"model": config_to_dict(self.cfg)["model"]})
