@@ -121,3 +121,19 @@ def test_a_reset_stopped_before_its_first_checkpoint_starts_again_from_the_loade
     assert sorted(path.name for path in (stopped / "run" / "generations").iterdir()) == ["1"]
     expected, got = final_weights(reference / "run"), final_weights(stopped / "run")
     assert expected.keys() == got.keys() and all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+@pytest.mark.cli
+def test_a_run_whose_newest_checkpoint_a_kill_damaged_is_read_from_the_one_before(sudoku4, tmp_path):
+    """hrm eval / viz / info of a run with no weights folder read the newest step_N.pt as it was, and a
+    truncated one failed with 'OSError: [Errno 22] Invalid argument'; a resumed run skips it."""
+    train(sudoku4, tmp_path, 4)
+    run = tmp_path / "run"
+    shutil.rmtree(run / "final")
+    shutil.rmtree(run / "best-model")
+    newest = run / "checkpoints" / "step_4.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    result = hrm_here("eval", "--checkpoint", run, "--data", sudoku4, "--out", tmp_path / "eval")
+    assert result.returncode == 0 and "warning: skipping unusable checkpoint" in result.stderr
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["evaluated"]["checkpoints"] == [
+        str(run / "checkpoints" / "step_2.pt")]

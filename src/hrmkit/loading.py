@@ -10,6 +10,7 @@ given, else from the weights' shapes.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -37,7 +38,8 @@ _SHARED_ARCH_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_lay
 
 def resolve_run_checkpoint(run: str | Path) -> Path:
     """What to load from a path: a weights folder or checkpoint file as given, or from a run folder
-    its best model, else its final weights, else its newest step checkpoint.
+    its best model, else its final weights, else its newest complete step checkpoint (one a kill left
+    damaged is skipped with a warning on stderr, as a resumed run skips it).
 
     Run folders written before weights folders existed hold ``best-model/best.pt`` and ``final.pt``;
     those still resolve.
@@ -50,10 +52,12 @@ def resolve_run_checkpoint(run: str | Path) -> Path:
     for candidate in (run / "best-model", run / "best-model" / "best.pt", run / "final", run / "final.pt"):
         if candidate.is_file() or is_weights_folder(candidate):
             return candidate
-    steps = sorted(run.glob("checkpoints/step_*.pt"), key=lambda path: int(path.stem.split("_")[1]))
-    if steps:
-        return steps[-1]
-    raise FileNotFoundError(f"{run}: no best-model/, final/ or checkpoints/step_N.pt to load")
+    newest, warnings = ckpt.find_resumable(run / "checkpoints")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if newest is not None:
+        return newest
+    raise FileNotFoundError(f"{run}: no best-model/, final/ or complete checkpoints/step_N.pt to load")
 
 
 def load_checkpoint(path: str | Path, dataset: str | Path | None = None, device: str | torch.device = "cpu"):
