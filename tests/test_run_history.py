@@ -137,3 +137,34 @@ def test_a_run_whose_newest_checkpoint_a_kill_damaged_is_read_from_the_one_befor
     assert result.returncode == 0 and "warning: skipping unusable checkpoint" in result.stderr
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["evaluated"]["checkpoints"] == [
         str(run / "checkpoints" / "step_2.pt")]
+
+
+@pytest.mark.cli
+def test_a_second_process_training_the_same_run_is_refused_while_the_first_runs(sudoku4, tmp_path):
+    """Two hrm train of one run_name both ran: the second rewrote metrics.jsonl under the first, mixed its
+    checkpoints with the first's and called the first's lines 'logged by the attempt that stopped'."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    args = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "run_name=run",
+            "train.steps=100000", *TINY_MODEL]
+    first = subprocess.Popen([sys.executable, "-m", "hrmkit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while not (metrics.is_file() and metrics.stat().st_size) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.poll() is None, first.communicate()
+        logged = metrics.read_text()
+        second = hrm_here(*args[:-len(TINY_MODEL) - 1], "train.steps=3", *TINY_MODEL, check=False)  # short if it runs
+        assert second.returncode == 2
+        assert second.stderr == (f"error: {tmp_path / 'run'} is being trained by another process (pid {first.pid}); "
+                                 "wait for it to end, or pick another run_name\n")
+        assert metrics.read_text().startswith(logged)  # the first's lines are all still there
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    assert hrm_here(*args[:-len(TINY_MODEL) - 1], "train.steps=1", *TINY_MODEL, check=False).returncode == 0

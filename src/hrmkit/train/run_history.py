@@ -11,11 +11,18 @@ and the run starts again at step 0 in a clean folder.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from hrmkit.files import atomic_write_text
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; two runs of one name are then the user's to avoid
+    fcntl = None
+
 GENERATIONS = "generations"
+LOCK_FILE = ".lock"  # held (flock) by the process training the run; the system lets go when it ends, kill -9 too
 # What belongs to one generation; W&B keeps its own runs apart (wandb/), so it stays.
 GENERATION_ITEMS = ("checkpoints", "metrics.jsonl", "config.yaml", "final", "best-model", "final.pt", "tensorboard")
 
@@ -33,6 +40,52 @@ def start_new_generation(run_dir: Path) -> Path | None:
     for path in present:
         path.rename(target / path.name)
     return target
+
+
+class RunFolderBusy(ValueError):
+    """Another process is training this run; the message is one line."""
+
+
+# Run folders this process holds: the open lock file and how many trainers in this process hold it
+# (one process may build several trainers of one run, one after another: only other processes are kept out).
+_held: dict[Path, list] = {}
+
+
+def claim_run_folder(run_dir: Path) -> Path:
+    """Hold the run folder for this process until `release_run_folder`, or raise RunFolderBusy when
+    another process holds it: two runs writing one folder interleave their metrics, checkpoints and
+    weights folders. Returns the key to release it with."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = run_dir.resolve()
+    if key in _held:
+        _held[key][1] += 1
+        return key
+    handle = open(run_dir / LOCK_FILE, "a+")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RunFolderBusy(f"{run_dir} is being trained by another process"
+                                f"{f' (pid {holder})' if holder else ''}; wait for it to end, or pick another "
+                                "run_name") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+    _held[key] = [handle, 1]
+    return key
+
+
+def release_run_folder(key: Path) -> None:
+    entry = _held.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] == 0:
+        entry[0].close()
+        del _held[key]
 
 
 def interrupted_reset(run_dir: Path) -> Path | None:

@@ -42,8 +42,11 @@ from hrmkit.train.lr_schedule import build_scheduler
 from hrmkit.train.metric_window import MetricWindow
 from hrmkit.train.optimizers import build_optimizer, load_state_keeping_settings
 from hrmkit.train.run_history import (
+    RunFolderBusy,
+    claim_run_folder,
     drop_metrics_after,
     interrupted_reset,
+    release_run_folder,
     stale_best_model,
     start_new_generation,
 )
@@ -101,7 +104,30 @@ class Trainer:
         self.metrics_logger: MetricsLogger = NullLogger()  # set while train() runs (rank 0 only)
         self.saved_step = -1  # the step of the newest checkpoint this process saved
         self.new_generation = False  # --reset_progress moved the run so far into generations/<n>/
-        self._resume(reset_progress)
+        self._run_folder = self._claim_run_folder()
+        try:
+            self._resume(reset_progress)
+        except BaseException:
+            self._release_run_folder()
+            raise
+
+    def _claim_run_folder(self):
+        """One process trains a run at a time (run_history.claim_run_folder); under torchrun rank 0 holds
+        the folder for all of them, and they all stop when another run holds it."""
+        handle, busy = None, None
+        if self.proc.is_main:
+            try:
+                handle = claim_run_folder(self.run_dir)
+            except RunFolderBusy as error:
+                busy = error
+        if collectives.any_process(busy is not None):
+            raise busy or RunFolderBusy(f"{self.run_dir} is being trained by another process")
+        return handle
+
+    def _release_run_folder(self) -> None:
+        if self._run_folder is not None:
+            release_run_folder(self._run_folder)
+            self._run_folder = None
 
     # -- setup -----------------------------------------------------------------------------------
     def _build_optimizers(self):
@@ -263,6 +289,7 @@ class Trainer:
         if self.step >= tc.steps and self._finished():
             self.log(f"run '{self.cfg.run_name}' already finished: stored step {self.step} >= train.steps {tc.steps}")
             self._say_unused_settings()
+            self._release_run_folder()
             return {"step": self.step, "already_finished": True, "run_dir": str(self.run_dir)}
         if self.proc.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +330,7 @@ class Trainer:
                 metrics_file.close()
             self.metrics_logger.close(failed=failed)
             self.metrics_logger = NullLogger()
+            self._release_run_folder()
         return {"step": self.step, "eval": last_eval, "run_dir": str(self.run_dir), "train_seconds": self.train_seconds,
                 "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.started}
 
