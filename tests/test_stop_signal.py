@@ -192,3 +192,22 @@ def test_under_torchrun_only_rank_0_says_it_was_interrupted(monkeypatch, rank, l
     result = hrm_here("train", "--config", "quickstart_sudoku4", check=False)
     assert result.returncode == 130
     assert len(result.stderr.splitlines()) == lines, result.stderr
+
+
+@pytest.mark.cli
+def test_sigterm_stops_a_builder_as_ctrl_c_does_leaving_no_unfinished_output(tmp_path):
+    """Only hrm train caught SIGTERM: a builder killed by it (a scheduler, `kill`) exited 143 in silence and
+    left its unfinished output under a temporary name for good (368 MB for this ARC build in a user audit)."""
+    out = tmp_path / "arc"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    build = subprocess.Popen([sys.executable, "-m", "hrmkit", "prepare", "arc", "--source", "arc1", "--num-aug", "100",
+                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("arc.tmp-*")) and build.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert build.poll() is None, "the build ended before its output was being written"
+    build.send_signal(signal.SIGTERM)
+    _, err = build.communicate(timeout=120)
+    assert build.returncode == 130
+    assert err.splitlines()[-1] == "interrupted: SIGTERM; the command stopped before it finished"
+    assert list(tmp_path.iterdir()) == []

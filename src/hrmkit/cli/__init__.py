@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from hrmkit.cli.common import EXIT_INTERRUPTED, OneLineParser, run_reporting_errors
 
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _stop_on_sigterm_as_on_ctrl_c()
     if argv[:2] == ["eval", "code"]:  # `hrm eval code` has its own flags (code_eval.py)
         from hrmkit.cli.code_eval import main as code_eval_main
         return code_eval_main(argv[2:])
@@ -50,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not _takes_overrides(args):
         parser.verbs[args.verb].error(f"unrecognized arguments: {' '.join(extra)}{_override_hint(args, extra)}")
     return run_reporting_errors(lambda: _module(VERBS[args.verb]).run(args, extra), interrupted=_after_interrupt(args))
+
+
+def _stop_on_sigterm_as_on_ctrl_c() -> None:
+    """SIGTERM (what a scheduler or `kill` sends) stops a command as Ctrl-C does, so each verb's cleanup
+    runs: a builder or data tool killed by it left its unfinished output (hundreds of MB) under a temporary
+    name for good. A training run catches both signals itself while it trains (train/stop_request.py)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    # Not when an embedding program set its own, nor off the main thread (where Python takes no handlers).
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _takes_overrides(args: argparse.Namespace) -> bool:
