@@ -916,3 +916,31 @@ def test_a_given_tokenizer_that_does_not_know_the_text_is_reported(tmp_path, doc
                                       "--tokenizer", letters, "--target-length", 8, "--num-proc", num_proc)
         assert code == 0, err
         assert "warning: 4 of 25 tokens (16.0%) are <unk>" in printed  # H, W, 4, 2
+
+
+@pytest.mark.cli
+def test_ctrl_c_stops_a_parallel_chunk_in_one_line_leaving_nothing(tmp_path, docstrings, bpe_file):
+    """Ctrl-C reaches the whole process group: each chunk worker printed a KeyboardInterrupt traceback."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    rng = random.Random(0)
+    words = "the quick brown fox jumps over lazy dog model reason".split()
+    source = write_jsonl(tmp_path / "docs.jsonl", [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(20, 120)))}
+                                                   for _ in range(60_000)])  # enough to keep both workers encoding
+    out = tmp_path / "windows.jsonl"
+    chunk = subprocess.Popen([sys.executable, "-m", "hrmkit", "data", "chunk", "--source", str(source), "--out", str(out),
+                              "--tokenizer", str(bpe_file), "--target-length", "16", "--stride", "4", "--num-proc", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("windows.jsonl.tmp-*")) and chunk.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # the workers are encoding
+    assert chunk.poll() is None, "chunk ended before it could be interrupted"
+    os.killpg(chunk.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = chunk.communicate(timeout=120)
+    assert chunk.returncode == 130 and "Traceback" not in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["docs.jsonl"]

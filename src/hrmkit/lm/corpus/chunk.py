@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -91,6 +92,9 @@ _worker_state: tuple[TextTokenizer, WindowSpec] | None = None
 
 def _start_worker(tokenizer_path: str, spec: WindowSpec) -> None:
     global _worker_state
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the pool (and says so in one
+    # line); a worker that took it too printed a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_tokenizer_threads(1)  # the processes are the parallelism; more threads would only contend
     _worker_state = (load_tokenizer(tokenizer_path), spec)
 
