@@ -211,3 +211,25 @@ def test_sigterm_stops_a_builder_as_ctrl_c_does_leaving_no_unfinished_output(tmp
     assert build.returncode == 130
     assert err.splitlines()[-1] == "interrupted: SIGTERM; the command stopped before it finished"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_a_module_imports_is_an_interruption_not_a_traceback(monkeypatch):
+    """Ctrl-C in the first second, while torch imports, surfaced as the import's own error (ImportError:
+    partially initialized module 'torch', RuntimeError: duplicate registrations...): 50-96 lines, exit 1."""
+    def importing(*_args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("cannot import name 'nn' from partially initialized module 'torch'") from None
+    monkeypatch.setattr("hrmkit.cli.info.run", importing)
+    result = hrm_here("info", "--config", "hrm_v1", check=False)
+    assert result.returncode == 130
+    assert result.stderr == "interrupted: the command stopped before it finished\n"
+
+
+def test_an_error_not_raised_by_an_interrupt_still_surfaces(monkeypatch):
+    def broken(*_args):
+        raise ImportError("a real bug")
+    monkeypatch.setattr("hrmkit.cli.info.run", broken)
+    with pytest.raises(ImportError, match="a real bug"):
+        hrm_here("info", "--config", "hrm_v1", check=False)

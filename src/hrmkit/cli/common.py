@@ -49,3 +49,21 @@ def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process is interrupted: one says so
             print(f"interrupted: {f'{stop}; ' if str(stop) else ''}{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        if not _raised_by_an_interrupt(error):
+            raise
+        # Ctrl-C while a module imports (torch takes a second) surfaces as the import's own error.
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _raised_by_an_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the errors this one was raised while handling."""
+    seen: set[int] = set()
+    cause = error.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
