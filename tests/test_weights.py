@@ -187,3 +187,22 @@ def test_load_checkpoint_for_a_dataset_the_model_cannot_read_is_one_line(trained
     assert main(["prepare", "sudoku", "--size", "6", "--train", "4", "--test", "2", "--out", str(other)]) == 0
     with pytest.raises(ValueError, match="sudoku6/(test|train): the model expects vocab 6 / seq_len 16, dataset has"):
         load_checkpoint(trained_sudoku_run, dataset=other)
+
+
+@pytest.mark.cli
+def test_an_eval_stopped_between_its_writes_leaves_no_figures_of_another_evaluation(trained_sudoku_run, sudoku4,
+                                                                                       tmp_path, monkeypatch):
+    """hrm eval into an --out folder an earlier evaluation wrote: stopped after its predictions.npz, it left
+    the earlier metrics.json beside them, naming another checkpoint, other flags and other figures."""
+    import numpy as np
+    from cli_helpers import hrm_here
+    out = tmp_path / "eval"
+    hrm_here("eval", "--checkpoint", trained_sudoku_run, "--data", sudoku4, "--out", out)
+    assert (out / "metrics.json").is_file()
+
+    def killed(*_args, **_kwargs):
+        raise SystemExit("killed while writing predictions.npz")
+    monkeypatch.setattr(np, "savez_compressed", killed)
+    with pytest.raises(SystemExit):
+        hrm_here("eval", "--checkpoint", trained_sudoku_run, "--data", sudoku4, "--out", out, "--tta", "2")
+    assert not (out / "metrics.json").exists()

@@ -50,6 +50,10 @@ def cmd_eval(args) -> int:
         metrics.update(path_scores(split, predictions["predictions"]))
     metrics["precision"], metrics["compiled"] = precision, model is not models_and_configs[0][0]
     output_folder(out)
+    # An earlier evaluation's figures go before any new file lands beside them: a stop between this
+    # evaluation's writes then leaves no metrics.json describing other predictions. metrics.json comes last.
+    for earlier in ("metrics.json", "submission.json"):
+        (out / earlier).unlink(missing_ok=True)
     # ARC's score undoes the augmentations, votes across variants and writes submission.json; it needs the
     # test tasks, which the HRM reference's ARC builder does not write.
     arc_test_tasks = Path(args.data) / "test_puzzles.json"
