@@ -134,3 +134,48 @@ def test_prepare_refuses_an_empty_split_in_one_line(tmp_path, kind, flags, messa
     result = hrm_here("prepare", kind, *flags, "--out", tmp_path / "ds", check=False)
     assert (result.returncode, result.stderr) == (2, f"error: {message}\n")
     assert not (tmp_path / "ds").exists()
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has ended (what a writer killed with SIGKILL leaves its files named after)."""
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.cli
+def test_a_build_clears_what_a_killed_build_of_the_same_output_left(tmp_path):
+    """A build killed with SIGKILL (or a power loss) left <out>.tmp-<pid> (gigabytes for ARC at the README's
+    --num-aug 1000) and nothing ever removed it. The next build of that output removes it; what a live
+    process or another output owns stays."""
+    import subprocess
+    import sys
+
+    from cli_helpers import hrm_here
+    gone = _gone_pid()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another build, still writing
+    try:
+        killed, live, other = (tmp_path / f"s4.tmp-{gone}", tmp_path / f"s4.tmp-{running.pid}",
+                               tmp_path / f"s6.tmp-{gone}")
+        for folder in (killed, live, other):
+            folder.mkdir()
+            (folder / "train").mkdir()
+        hrm_here("prepare", "sudoku", "--size", "4", "--train", "20", "--test", "5", "--out", tmp_path / "s4")
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["s4", live.name, other.name])
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_an_output_a_killed_swap_had_retired_comes_back_under_its_name(tmp_path):
+    """Killed between its two renames, a replacement left no output under the final name: the old one was
+    <name>.old-<pid>. The next write of that output puts it back first."""
+    from hrmkit.files import atomic_write_text, clear_leftovers
+    gone = _gone_pid()
+    retired = tmp_path / f"data.old-{gone}"
+    retired.mkdir()
+    atomic_write_text(retired / "dataset.json", "{}")
+    clear_leftovers(tmp_path, "data")
+    assert (tmp_path / "data" / "dataset.json").read_text() == "{}" and not retired.exists()

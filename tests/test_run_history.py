@@ -168,3 +168,18 @@ def test_a_second_process_training_the_same_run_is_refused_while_the_first_runs(
         first.communicate(timeout=120)
     assert first.returncode == 130
     assert hrm_here(*args[:-len(TINY_MODEL) - 1], "train.steps=1", *TINY_MODEL, check=False).returncode == 0
+
+
+@pytest.mark.cli
+def test_a_checkpoint_save_clears_the_unfinished_file_a_killed_save_left(sudoku4, tmp_path):
+    """Killed while writing step_N.pt, a save left step_N.pt.tmp-<pid> (checkpoint-sized) for good: no later
+    save writes that name."""
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    leftover = tmp_path / "run" / "checkpoints" / f"step_3.pt.tmp-{child.pid}"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a checkpoint")
+    train(sudoku4, tmp_path, 4)
+    assert not leftover.exists() and (tmp_path / "run" / "checkpoints" / "step_4.pt").is_file()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,44 @@ def temporary_name(path: str | os.PathLike) -> Path:
     """The name ``path`` is written under until it is complete."""
     path = Path(path)
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+# What a writer leaves beside its output while it works: <name>.tmp-<pid>[suffix] (the unfinished output)
+# and, while swapping a finished one in, <name>.old-<pid> (the output it replaces; move_into_place).
+_LEFTOVER = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-[a-z]+)?$")
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def clear_leftovers(folder: str | os.PathLike, name: str | None = None) -> None:
+    """Remove what writers killed mid-write (SIGKILL, a power loss) left in ``folder``: unfinished
+    outputs of processes that are gone, for ``name`` or (None) any name. An output such a process was
+    replacing goes back under its name when nothing took its place, else it goes too. Without this a
+    killed build's temporary copy (gigabytes for ARC) stayed for good. Live processes' are left alone."""
+    folder = Path(folder)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = _LEFTOVER.match(entry.name)
+        if not match or (name is not None and match["name"] != name) or not _process_is_gone(int(match["pid"])):
+            continue
+        target = entry.with_name(match["name"])
+        if match["kind"] == "old" and not target.exists():
+            os.rename(entry, target)
+        elif entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def refuse_folder(path: str | os.PathLike | None) -> None:
@@ -68,6 +107,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     """
     refuse_folder(path)
     path = Path(path)
+    clear_leftovers(path.parent, path.name)
     temporary = temporary_name(path)
     try:
         with open(temporary, "wb") as file:
@@ -106,6 +146,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def staged_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed."""
     path = Path(path)
+    clear_leftovers(path.parent, path.name)
     temporary = temporary_name(path)
     try:
         yield temporary
@@ -122,6 +163,7 @@ def staged_folder(out_dir: str | os.PathLike, suffix: str = "") -> Iterator[Path
     ``suffix`` marks a folder that still has to pass a check before it counts (see ``hrm data merge``).
     """
     out_dir = Path(out_dir)
+    clear_leftovers(out_dir.parent, out_dir.name)
     staging = out_dir.with_name(f"{temporary_name(out_dir).name}{suffix}")
     if staging.exists():  # left behind by a crashed run that had our pid
         shutil.rmtree(staging)

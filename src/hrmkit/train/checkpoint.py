@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from hrmkit.files import atomic_write_text, write_atomically
+from hrmkit.files import atomic_write_text, clear_leftovers, write_atomically
 
 __all__ = [
     "CheckpointError",
@@ -83,6 +83,7 @@ def save_checkpoint(
     """
     folder = Path(ckpt_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(folder)  # a save killed mid-write left step_<N>.pt.tmp-<pid>, a name no later save reuses
     path = folder / f"step_{step}.pt"
     payload = {key: value for key, value in state.items() if key != "complete"}
     payload["step"] = step
