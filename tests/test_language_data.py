@@ -685,9 +685,10 @@ def test_download_slice_resumes_a_dropped_connection_and_continues_after_used_ra
         parts.mkdir()
         data = files["/data/shard-5.jsonl.zst"]
         (parts / "00000005-shard-5.jsonl.zst.part").write_bytes(data[:100])
-        code, _, err = run_tool("download-slice", *common, "--out", third, "--target-size", "1K")
+        code, printed, err = run_tool("download-slice", *common, "--out", third, "--target-size", "1K")
         assert code == 0, err
         assert third.read_bytes() == texts[5]
+        assert "; 100 bytes were kept from interrupted downloads" in printed
         assert ("/data/shard-5.jsonl.zst", "bytes=100-") in server.requests
 
         code, _, err = run_tool("download-slice", *common, "--out", tmp_path / "none.jsonl", "--count", 1)

@@ -177,7 +177,8 @@ def _run_download_slice(args, progress) -> int:
     meta = result.meta
     print(f"wrote {args.out}: shards {meta['start']}..{meta['end'] - 1} of {meta['index_entries']}, "
           f"{meta['samples']} lines, {meta['bytes_downloaded'] / 1e6:.1f} MB downloaded with {result.downloader} "
-          f"in {result.seconds:.1f} s" + (f" ({result.retries} retried request(s))" if result.retries else ""))
+          f"in {result.seconds:.1f} s" + (f" ({result.retries} retried request(s))" if result.retries else "")
+          + (f"; {result.resumed_bytes:,} bytes were kept from interrupted downloads" if result.resumed_bytes else ""))
     for note in result.notes:
         print(f"  note: {note}")
     return 0

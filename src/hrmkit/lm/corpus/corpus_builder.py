@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,6 @@ class BuildResult:
     seconds: float
     tokenizer_seconds: float = 0.0
     tokenizer_trained: bool = False
-    totals: dict[str, int] = field(default_factory=dict)
 
 
 class _SplitReader:
@@ -329,7 +328,6 @@ def build_corpus(
         seconds=time.perf_counter() - started,
         tokenizer_seconds=tokenizer_seconds if tokenizer_choice.path is None else 0.0,
         tokenizer_trained=tokenizer_choice.path is None,
-        totals=totals,
     )
 
 

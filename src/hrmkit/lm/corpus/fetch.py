@@ -125,7 +125,7 @@ def python_download(url: str, destination: Path, options: FetchOptions, on_bytes
             raise
         with response:
             if have and response.status == 200:
-                have = 0  # the server ignored the Range header and sends the whole file
+                have = resumed[0] = 0  # the server ignored the Range header and sends the whole file
             elif have:
                 first = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
                 if first is None or int(first.group(1)) != have:

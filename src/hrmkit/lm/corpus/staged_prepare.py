@@ -65,7 +65,6 @@ class StagedPrepareResult:
     extract: ExtractResult | None  # None when a finished extraction was reused
     triples: BuildResult | None  # None when skipped or reused
     extract_reused: bool = False
-    triples_reused: bool = False
     stamp: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,7 +153,6 @@ def staged_prepare(
         old_key = load_corpus_meta(corpus).get("source", {}).get("stage_key", {})
         changed = _differences(old_key, key)
         if not changed:
-            result.triples_reused = True
             say(f"reusing {corpus} (--force-triples rebuilds it)")
             return result
         raise ValueError(f"{corpus} was made from other inputs ({', '.join(changed)} differ); pass --force-triples to rebuild it")
