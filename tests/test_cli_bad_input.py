@@ -434,3 +434,23 @@ def test_resuming_with_another_optimizer_or_a_broken_config_yaml_is_one_line(sud
     (tmp_path / "r" / "config.yaml").write_text("train: [unclosed\n")
     assert main([*run, "train.steps=2"]) == 0
     assert "is not a YAML mapping of settings" in capsys.readouterr().out
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize(("override", "line"), [
+    ("train.lr=inf", "error: train.lr: expected a finite float, got 'inf'"),
+    ("train.grad_clip=nan", "error: train.grad_clip: expected a finite float, got 'nan'"),
+    ("model.rope_theta=0", "error: model: rope_theta and rms_norm_eps must be > 0"),
+    ("run_name=../elsewhere", "error: run_name must be one folder name (no '/', '..' or surrounding spaces), got "
+                              "'../elsewhere'"),
+    ("train.optimizer_kwargs={lr: 10}", "error: train: optimizer_kwargs: lr is train.lr; set it there"),
+])
+def test_settings_that_trained_to_nan_or_elsewhere_or_were_silently_overridden_are_refused(override, line, sudoku4,
+                                                                                          tmp_path):
+    """Each of these trained and exited 0 (a user audit): lr=inf and rope_theta=0 to a NaN loss, grad_clip=nan with
+    clipping off, run_name=../x into a folder outside runs_dir, optimizer_kwargs' lr over train.lr while
+    config.yaml said train.lr."""
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path / 'runs'}",
+                      "train.steps=1", *TINY_MODEL, override, check=False)
+    assert one_line_error(result) == line
+    assert list(tmp_path.iterdir()) == []

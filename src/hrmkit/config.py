@@ -131,6 +131,8 @@ class ModelConfig:
                                 f"got {self.hidden_size} / {self.num_heads}")
         if self.hrm_gate_warmup_steps < 0:
             problems.append("hrm_gate_warmup_steps must be >= 0")
+        if self.rope_theta <= 0 or self.rms_norm_eps <= 0:  # either one turned every loss into NaN
+            problems.append("rope_theta and rms_norm_eps must be > 0")
         from hrmkit.train.token_losses import loss_name_problem
         problem = loss_name_problem(self.loss)
         if problem:
@@ -242,6 +244,19 @@ class TrainConfig:
             problems.append("depth_schedule: H_cycles and L_cycles must be >= 1 in every stage")
         if not 0 < self.segment_loss_decay <= 1:
             problems.append(f"segment_loss_decay must be in (0, 1], got {self.segment_loss_decay}")
+        problems += self._optimizer_kwargs_problems()
+        return problems
+
+    def _optimizer_kwargs_problems(self) -> list[str]:
+        """optimizer_kwargs are the optimizer's other arguments: one that has its own field here would
+        silently win over that field (lr: 10 trained at 10 while config.yaml said lr: 0.001)."""
+        kwargs = self.optimizer_kwargs if isinstance(self.optimizer_kwargs, dict) else {}
+        problems = [f"optimizer_kwargs: {name} is train.{field}; set it there"
+                    for name, field in (("lr", "lr"), ("weight_decay", "weight_decay")) if name in kwargs]
+        betas = kwargs.get("betas")
+        if betas is not None and (not isinstance(betas, (list, tuple)) or list(betas[:2]) != [self.beta1, self.beta2]):
+            problems.append(f"optimizer_kwargs: betas must start with train.beta1 and train.beta2 ({self.beta1}, "
+                            f"{self.beta2}): set those, and give betas only for an optimizer's further ones, got {betas}")
         return problems
 
     def depth_at(self, step: int) -> tuple[int, int] | None:
@@ -264,6 +279,9 @@ class RunConfig:
     def validate(self) -> list[str]:
         from hrmkit.model.losses import TOKEN_LOSSES
         problems = []
+        if self.run_name != self.run_name.strip() or self.run_name in (".", "..") or any(
+                separator in self.run_name for separator in "/\\"):  # it would land outside runs_dir, or in it
+            problems.append(f"run_name must be one folder name (no '/', '..' or surrounding spaces), got {self.run_name!r}")
         if self.task == "puzzle" and self.model.loss not in TOKEN_LOSSES:
             problems.append(f"model.loss: the puzzle task's ACT loss takes {' or '.join(TOKEN_LOSSES)}, not '{self.model.loss}'")
         if self.task == "puzzle" and self.train.eval_loss_patience:  # it would never stop the run

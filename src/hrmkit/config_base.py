@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -228,7 +229,8 @@ def _coerce(value: Any, annotation: Any, path: str, problems: list[str]) -> Any:
         raise TypeError(f"{path}: unsupported config annotation {annotation!r}")
     result = scalar_coercer(value)
     if result is _INVALID:
-        problems.append(f"{path}: expected {_type_name(annotation)}, got {value!r}")
+        problems.append(f"{path}: expected {'a finite ' if _non_finite(value) else ''}{_type_name(annotation)}, "
+                        f"got {value!r}")
     return result
 
 
@@ -360,17 +362,28 @@ def _to_int(value: Any) -> Any:
 
 
 def _to_float(value: Any) -> Any:
+    """A finite float: nan and inf meant nothing any field can use (lr=inf trained to NaN, grad_clip=nan
+    turned clipping off) and were taken without a word."""
     if isinstance(value, bool):
         return _INVALID
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         # PyYAML reads "1e-3" (no dot) as a string, so this path serves YAML files too.
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             return _INVALID
-    return _INVALID
+    else:
+        return _INVALID
+    return number if math.isfinite(number) else _INVALID
+
+
+def _non_finite(value: Any) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _to_str(value: Any) -> Any:
