@@ -454,3 +454,24 @@ def test_settings_that_trained_to_nan_or_elsewhere_or_were_silently_overridden_a
                       "train.steps=1", *TINY_MODEL, override, check=False)
     assert one_line_error(result) == line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.cli
+def test_a_field_given_as_a_guide_flag_and_as_an_override_is_refused(sudoku4, tmp_path):
+    """--steps=abc train.steps=2 trained 2 steps and exited 0: the override won whatever the order, and the
+    flag's value was never checked (a user audit)."""
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path / 'runs'}",
+                      "--steps=abc", "train.steps=2", *TINY_MODEL, check=False)
+    assert one_line_error(result) == "error: train.steps is given twice, as --steps and as an override; give it once"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.cli
+def test_guide_flags_take_dashes_as_run_name_does(sudoku4, tmp_path):
+    """--run-name worked and --batch-size was 'unknown key batch_size' with no hint."""
+    common = ["train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}", "--steps", "1",
+              *TINY_MODEL[:-3], "train.progress=false"]
+    hrm_here(*common, "--run-name", "dashed", "--batch-size", "8")
+    hrm_here(*common, "--run_name", "underscored", "--batch_size", "8")
+    for run in ("dashed", "underscored"):
+        assert "global_batch_size: 8" in (tmp_path / run / "config.yaml").read_text()

@@ -60,8 +60,23 @@ def _guide_overrides(args) -> dict:
 
 def _train_config(args, overrides: list[str]):
     from hrmkit.config import load_run_config
-    from hrmkit.config_base import deep_merge, parse_overrides
-    return load_run_config(args.config, deep_merge(_guide_overrides(args), parse_overrides(overrides)))
+    from hrmkit.config_base import ConfigError, deep_merge, parse_overrides
+    guide, dotted = _guide_overrides(args), parse_overrides(overrides)
+    # One field set both ways: the dotted value won and the flag's was never even checked.
+    twice = sorted(".".join(path) for path in _leaf_paths(guide)
+                   if any(path[:len(other)] == other or other[:len(path)] == path for other in _leaf_paths(dotted)))
+    if twice:
+        flag_of = {dotted_name: flag for flag, (dotted_name, _) in guide_flags().items()}
+        raise ConfigError([f"{name} is given twice, as --{flag_of.get(name, name)} and as an override; give it once"
+                           for name in twice])
+    return load_run_config(args.config, deep_merge(guide, dotted))
+
+
+def _leaf_paths(tree: dict, prefix: tuple = ()) -> list[tuple]:
+    paths = []
+    for key, value in tree.items():
+        paths += _leaf_paths(value, prefix + (key,)) if isinstance(value, dict) and value else [prefix + (key,)]
+    return paths
 
 
 
@@ -172,8 +187,9 @@ def add_parsers(verbs) -> None:
     train.add_argument("--dry_run", "--dry-run", action="store_true",
                        help="one forward and backward pass on random tokens; prints the loss and exits")
     guide = train.add_argument_group("training-guide flags (aliases of the config fields named)")
-    for flag, (dotted, meaning) in guide_flags().items():
-        guide.add_argument(f"--{flag}", default=None, metavar="V", help=f"{meaning} [{dotted}]")
+    for flag, (dotted, meaning) in guide_flags().items():  # --batch-size as --run-name: both spellings
+        spellings = dict.fromkeys([f"--{flag}", f"--{flag.replace('_', '-')}"])
+        guide.add_argument(*spellings, dest=flag, default=None, metavar="V", help=f"{meaning} [{dotted}]")
 
     quick = verbs.add_parser("quickstart", help="build 4x4 Sudoku, train a tiny TRM on the CPU, evaluate (< 4 min)")
     quick.add_argument("--data", default="data/quickstart_sudoku4",
