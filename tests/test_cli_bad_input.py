@@ -475,3 +475,10 @@ def test_guide_flags_take_dashes_as_run_name_does(sudoku4, tmp_path):
     hrm_here(*common, "--run_name", "underscored", "--batch_size", "8")
     for run in ("dashed", "underscored"):
         assert "global_batch_size: 8" in (tmp_path / run / "config.yaml").read_text()
+
+
+@pytest.mark.cli
+def test_a_run_evaluated_on_the_split_it_trains_on_does_not_call_its_score_held_out(sudoku4, tmp_path):
+    result = hrm_here("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                      "train.steps=1", "data.eval_split=train", *TINY_MODEL)
+    assert "training-split (train, not held-out) exact accuracy" in result.stdout and "held-out exact" not in result.stdout

@@ -104,7 +104,7 @@ def cmd_train(args, overrides: list[str]) -> int:
     finally:
         left_a_group = shutdown_processes()
     if trainer.proc.is_main:
-        _print_train_result(result, cfg.data.path)
+        _print_train_result(result, cfg.data)
     if left_a_group:
         # Everything is written and the process group is gone, but gloo's worker threads can still
         # abort the interpreter's own teardown now and then (SIGABRT, "terminate called without an
@@ -116,8 +116,11 @@ def cmd_train(args, overrides: list[str]) -> int:
 
 
 
-def _print_train_result(result: dict, data_path: str) -> None:
-    run_dir = Path(result["run_dir"])
+def _print_train_result(result: dict, data) -> None:
+    """The run's final evaluation, named for what it scored: a run evaluated on the split it trains on
+    printed it as held-out."""
+    run_dir, data_path = Path(result["run_dir"]), data.path
+    scored = "held-out" if data.eval_split != data.train_split else f"training-split ({data.train_split}, not held-out)"
     if result.get("already_finished"):
         from hrmkit.loading import final_metrics
         final, metrics = final_metrics(run_dir)
@@ -131,13 +134,13 @@ def _print_train_result(result: dict, data_path: str) -> None:
         from hrmkit.puzzles.kind import dataset_kind
         arc = dataset_kind(data_path) == "arc"
         rows = "augmented test rows, each scored alone" if arc else "examples"
-        print(f"held-out exact accuracy {evaluation['exact_accuracy']:.2%} over {int(evaluation['count'])} {rows} "
+        print(f"{scored} exact accuracy {evaluation['exact_accuracy']:.2%} over {int(evaluation['count'])} {rows} "
               f"(token accuracy {evaluation['accuracy']:.2%}, the mean of each example's share of tokens right; "
               f"mean halting step {evaluation['steps']:.2f})")
         if arc:
             print(f"ARC's score votes over each test pair's augmented rows: hrm eval --checkpoint {run_dir} --data {data_path}")
     elif evaluation:
-        print(f"held-out exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
+        print(f"{scored} exact match of generated answers {evaluation['exact_accuracy']:.2%} (validation loss "
               f"{evaluation['loss']:.4f} and teacher-forced token accuracy {evaluation['accuracy']:.2%}, each "
               f"answer's token mean averaged over {int(evaluation['count'])} answers)")
     if "train_seconds" in result:
@@ -165,7 +168,7 @@ def cmd_quickstart(args) -> int:
     cfg = load_run_config("quickstart_sudoku4", parse_overrides([f"data.path={data_dir}", f"runs_dir={args.runs_dir}", *args.overrides]))
     print(f"training a {cfg.model.variant.upper()} model on the CPU for {cfg.train.steps} steps ...")
     result = Trainer(cfg, PuzzleTask, reset_progress=False).train()
-    _print_train_result(result, cfg.data.path)
+    _print_train_result(result, cfg.data)
     print(f"quickstart finished in {time.perf_counter() - started:.0f} s")
     return 0
 
