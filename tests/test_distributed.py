@@ -103,3 +103,17 @@ def test_resuming_with_another_process_count_says_what_to_type(sudoku4, tmp_path
     result = torchrun(*[a.replace("train.steps=2", "train.steps=4") for a in args], check=False)
     assert result.returncode != 0
     assert "written by 1 processes, this run has 2; pick a new run_name, or add --reset_progress" in result.stderr
+
+
+@pytest.mark.distributed
+def test_an_error_on_rank_0_alone_ends_the_job_with_its_message_instead_of_hanging(sudoku4, tmp_path):
+    """Rank 0 failed writing a file (here config.yaml, named by a folder) and went to wait for the others,
+    who waited in the next collective: the job hung with no message (a user audit; torchrun's 300 s here)."""
+    run = tmp_path / "run"
+    (run / "config.yaml").mkdir(parents=True)
+    result = torchrun("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                      "run_name=run", "train.steps=4", *TINY_MODEL, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {run / 'config.yaml'} is a folder; give the name of the file to write",
+                      "error: another process of this torchrun job ended (its error is above); this one stops too"]

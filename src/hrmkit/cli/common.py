@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -50,11 +51,23 @@ def run_reporting_errors(run: Callable[[], int], interrupted: str) -> int:
             print(f"interrupted: {f'{stop}; ' if str(stop) else ''}{interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
+        if _a_peer_process_ended(error):  # its own error, printed by it, is the one to read
+            print("error: another process of this torchrun job ended (its error is above); this one stops too",
+                  file=sys.stderr)
+            return EXIT_FAILED
         if not _raised_by_an_interrupt(error):
             raise
         # Ctrl-C while a module imports (torch takes a second) surfaces as the import's own error.
         print(f"interrupted: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _a_peer_process_ended(error: BaseException) -> bool:
+    """Under torchrun, a collective broken because another process of the job exited (gloo: 'Connection
+    closed by peer'); that process printed why."""
+    text = str(error)
+    return "RANK" in os.environ and isinstance(error, RuntimeError) and (
+        "Connection closed by peer" in text or "Connection reset by peer" in text)
 
 
 def _raised_by_an_interrupt(error: BaseException) -> bool:

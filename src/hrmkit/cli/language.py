@@ -12,10 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from hrmkit.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from hrmkit.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
 from hrmkit.cli.flags import add_dataclass_flags
-
-EXIT_FAILED = 1
 
 
 # -- argument types (a bad value is a one-line usage error) --------------------------------------

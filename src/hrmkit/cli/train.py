@@ -98,11 +98,16 @@ def cmd_train(args, overrides: list[str]) -> int:
         from hrmkit.lm.task import Seq2SeqTask as task_class
     else:
         from hrmkit.puzzles.task import PuzzleTask as task_class
+    finished = False
     try:
         trainer = Trainer(cfg, task_class, reset_progress=args.reset_progress)
         result = trainer.train()
+        finished = True
     finally:
-        left_a_group = shutdown_processes()
+        # A process that failed alone (rank 0 writing a file) leaves without waiting for the others, who
+        # wait in the next collective: that wait hung the job, and the error was never printed. Its exit
+        # then ends the job (torchrun stops the other processes).
+        left_a_group = shutdown_processes(together=finished)
     if trainer.proc.is_main:
         _print_train_result(result, cfg.data)
     if left_a_group:

@@ -77,14 +77,16 @@ def init_processes(device: torch.device) -> ProcessInfo:
     return info
 
 
-def shutdown_processes() -> bool:
+def shutdown_processes(together: bool = True) -> bool:
     """Leave the process group, if there is one; True when there was (asked after this, ``collectives.active()``
-    says False)."""
+    says False). ``together``: wait for every process first; False for a process leaving on an error
+    the others may not share (they would never reach the wait)."""
     if not (dist.is_available() and dist.is_initialized()):
         return False
-    # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
-    # abort the other side (seen as a SIGABRT at exit).
-    collectives.barrier()
+    if together:
+        # Leave together: a rank tearing down while rank 0 still writes its files can make gloo
+        # abort the other side (seen as a SIGABRT at exit).
+        collectives.barrier()
     dist.destroy_process_group()
     return True
 
