@@ -117,3 +117,16 @@ def test_an_error_on_rank_0_alone_ends_the_job_with_its_message_instead_of_hangi
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {run / 'config.yaml'} is a folder; give the name of the file to write",
                       "error: another process of this torchrun job ended (its error is above); this one stops too"]
+
+
+@pytest.mark.distributed
+def test_an_evaluation_batch_the_processes_cannot_share_is_refused_before_training(sudoku4, tmp_path):
+    """It was accepted, and failed at the first evaluation, which with eval_interval=0 came after every step,
+    so final/ was never written (a user audit)."""
+    result = torchrun("train", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", f"runs_dir={tmp_path}",
+                      "run_name=run", "train.steps=3", "train.eval_interval=0", "train.eval_batch_size=15", *TINY_MODEL,
+                      check=False)
+    assert result.returncode != 0
+    assert ("error: train.eval_batch_size 15 is not divisible by the 2 processes: each scores the same number of "
+            "rows per batch") in result.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -74,6 +74,9 @@ class Trainer:
         self.device = pick_device(tc.device, local_rank())
         resolve_speed_settings(cfg, self.device)  # config.yaml then records what ran, not "auto"
         self.proc: ProcessInfo = init_processes(self.device)
+        if tc.eval_batch_size % self.proc.world_size:  # found at the first evaluation, perhaps after all the steps
+            raise ValueError(f"train.eval_batch_size {tc.eval_batch_size} is not divisible by the {self.proc.world_size} "
+                             "processes: each scores the same number of rows per batch")
         if not self.proc.is_main:  # one voice: rank 0 speaks for all processes
             self.log = lambda *_: None
         self.task: Task = task_factory(cfg, self.proc.rank, self.proc.world_size)
