@@ -102,7 +102,8 @@ def test_resuming_with_another_process_count_says_what_to_type(sudoku4, tmp_path
     hrm(*args)
     result = torchrun(*[a.replace("train.steps=2", "train.steps=4") for a in args], check=False)
     assert result.returncode != 0
-    assert "written by 1 processes, this run has 2; pick a new run_name, or add --reset_progress" in result.stderr
+    assert ("written by 1 processes, this run has 2: resume it with 1 (each holds its place in the data), or add "
+            "--reset_progress to continue from its weights, or pick a new run_name") in result.stderr
 
 
 @pytest.mark.distributed

@@ -235,8 +235,9 @@ class Trainer:
         task_states = state["task_by_rank"]
         if len(task_states) != self.proc.world_size:
             raise ckpt.CheckpointError(f"{path} was written by {len(task_states)} processes, this run has "
-                                       f"{self.proc.world_size}; pick a new run_name, or add --reset_progress to "
-                                       "continue from its weights")
+                                       f"{self.proc.world_size}: resume it with {len(task_states)} (each holds its "
+                                       "place in the data), or add --reset_progress to continue from its weights, or "
+                                       "pick a new run_name")
         self.task.load_state_dict(task_states[self.proc.rank], self.device)
         _set_rng_state(state["rng"])
         self.step = state["step"]
