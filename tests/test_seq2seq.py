@@ -328,3 +328,19 @@ def test_generate_says_when_the_model_does_not_read_a_prompt_as_written(tmp_path
     notes = [line for line in out.stderr.splitlines() if line.startswith("note:")]
     assert notes == ["note: prompt 2 is 100 tokens; the model reads its last 64 (model.seq_len)",
                      "note: prompt 3 has characters the tokenizer does not know; they read as <unk>"]
+
+
+def test_an_moe_layer_in_eval_mode_gives_each_row_the_same_output_whatever_else_is_in_its_batch():
+    """Capacity applied at evaluation dropped tokens by batch: a 2-process run and a 1-process run with the
+    same weights logged different validation losses (a user audit)."""
+    from hrmkit.model.moe import MoEFeedForward
+    torch.manual_seed(0)
+    layer = MoEFeedForward(hidden_size=16, num_experts=4, top_k=2, capacity_factor=0.5, ff_multiplier=2).eval()
+    rows = torch.randn(6, 5, 16)
+    with torch.no_grad():
+        together, _ = layer(rows)
+        alone = torch.cat([layer(rows[i:i + 1])[0] for i in range(len(rows))])
+    assert torch.allclose(together, alone, atol=1e-6)
+    layer.train()  # training keeps the capacity: there it is a budget, and rows do share it
+    with torch.no_grad():
+        assert not torch.allclose(layer(rows)[0], torch.cat([layer(rows[i:i + 1])[0] for i in range(len(rows))]))

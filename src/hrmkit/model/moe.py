@@ -2,8 +2,9 @@
 
 Each token goes to its ``top_k`` highest-scoring experts, weighted by the router's renormalised
 probabilities. An expert takes at most ``capacity = ceil(capacity_factor * tokens * top_k /
-num_experts)`` tokens per batch; first choices are served before second choices, and a token
-that finds its expert full gets nothing from it (the block's residual carries it through).
+num_experts)`` tokens per training batch; first choices are served before second choices, and a token
+that finds its expert full gets nothing from it (the block's residual carries it through). In eval mode
+every token is served, so a row's output does not depend on the rest of its batch.
 The load-balancing loss is the Switch Transformer's: ``num_experts * sum_e f_e * P_e`` with
 ``f_e`` the share of routed assignments that chose expert e and ``P_e`` its mean router
 probability; it is 1 for perfectly even routing and grows as routing collapses. The encoder adds
@@ -57,7 +58,9 @@ class MoEFeedForward(nn.Module):
         weight_of = weights.t().reshape(-1)
         one_hot = F.one_hot(expert_of, self.num_experts)  # [k * n, experts]
         position = (one_hot.cumsum(0) * one_hot).sum(-1) - 1  # place in its expert's queue
-        served = position < self.capacity(len(real))
+        # Capacity is a training-time budget. Evaluating with it made a token's output depend on the other rows
+        # of its batch, and so on the batch size and the number of processes sharing an evaluation.
+        served = position < self.capacity(len(real)) if self.training else torch.ones_like(position, dtype=torch.bool)
 
         out = torch.zeros_like(tokens_real)
         for index, expert in enumerate(self.experts):
