@@ -43,3 +43,12 @@ def test_overrides_without_config_are_refused(option):
 def test_config_and_another_option_are_refused_not_half_ignored(other):
     line = refused("info", "--config", "quickstart_sudoku4", *other)
     assert f"argument {other[0]}: not allowed with argument --config" in line, line
+
+
+@pytest.mark.cli
+def test_info_keeps_a_size_given_by_hand_beside_a_dataset(sudoku4):
+    """With one of model.vocab_size / model.seq_len given, both were replaced by the dataset's, and hrm info
+    printed the parameter count of another model than the one asked about (a user audit)."""
+    from cli_helpers import hrm_here
+    printed = hrm_here("info", "--config", "quickstart_sudoku4", f"data.path={sudoku4}", "model.seq_len=20").stdout
+    assert "vocab 6 seq 20" in printed.splitlines()[0]

@@ -32,7 +32,8 @@ def shapes_from_data(cfg: RunConfig) -> None:
     elif cfg.task == "puzzle" and (root / cfg.data.train_split / "dataset.json").exists():
         from hrmkit.puzzles.format import load_split
         meta = load_split(root, cfg.data.train_split).metadata
-        model.vocab_size, model.seq_len = meta.vocab_size, meta.seq_len
+        # A size given by hand stays (it was replaced: hrm info then counted another model's parameters).
+        model.vocab_size, model.seq_len = model.vocab_size or meta.vocab_size, model.seq_len or meta.seq_len
         model.num_puzzle_identifiers = meta.num_puzzle_identifiers
 
 
