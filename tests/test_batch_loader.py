@@ -4,6 +4,8 @@ and a worker's error reaching the training process."""
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,3 +119,27 @@ def test_batches_are_pinned_only_for_a_run_that_trains_on_cuda(split, monkeypatc
     cfg = RunConfig()
     cfg.train.device, cfg.data.workers = device, 1
     assert batch_loader_for(cfg, TrainSampler(split, 16, seed=3)).pin_memory is pinned
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork workers are the Linux default")
+def test_a_loader_still_open_when_python_exits_does_not_hang_the_exit(tmp_path):
+    """Its workers ignore SIGTERM (the trainer handles stop signals), so the terminate() multiprocessing sends
+    at interpreter exit could not end them: a script that left a loader open never exited (CI hung on it
+    once, after the last test had passed)."""
+    script = tmp_path / "left_open.py"
+    script.write_text(f"""
+import numpy as np
+from hrmkit.puzzles.batches import TrainSampler
+from hrmkit.puzzles.format import PuzzleDatasetMetadata, load_split, write_dataset
+from hrmkit.train.batch_loader import BatchLoader
+inputs = np.arange(40 * 4, dtype=np.int32).reshape(40, 4) % 7 + 1
+arrays = {{"inputs": inputs, "labels": inputs.copy(), "puzzle_identifiers": np.zeros(40, dtype=np.int32),
+          "puzzle_indices": np.arange(41, dtype=np.int32), "group_indices": np.arange(41, dtype=np.int32)}}
+meta = PuzzleDatasetMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=8, seq_len=4,
+                             num_puzzle_identifiers=1, total_groups=40, mean_puzzle_examples=1.0, sets=["all"])
+write_dataset({str(tmp_path / "data")!r}, {{"train": {{"all": arrays}}}}, {{"train": meta}}, ["<blank>"])
+loader = BatchLoader(TrainSampler(load_split({str(tmp_path / "data")!r}, "train"), 8, seed=0), workers=2,
+                     start_method="fork")
+loader.next_batch()
+""")
+    subprocess.run([sys.executable, str(script)], check=True, timeout=60)

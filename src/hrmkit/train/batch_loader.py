@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -71,6 +72,16 @@ def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
     ignore_stop_signals()
 
 
+def _stop_workers(open_iterator: list) -> None:
+    """Stop the workers of the DataLoader iterator in ``open_iterator`` (emptied), by the loader's own
+    shutdown: they ignore SIGTERM (ignore_stop_signals), so multiprocessing's terminate() at interpreter
+    exit cannot end them, and a loader still open then hung the exit for good."""
+    iterator = open_iterator.pop() if open_iterator else None
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 class BatchLoader:
     """``source``'s batches, prepared by ``workers`` processes (0: in this process), in order.
 
@@ -84,13 +95,15 @@ class BatchLoader:
             raise ValueError(f"data.workers must be >= 0, got {workers}")
         self.source, self.workers, self.pin_memory, self.prefetch = source, workers, pin_memory, prefetch
         self.start_method = start_method or _worker_start_method()
-        self._batches: Iterator | None = None
+        self._batches: list[Iterator] = []  # the DataLoader iterator while workers run
         self._position: dict[str, Any] | None = None  # after the last batch handed out; None: source's own
+        # At exit (before torch's own exit hook, which turns the shutdown off), or when the loader is dropped.
+        weakref.finalize(self, _stop_workers, self._batches)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         if self.workers == 0:
             return self.source.next_batch()
-        if self._batches is None:
+        if not self._batches:
             # The loader seeds its workers from `generator`: without one it would draw from torch's global
             # generator and shift the training's own random draws (ACT exploration). The sources draw
             # from their own seeded generators, so this seed changes no batch.
@@ -99,8 +112,8 @@ class BatchLoader:
                                 multiprocessing_context=multiprocessing.get_context(self.start_method),
                                 worker_init_fn=_leave_stop_signals_to_the_trainer,
                                 generator=torch.Generator().manual_seed(0))
-            self._batches = iter(loader)
-        batch, self._position = next(self._batches)
+            self._batches.append(iter(loader))
+        batch, self._position = next(self._batches[0])
         return batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -116,7 +129,8 @@ class BatchLoader:
         from there if it is used again."""
         if self._position is not None:
             self.source.load_state_dict(self._position)
-        self._batches, self._position = None, None  # the DataLoader's iterator stops its workers when dropped
+        _stop_workers(self._batches)
+        self._position = None
 
 
 def batch_loader_for(cfg: RunConfig, source: BatchSource) -> BatchLoader:
