@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from hrmkit.files import atomic_write_text
+from hrmkit.train.weights import METRICS_FILE
 
 try:
     import fcntl
@@ -130,7 +131,7 @@ def stale_best_model(run_dir: Path, step: int) -> int | None:
     """The step of ``best-model/`` when it was saved after ``step``: by an attempt that stopped before
     its next checkpoint, from weights the resumed run no longer has. None otherwise."""
     try:
-        saved = json.loads((run_dir / "best-model" / "metrics.json").read_text(encoding="utf-8")).get("step")
+        saved = json.loads((run_dir / "best-model" / METRICS_FILE).read_text(encoding="utf-8")).get("step")
     except (OSError, ValueError, AttributeError):
         return None
     return saved if isinstance(saved, int) and saved > step else None

@@ -192,7 +192,9 @@ class Trainer:
             if state is not None and not weights_only and state.get("ema") is not None:
                 self.ema.load_state_dict({k: v.to(self.device) for k, v in state["ema"].items()})
 
-    def _load_newest_checkpoint(self, reset_progress: bool, unfinished_reset: Path | None = None) -> dict | None:
+    def _load_newest_checkpoint(self, weights_only: bool, unfinished_reset: Path | None = None) -> dict | None:
+        """The newest checkpoint's state; ``weights_only`` (--reset_progress, or one that stopped early) loads
+        its weights and leaves the rest of the run (optimizers, schedule, step) at their start."""
         path, warnings = ckpt.find_resumable(unfinished_reset / "checkpoints" if unfinished_reset else self.ckpt_dir)
         for warning in warnings:
             self.log(f"warning: {warning}")
@@ -212,7 +214,7 @@ class Trainer:
                 "pick a new run_name or remove that folder") from None
         if changed:
             self.log(f"warning: resuming {path} with model settings changed since it was saved: {changed}")
-        if reset_progress:
+        if weights_only:
             self.log(f"loaded weights from {path}; progress reset (--reset_progress)")
             return state
         saved_optimizers = state.get("resolved", {}).get("optimizers")
